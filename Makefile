@@ -1,0 +1,25 @@
+# osapgw build and test entry points. `make test` is what README and CI run.
+GO ?= go
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X github.com/osapgw/osapgw/internal/version.Version=$(VERSION)
+
+.PHONY: all build test test-deps demo clean
+
+all: build
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ ./cmd/...
+
+# test-deps installs the real peers the tests talk to, when missing.
+test-deps:
+	./scripts/test-deps.sh
+
+test: test-deps
+	$(GO) vet ./...
+	$(GO) test -count=1 -timeout 40m ./...
+
+demo:
+	$(GO) run ./cmd/osapgw demo
+
+clean:
+	rm -rf bin dist

@@ -1,0 +1,122 @@
+// Package adapters defines what a southbound adapter provides to the bridge
+// and keeps the registry of adapter kinds ("modbus", "onvif", ...).
+//
+// Each kind lives in its own package under adapters/ and registers itself in
+// an init function; the daemon imports the kinds it ships. A kind parses its
+// own [[device]] section of osapgw.toml (purely: no sockets, no files but the
+// ones the section names as secrets) and returns an Adapter, which the bridge
+// then runs until its context ends.
+package adapters
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+
+	"github.com/osapgw/osapgw/model"
+)
+
+// Adapter is one configured sub-device.
+type Adapter interface {
+	// Describe returns the sub-device's model. It may contact the device
+	// (a camera reports its profiles); it returns an error when the model
+	// cannot be had yet, and the bridge retries.
+	Describe(ctx context.Context) (model.Device, error)
+	// Run polls and subscribes until ctx ends, reporting to sink. It returns
+	// nil when ctx ends, and an error only when it cannot go on at all
+	// (device errors are reported through sink.Status and retried).
+	Run(ctx context.Context, sink Sink) error
+	// Set writes values to attributes of a resource. Errors wrap the
+	// sentinels of this package where one fits.
+	Set(ctx context.Context, resource string, values map[string]model.Value) error
+	// Get reads attributes of a resource from the device now; no names means
+	// all of them.
+	Get(ctx context.Context, resource string, names []string) (map[string]model.Value, error)
+	// Invoke calls an operation of a resource and returns its output
+	// parameters.
+	Invoke(ctx context.Context, resource, operation string, in map[string]any) (map[string]any, error)
+}
+
+// Sink receives what adapters capture. Its methods never block for long:
+// the bridge queues or stores what it gets, so a slow upstream never stalls
+// a poll loop. Timestamps are the capture times.
+type Sink interface {
+	// Attributes reports current values of attributes of a resource.
+	Attributes(dev, resource string, values map[string]model.Value)
+	// Event reports an event; the bridge stores it durably before it returns.
+	Event(dev string, ev model.EventOccurrence)
+	// Status reports that the device went online or offline; err says why
+	// it is offline (nil when online).
+	Status(dev string, online bool, err error)
+}
+
+// Readier is implemented by adapters that can say whether they are
+// connected to their device.
+type Readier interface {
+	Ready() bool
+}
+
+// Decoder decodes a device's section of the configuration into v. It is
+// strict: keys that v does not have are reported as errors naming them.
+type Decoder interface {
+	Decode(v any) error
+}
+
+// Env is what the daemon hands every adapter it builds.
+type Env struct {
+	// Logger is scoped to the device ("device", id; "kind", kind).
+	Logger *slog.Logger
+}
+
+// Kind is one kind of adapter.
+type Kind struct {
+	// Name is the value of `kind` in a [[device]] block.
+	Name string
+	// Sample is a commented sample [[device]] block for this kind.
+	Sample string
+	// New parses the section of device id (without opening any
+	// connection) and returns the adapter. Errors name the field; the
+	// caller adds the device and file.
+	New func(id string, dec Decoder, env Env) (Adapter, error)
+}
+
+var (
+	mu    sync.RWMutex
+	kinds = map[string]Kind{}
+)
+
+// Register makes a kind available by name. It panics if the name is empty
+// or registered twice, as both are programming errors.
+func Register(k Kind) {
+	mu.Lock()
+	defer mu.Unlock()
+	if k.Name == "" || k.New == nil {
+		panic("adapters: Register of a kind with no name or constructor")
+	}
+	if _, dup := kinds[k.Name]; dup {
+		panic(fmt.Sprintf("adapters: kind %q registered twice", k.Name))
+	}
+	kinds[k.Name] = k
+}
+
+// Lookup returns the kind called name, and false when there is none.
+func Lookup(name string) (Kind, bool) {
+	mu.RLock()
+	defer mu.RUnlock()
+	k, ok := kinds[name]
+	return k, ok
+}
+
+// Kinds returns the names of the registered kinds, sorted.
+func Kinds() []string {
+	mu.RLock()
+	defer mu.RUnlock()
+	names := make([]string, 0, len(kinds))
+	for n := range kinds {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}

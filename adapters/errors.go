@@ -1,0 +1,23 @@
+package adapters
+
+import "errors"
+
+// Sentinel errors that adapters wrap so the bridge can answer downlink
+// requests with the reply codes of the binding.
+var (
+	// ErrBadRequest is returned when a request's values or parameters are
+	// of the wrong type, out of range or missing (reply code 400).
+	ErrBadRequest = errors.New("bad request")
+	// ErrNotFound is returned when a resource, attribute or operation does
+	// not exist (reply code 404).
+	ErrNotFound = errors.New("not found")
+	// ErrTimeout is returned when the device did not answer in time
+	// (reply code 408).
+	ErrTimeout = errors.New("device timeout")
+	// ErrNotWritable is returned when an attribute cannot be set (reply
+	// code 409).
+	ErrNotWritable = errors.New("not writable")
+	// ErrOffline is returned when the device is known to be unreachable
+	// (reply code 503).
+	ErrOffline = errors.New("device offline")
+)

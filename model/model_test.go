@@ -1,0 +1,117 @@
+package model
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func ptr(f float64) *float64 { return &f }
+
+func TestCoerce(t *testing.T) {
+	tests := []struct {
+		name     string
+		typ      Type
+		in       any
+		min, max *float64
+		want     any
+		wantErr  string
+	}{
+		{name: "bool", typ: TypeBool, in: true, want: true},
+		{name: "bool from number", typ: TypeBool, in: 1.0, wantErr: "want a bool"},
+		{name: "int from json float", typ: TypeInt, in: 42.0, want: int64(42)},
+		{name: "int with fraction", typ: TypeInt, in: 4.5, wantErr: "want an integer"},
+		{name: "int below min", typ: TypeInt, in: -1.0, min: ptr(0), wantErr: "below the minimum"},
+		{name: "float above max", typ: TypeFloat, in: 101.0, max: ptr(100), wantErr: "above the maximum"},
+		{name: "float from int64", typ: TypeFloat, in: int64(7), want: 7.0},
+		{name: "float from json number", typ: TypeFloat, in: json.Number("2.5"), want: 2.5},
+		{name: "string", typ: TypeString, in: "x", want: "x"},
+		{name: "string from number", typ: TypeString, in: 3.0, wantErr: "want a string"},
+		{name: "unknown type", typ: "decimal", in: 3.0, wantErr: "unknown type"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := Coerce(tt.typ, tt.in, tt.min, tt.max)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("Coerce(%v) error = %v, want %q", tt.in, err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Fatalf("Coerce(%v) = %v (%T), %v, want %v (%T)", tt.in, got, got, err, tt.want, tt.want)
+			}
+		})
+	}
+}
+
+func TestValueJSON(t *testing.T) {
+	at := time.UnixMilli(1764150000000)
+	b, err := json.Marshal(map[string]Value{"temperature": {V: 21.5, At: at}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const want = `{"temperature":{"v":21.5,"ts":1764150000000,"q":"good"}}`
+	if string(b) != want {
+		t.Fatalf("Marshal = %s, want %s", b, want)
+	}
+	var back map[string]Value
+	if err := json.Unmarshal([]byte(`{"a":{"v":3,"ts":5,"q":"bad"},"b":{"v":2.5,"ts":6}}`), &back); err != nil {
+		t.Fatal(err)
+	}
+	wantBack := map[string]Value{"a": {V: int64(3), At: time.UnixMilli(5), Quality: QualityBad}, "b": {V: 2.5, At: time.UnixMilli(6)}}
+	if diff := cmp.Diff(wantBack, back); diff != "" {
+		t.Fatalf("Unmarshal mismatch (-want +got):\n%s", diff)
+	}
+}
+
+func TestEventJSON(t *testing.T) {
+	ev := EventOccurrence{Resource: "video/1", Event: "motion", Params: map[string]any{"state": true}, At: time.UnixMilli(1764150000000)}
+	b, err := json.Marshal(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const want = `{"resource":"video/1","event":"motion","params":{"state":true},"ts":1764150000000}`
+	if string(b) != want {
+		t.Fatalf("Marshal = %s, want %s", b, want)
+	}
+	var back EventOccurrence
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(ev, back); diff != "" {
+		t.Fatalf("round trip mismatch (-want +got):\n%s", diff)
+	}
+}
+
+func TestValidate(t *testing.T) {
+	d := Device{ID: "boiler-1", Resources: []Resource{
+		{Name: "main", Areas: []Area{{Name: "env", Attributes: []Attribute{
+			{Name: "temp", Type: TypeFloat}, {Name: "temp", Type: TypeFloat}, {Name: "mode", Type: "enum"},
+		}}}},
+		{Name: "main"},
+	}}
+	err := d.Validate()
+	for _, want := range []string{`duplicate attribute "temp"`, `attribute "mode": unknown type "enum"`, `duplicate resource "main"`} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Validate() = %v, want it to contain %q", err, want)
+		}
+	}
+	good := Device{ID: "x", Resources: []Resource{{Name: "r", Areas: []Area{{Name: "a", Attributes: []Attribute{{Name: "t", Type: TypeInt}}}}}}}
+	if err := good.Validate(); err != nil {
+		t.Fatalf("Validate(good) = %v", err)
+	}
+	r, ok := good.Resource("r")
+	if !ok {
+		t.Fatal("Resource(r) not found")
+	}
+	if _, ok := r.Attribute("t"); !ok {
+		t.Fatal("Attribute(t) not found")
+	}
+	if _, ok := r.Operation("t"); ok {
+		t.Fatal("Operation(t) found, want none")
+	}
+}
