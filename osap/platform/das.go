@@ -271,6 +271,13 @@ func (d *DAS) Registered() int {
 	return d.online
 }
 
+// Serving reports whether Serve is accepting connections now.
+func (d *DAS) Serving() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.srv != nil
+}
+
 // Serve runs the broker on the bound address until ctx ends, then
 // disconnects every device, closes the listener and returns nil once every
 // goroutine it started has ended. It may be called again after it returns:
