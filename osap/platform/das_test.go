@@ -332,7 +332,18 @@ func TestLogin(t *testing.T) {
 				t.Errorf("Device(%q) = %+v, %v; want online with aes-128-gcm", tt.devID, info, err)
 			}
 			td.client.Disconnect(50)
+			waitFor(t, "the DAS to see the disconnect", func() bool { return d.Registered() == 0 })
 		})
+	}
+}
+
+// waitFor polls cond until it holds, failing the test after waitLimit.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(waitLimit); !cond(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited in vain for %s", what)
+		}
 	}
 }
 
