@@ -1,0 +1,274 @@
+// Command osap-platform is the OSAP platform emulator: the LBS that
+// authenticates gateways, one or more DAS (embedded MQTT brokers) they
+// connect to, the device registry, and an HTTP API on 127.0.0.1 to watch
+// devices, read events, set attributes and invoke operations. Run
+// `osap-platform --help` for its flags.
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/osapgw/osapgw/osap"
+	"github.com/osapgw/osapgw/osap/platform"
+)
+
+const helpText = `usage: osap-platform [flags]
+
+osap-platform is the OSAP platform emulator. It runs
+  - the LBS (load balancing service): gateways authenticate there (ECDH first
+    authentication, re-authentication), get a session key and the address of
+    the DAS with the fewest registered devices;
+  - one DAS or more (device access service): MQTT 3.1.1 brokers that check
+    the login password, keep every gateway to its own topics, open every
+    message, keep topology, last attribute values and events (deduplicated
+    and stored in the state directory);
+  - an HTTP API, meant for 127.0.0.1, to watch all this and send requests.
+It logs each device's connect, authentication result and disconnect.
+
+flags:
+  --lbs ADDR                LBS listen address (default 127.0.0.1:7700)
+  --das ADDR                DAS listen address; repeat for several DAS
+                            (default 127.0.0.1:1883)
+  --http ADDR               HTTP API listen address (default 127.0.0.1:7780);
+                            the API has no authentication: keep it on loopback
+  --registry FILE           device registry, TOML: serial -> verification code
+                            (default devices.toml)
+  --state DIR               state: assigned DevIDs and master keys, events
+                            (default osap-platform-state)
+  --tls-cert FILE           certificate (PEM) for the LBS (TLS) and the DAS
+  --tls-key FILE            (mqtts); both or neither
+  --session-lifetime DUR    session key lifetime (default 1h)
+  --suites LIST             cipher suites the LBS accepts, comma separated,
+                            from aes-128-gcm, aes-128-cbc-hmac-sha256,
+                            aes-128-cbc, aes-128-ecb (the last two are legacy,
+                            without integrity)
+                            (default aes-128-gcm,aes-128-cbc-hmac-sha256)
+  --log-level LEVEL         debug, info, warn or error (default info)
+  -h, --help                print this help
+
+HTTP API (JSON; errors are {"error": "..."} with a matching status):
+  GET  /api/devices                                  gateways and sub-devices
+  GET  /api/devices/{devid}                          models, last attributes
+  GET  /api/devices/{devid}/events?after=N&limit=M   events with seq > N
+  POST /api/devices/{devid}/set     {"dev":"cam-1","resource":"video/1","values":{"brightness":0.5}}
+  POST /api/devices/{devid}/get     {"dev":"cam-1","resource":"video/1","names":["brightness"]}
+  POST /api/devices/{devid}/invoke  {"dev":"cam-1","resource":"ptz/1","operation":"goto_preset","input":{"preset":"3"}}
+  set, get and invoke wait for the gateway's reply (?timeout=10s by default)
+  and return {"id","code","msg","body"}.
+
+examples:
+  osap-platform --registry devices.toml --state /var/tmp/osap-platform
+  osap-platform --das 127.0.0.1:1883 --das 127.0.0.1:1884
+  curl -s 127.0.0.1:7780/api/devices
+  curl -s -d '{"dev":"cam-1","resource":"ptz/1","operation":"goto_preset","input":{"preset":"3"}}' \
+       127.0.0.1:7780/api/devices/GW-DEVID/invoke
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stderr)
+	stop()
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+	case errors.Is(err, errUsage):
+		os.Exit(2)
+	default:
+		fmt.Fprintf(os.Stderr, "osap-platform: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+// errUsage is returned when the flags are wrong; the problem has been
+// printed already.
+var errUsage = errors.New("usage")
+
+// options are the parsed flags.
+type options struct {
+	lbs             string
+	das             []string
+	http            string
+	registry        string
+	state           string
+	tlsCert         string
+	tlsKey          string
+	sessionLifetime time.Duration
+	suites          osap.SuiteSet
+	logLevel        slog.Level
+}
+
+// listFlag is a repeatable string flag.
+type listFlag []string
+
+func (l *listFlag) String() string     { return strings.Join(*l, ",") }
+func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
+
+// parseFlags parses and checks the command line; it opens nothing.
+func parseFlags(args []string, stderr io.Writer) (options, error) {
+	o := options{}
+	fs := flag.NewFlagSet("osap-platform", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {} // the error alone on a bad flag; helpText for --help
+	var das listFlag
+	var suites, level string
+	fs.StringVar(&o.lbs, "lbs", "127.0.0.1:7700", "")
+	fs.Var(&das, "das", "")
+	fs.StringVar(&o.http, "http", "127.0.0.1:7780", "")
+	fs.StringVar(&o.registry, "registry", "devices.toml", "")
+	fs.StringVar(&o.state, "state", "osap-platform-state", "")
+	fs.StringVar(&o.tlsCert, "tls-cert", "", "")
+	fs.StringVar(&o.tlsKey, "tls-key", "", "")
+	fs.DurationVar(&o.sessionLifetime, "session-lifetime", time.Hour, "")
+	fs.StringVar(&suites, "suites", "aes-128-gcm,aes-128-cbc-hmac-sha256", "")
+	fs.StringVar(&level, "log-level", "info", "")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprint(stderr, helpText)
+			return o, err
+		}
+		fmt.Fprintln(stderr, "see osap-platform --help")
+		return o, errUsage
+	}
+	bad := func(format string, a ...any) (options, error) {
+		fmt.Fprintf(stderr, "osap-platform: "+format+"\n", a...)
+		return o, errUsage
+	}
+	if fs.NArg() > 0 {
+		return bad("unexpected argument %q (see --help)", fs.Arg(0))
+	}
+	o.das = das
+	if len(o.das) == 0 {
+		o.das = []string{"127.0.0.1:1883"}
+	}
+	if (o.tlsCert == "") != (o.tlsKey == "") {
+		return bad("--tls-cert and --tls-key go together")
+	}
+	if o.sessionLifetime < 10*time.Second || o.sessionLifetime > 0xffffffff*time.Second {
+		return bad("--session-lifetime %v: want from 10s to 136 years", o.sessionLifetime)
+	}
+	for _, name := range strings.Split(suites, ",") {
+		s, err := osap.ParseSuite(strings.TrimSpace(name))
+		if err != nil {
+			return bad("--suites: %v", err)
+		}
+		o.suites |= osap.SuiteSet(s)
+	}
+	if err := o.logLevel.UnmarshalText([]byte(level)); err != nil {
+		return bad("--log-level %q: want debug, info, warn or error", level)
+	}
+	if o.state == "" {
+		return bad("--state: a directory is needed")
+	}
+	return o, nil
+}
+
+func run(ctx context.Context, args []string, stderr io.Writer) error {
+	o, err := parseFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: o.logLevel}))
+	var tlsCfg *tls.Config
+	if o.tlsCert != "" {
+		cert, err := tls.LoadX509KeyPair(o.tlsCert, o.tlsKey)
+		if err != nil {
+			return fmt.Errorf("TLS certificate: %w", err)
+		}
+		tlsCfg = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	if err := os.MkdirAll(o.state, 0o700); err != nil {
+		return fmt.Errorf("state directory: %w", err)
+	}
+
+	keys, err := openRegistry(o, log)
+	if err != nil {
+		return err
+	}
+
+	// One event store for every DAS, so that a gateway moved from one DAS
+	// to another is still deduplicated.
+	events, err := platform.OpenEventStore(filepath.Join(o.state, "events.jsonl"))
+	if err != nil {
+		return err
+	}
+	defer events.Close()
+
+	var das []*platform.DAS
+	defer func() {
+		for _, d := range das {
+			d.Close()
+		}
+	}()
+	for i, addr := range o.das {
+		d, err := platform.NewDAS(platform.DASConfig{
+			Listen: addr,
+			TLS:    tlsCfg,
+			Keys:   keys,
+			Events: events,
+			Logger: log.With("component", "das", "das_index", i),
+		})
+		if err != nil {
+			return err
+		}
+		das = append(das, d)
+	}
+
+	lbs, err := newLBS(o, keys, das, tlsCfg, log)
+	if err != nil {
+		return err
+	}
+
+	hl, err := net.Listen("tcp", o.http)
+	if err != nil {
+		return fmt.Errorf("HTTP API: %w", err)
+	}
+	hs := &http.Server{
+		Handler:           platform.NewAPI(das, platform.WithAPILogger(log.With("component", "api"))),
+		ReadHeaderTimeout: 5 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+
+	g, gctx := errgroup.WithContext(ctx)
+	for _, d := range das {
+		g.Go(func() error { return d.Serve(gctx) })
+	}
+	if lbs != nil {
+		g.Go(func() error { return lbs(gctx) })
+	}
+	g.Go(func() error {
+		if err := hs.Serve(hl); !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("HTTP API: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-gctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return hs.Shutdown(sctx)
+	})
+	urls := make([]string, len(das))
+	for i, d := range das {
+		urls[i] = d.URL()
+	}
+	log.Info("osap-platform ready", "lbs", o.lbs, "das", strings.Join(urls, ","), "http", "http://"+hl.Addr().String(),
+		"state", o.state, "suites", o.suites.String())
+	err = g.Wait()
+	log.Info("osap-platform stopped")
+	return err
+}

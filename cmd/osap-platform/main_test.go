@@ -1,0 +1,67 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/osapgw/osapgw/osap"
+)
+
+func TestParseFlags(t *testing.T) {
+	defaults := options{
+		lbs: "127.0.0.1:7700", das: []string{"127.0.0.1:1883"}, http: "127.0.0.1:7780",
+		registry: "devices.toml", state: "osap-platform-state", sessionLifetime: time.Hour,
+		suites: osap.DefaultSuites, logLevel: slog.LevelInfo,
+	}
+	tests := []struct {
+		name    string
+		args    []string
+		want    func(o *options)
+		wantErr error
+		stderr  string
+	}{
+		{name: "defaults", want: func(*options) {}},
+		{name: "several DAS", args: []string{"--das", "127.0.0.1:1883", "--das=127.0.0.1:1884"},
+			want: func(o *options) { o.das = []string{"127.0.0.1:1883", "127.0.0.1:1884"} }},
+		{name: "legacy suites", args: []string{"--suites", "aes-128-gcm, aes-128-ecb", "--log-level", "debug", "--session-lifetime", "90s"},
+			want: func(o *options) {
+				o.suites = osap.SuiteSet(osap.SuiteAESGCM | osap.SuiteAESECB)
+				o.logLevel = slog.LevelDebug
+				o.sessionLifetime = 90 * time.Second
+			}},
+		{name: "help", args: []string{"--help"}, wantErr: flag.ErrHelp, stderr: "--session-lifetime DUR"},
+		{name: "unknown suite", args: []string{"--suites", "rot13"}, wantErr: errUsage, stderr: `unknown cipher suite "rot13"`},
+		{name: "cert without key", args: []string{"--tls-cert", "c.pem"}, wantErr: errUsage, stderr: "go together"},
+		{name: "short lifetime", args: []string{"--session-lifetime", "1s"}, wantErr: errUsage, stderr: "--session-lifetime"},
+		{name: "bad level", args: []string{"--log-level", "loud"}, wantErr: errUsage, stderr: "--log-level"},
+		{name: "stray argument", args: []string{"serve"}, wantErr: errUsage, stderr: `unexpected argument "serve"`},
+		{name: "unknown flag", args: []string{"--mqtt", "x"}, wantErr: errUsage, stderr: "-mqtt"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stderr bytes.Buffer
+			got, err := parseFlags(tt.args, &stderr)
+			if !errors.Is(err, tt.wantErr) {
+				t.Fatalf("parseFlags(%q) error = %v, want %v (stderr %s)", tt.args, err, tt.wantErr, stderr.String())
+			}
+			if !strings.Contains(stderr.String(), tt.stderr) {
+				t.Errorf("stderr = %q, want it to contain %q", stderr.String(), tt.stderr)
+			}
+			if tt.want == nil {
+				return
+			}
+			want := defaults
+			want.das = append([]string(nil), defaults.das...)
+			tt.want(&want)
+			if diff := cmp.Diff(want, got, cmp.AllowUnexported(options{})); diff != "" {
+				t.Errorf("options (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
