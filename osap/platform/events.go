@@ -47,8 +47,13 @@ type EventStore struct {
 	f      *os.File // nil for a store in memory only
 	path   string
 	closed bool
-	seq    uint64
-	byDev  map[string]*deviceEvents
+	seq    uint64 // the last sequence number given (and written)
+
+	cond    *sync.Cond // on mu: a sync has ended
+	synced  uint64     // every line up to this seq is on disk
+	syncing bool       // one Add is running fsync, mu released
+	failed  error      // sticky write or sync error
+	byDev   map[string]*deviceEvents
 }
 
 type deviceEvents struct {
@@ -68,6 +73,7 @@ const maxEventLine = 4 << 20
 // error naming path:line.
 func OpenEventStore(path string) (*EventStore, error) {
 	s := &EventStore{path: path, byDev: map[string]*deviceEvents{}}
+	s.cond = sync.NewCond(&s.mu)
 	if path == "" {
 		return s, nil
 	}
@@ -84,6 +90,7 @@ func OpenEventStore(path string) (*EventStore, error) {
 		return nil, err
 	}
 	s.f = f
+	s.synced = s.seq
 	return s, nil
 }
 
@@ -157,8 +164,11 @@ func (s *EventStore) insert(ev Event) bool {
 
 // Add stores ev under the next sequence number and returns it with Seq set,
 // and true; or, when (ev.DevID, ev.ID) is stored already, the stored event
-// and false. With a file, the event is written and synced before Add
-// returns; on error nothing is added and the caller must not acknowledge it.
+// and false. With a file, Add returns once the event (or the stored one it
+// duplicates) is written and synced; concurrent Adds share one fsync (group
+// commit). On error the caller must not acknowledge the event. A write or
+// sync error is sticky: the store refuses every later Add, since what
+// reached the disk is no longer known.
 func (s *EventStore) Add(ev Event) (Event, bool, error) {
 	if ev.DevID == "" || ev.ID == "" {
 		return Event{}, false, fmt.Errorf("add event: %w: devid %q, id %q", ErrInvalidRequest, ev.DevID, ev.ID)
@@ -168,8 +178,14 @@ func (s *EventStore) Add(ev Event) (Event, bool, error) {
 	if s.closed {
 		return Event{}, false, fmt.Errorf("add event %q of %q: %w", ev.ID, ev.DevID, ErrStoreClosed)
 	}
+	if s.failed != nil {
+		return Event{}, false, fmt.Errorf("add event %q of %q: %w", ev.ID, ev.DevID, s.failed)
+	}
 	if de := s.byDev[ev.DevID]; de != nil {
 		if seq, dup := de.ids[ev.ID]; dup {
+			if err := s.waitSynced(seq); err != nil {
+				return Event{}, false, fmt.Errorf("add event %q of %q: %w", ev.ID, ev.DevID, err)
+			}
 			return de.find(seq), false, nil
 		}
 	}
@@ -181,15 +197,43 @@ func (s *EventStore) Add(ev Event) (Event, bool, error) {
 		}
 		line = append(line, '\n')
 		if _, err := s.f.Write(line); err != nil {
-			return Event{}, false, fmt.Errorf("add event %q of %q: write %s: %w", ev.ID, ev.DevID, s.path, err)
-		}
-		if err := s.f.Sync(); err != nil {
-			return Event{}, false, fmt.Errorf("add event %q of %q: sync %s: %w", ev.ID, ev.DevID, s.path, err)
+			s.failed = fmt.Errorf("write %s: %w", s.path, err)
+			return Event{}, false, fmt.Errorf("add event %q of %q: %w", ev.ID, ev.DevID, s.failed)
 		}
 	}
 	s.seq = ev.Seq
 	s.insert(ev)
+	if err := s.waitSynced(ev.Seq); err != nil {
+		return Event{}, false, fmt.Errorf("add event %q of %q: %w", ev.ID, ev.DevID, err)
+	}
 	return ev, true, nil
+}
+
+// waitSynced returns once every line up to seq is synced, syncing itself
+// when no other caller is. s.mu is held, and released during the fsync.
+func (s *EventStore) waitSynced(seq uint64) error {
+	for s.f != nil && s.synced < seq {
+		if s.failed != nil {
+			return s.failed
+		}
+		if s.syncing {
+			s.cond.Wait()
+			continue
+		}
+		s.syncing = true
+		target, f := s.seq, s.f
+		s.mu.Unlock()
+		err := f.Sync()
+		s.mu.Lock()
+		s.syncing = false
+		if err != nil {
+			s.failed = fmt.Errorf("sync %s: %w", s.path, err)
+		} else {
+			s.synced = target
+		}
+		s.cond.Broadcast()
+	}
+	return nil
 }
 
 func (de *deviceEvents) find(seq uint64) Event {
@@ -244,6 +288,9 @@ func (s *EventStore) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.closed = true
+	for s.syncing {
+		s.cond.Wait()
+	}
 	if s.f == nil {
 		return nil
 	}

@@ -3,9 +3,12 @@ package platform
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -146,5 +149,69 @@ func TestEventStoreInMemory(t *testing.T) {
 	}
 	if got := s.DevIDs(); len(got) != 1 || got[0] != "a" {
 		t.Errorf("DevIDs = %v, want [a]", got)
+	}
+}
+
+func TestEventStoreConcurrentAdds(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "events.jsonl")
+	s, err := OpenEventStore(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const devices, each = 8, 50
+	var wg sync.WaitGroup
+	for k := range devices {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				// Every event twice: the duplicate must wait for, and
+				// return, the first one.
+				for range 2 {
+					ev, _, err := s.Add(Event{DevID: fmt.Sprintf("gw-%d", k), ID: strconv.Itoa(i)})
+					if err != nil || ev.Seq == 0 {
+						t.Errorf("Add: %+v, %v", ev, err)
+						return
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	s.Close()
+	s, err = OpenEventStore(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	seen := map[uint64]bool{}
+	for k := range devices {
+		evs := s.Events(fmt.Sprintf("gw-%d", k), 0, 0)
+		if len(evs) != each {
+			t.Errorf("gw-%d: %d events after reopen, want %d", k, len(evs), each)
+		}
+		for _, ev := range evs {
+			if seen[ev.Seq] {
+				t.Errorf("seq %d given twice", ev.Seq)
+			}
+			seen[ev.Seq] = true
+		}
+	}
+}
+
+func TestEventStoreWriteErrorIsSticky(t *testing.T) {
+	s, err := OpenEventStore(filepath.Join(t.TempDir(), "events.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	addEvents(t, s, "a", "1")
+	s.f.Close() // the disk goes away behind the store's back
+	for _, id := range []string{"2", "3"} {
+		if _, _, err := s.Add(Event{DevID: "a", ID: id}); err == nil || !strings.Contains(err.Error(), "write") {
+			t.Errorf("Add(%s) after a write error = %v, want the write error", id, err)
+		}
+	}
+	if got := ids(s.Events("a", 0, 0)); got != "a/1" {
+		t.Errorf("events = %q, want a/1", got)
 	}
 }
