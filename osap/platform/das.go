@@ -71,11 +71,13 @@ type DASConfig struct {
 	Logger *slog.Logger
 	// Now is the clock used to check login freshness; nil means time.Now.
 	Now func() time.Time
+	// ConnectTimeout bounds how long a new connection may take to finish
+	// TLS and send its CONNECT; 0 means DefaultConnectTimeout.
+	ConnectTimeout time.Duration
 }
 
-// connectTimeout bounds how long a new connection may take to send its
-// CONNECT (and finish the TLS handshake).
-const connectTimeout = 10 * time.Second
+// DefaultConnectTimeout is DASConfig.ConnectTimeout's default.
+const DefaultConnectTimeout = 10 * time.Second
 
 // DAS is the platform's device access service: an embedded MQTT 3.1.1
 // broker that authenticates gateways with their login password, keeps each
@@ -203,6 +205,9 @@ func NewDAS(cfg DASConfig) (*DAS, error) {
 	if d.now == nil {
 		d.now = time.Now
 	}
+	if d.cfg.ConnectTimeout <= 0 {
+		d.cfg.ConnectTimeout = DefaultConnectTimeout
+	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("new DAS: %w", err)
@@ -319,7 +324,7 @@ func (d *DAS) Serve(ctx context.Context) error {
 		ln.Close()
 		return fmt.Errorf("serve DAS: add hook: %w", err)
 	}
-	l := &listener{id: "das", ln: ln, log: d.log, conns: map[net.Conn]struct{}{}}
+	l := &listener{id: "das", ln: ln, log: d.log, timeout: d.cfg.ConnectTimeout, conns: map[net.Conn]struct{}{}}
 	if err := srv.AddListener(l); err != nil {
 		ln.Close()
 		return fmt.Errorf("serve DAS: add listener: %w", err)

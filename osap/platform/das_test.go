@@ -3,14 +3,23 @@ package platform
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"math/big"
+	"net"
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -145,6 +154,7 @@ type testDevice struct {
 	client paho.Client
 	down   chan osap.Message
 	lost   chan error
+	tls    *tls.Config // for mqtts
 	// answer, when set, builds the reply to a downlink request.
 	answer func(osap.Message) (code int, msg string, body any)
 }
@@ -174,7 +184,7 @@ func (td *testDevice) connect(url, clientID, pw string) error {
 		SetClientID(clientID).SetUsername(td.id).SetPassword(pw).
 		SetCleanSession(false).SetAutoReconnect(false).SetConnectRetry(false).
 		SetProtocolVersion(4).SetKeepAlive(30 * time.Second).SetConnectTimeout(waitLimit).
-		SetOrderMatters(false).
+		SetOrderMatters(false).SetTLSConfig(td.tls).
 		SetConnectionLostHandler(func(_ paho.Client, err error) {
 			select {
 			case td.lost <- err:
@@ -693,4 +703,82 @@ func TestUndecryptableUplinkDropped(t *testing.T) {
 	if got := d.Events(td.id, 0, 0); len(got) != 1 {
 		t.Errorf("stored %d events, want 1", len(got))
 	}
+}
+
+func TestSilentAndGarbageConnectionsClosed(t *testing.T) {
+	checkGoroutines(t)
+	d := serve(t, newDAS(t, DASConfig{Keys: newFakeKeys(), ConnectTimeout: 100 * time.Millisecond}))
+	for _, tt := range []struct {
+		name string
+		send []byte
+	}{
+		{name: "silent"},
+		{name: "half a CONNECT", send: []byte{0x10, 0x20, 0x00, 0x04, 'M', 'Q'}},
+		{name: "garbage", send: []byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n")},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := net.Dial("tcp", d.Addr())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			if _, err := c.Write(tt.send); err != nil {
+				t.Fatal(err)
+			}
+			c.SetReadDeadline(time.Now().Add(waitLimit))
+			n, err := io.Copy(io.Discard, c)
+			if ne, ok := err.(net.Error); ok && ne.Timeout() {
+				t.Fatalf("the DAS kept the connection open (read %d bytes)", n)
+			}
+		})
+	}
+	if got := d.Registered(); got != 0 {
+		t.Errorf("Registered() = %d, want 0", got)
+	}
+}
+
+func TestTLS(t *testing.T) {
+	checkGoroutines(t)
+	cert, pool := selfSigned(t)
+	keys := newFakeKeys()
+	d := serve(t, newDAS(t, DASConfig{Keys: keys, TLS: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}}))
+	if !strings.HasPrefix(d.URL(), "mqtts://127.0.0.1:") {
+		t.Fatalf("URL() = %q, want mqtts://127.0.0.1:port", d.URL())
+	}
+	td := newDevice(t, "gw-tls", keys.add("gw-tls"))
+	td.tls = &tls.Config{RootCAs: pool, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12}
+	td.login(d.DAS)
+	td.event("1", "")
+	if got := len(d.Events("gw-tls", 0, 0)); got != 1 {
+		t.Errorf("%d events stored over TLS, want 1", got)
+	}
+}
+
+// selfSigned returns a certificate for 127.0.0.1 and a pool that trusts it.
+func selfSigned(t *testing.T) (tls.Certificate, *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "osap-platform test"},
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(leaf)
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool
 }

@@ -304,9 +304,10 @@ func (d *DAS) disconnected(cl *mqtt.Client, cause error) {
 // goroutine it starts: wait returns once the accept loop and every
 // connection have ended.
 type listener struct {
-	id  string
-	ln  net.Listener
-	log *slog.Logger
+	id      string
+	ln      net.Listener
+	log     *slog.Logger
+	timeout time.Duration // to finish TLS and send CONNECT
 
 	wg     sync.WaitGroup
 	mu     sync.Mutex
@@ -353,7 +354,7 @@ func (l *listener) Serve(establish listeners.EstablishFn) {
 			}()
 			// mochi sets no deadline until CONNECT is read; a silent peer
 			// would hold the goroutine for ever.
-			_ = c.SetDeadline(time.Now().Add(connectTimeout))
+			_ = c.SetDeadline(time.Now().Add(l.timeout))
 			if err := establish(l.id, c); err != nil && !isQuietEnd(err) {
 				l.log.Debug("connection ended", "remote", c.RemoteAddr().String(), "err", err)
 			}
