@@ -155,6 +155,7 @@ type testDevice struct {
 	down   chan osap.Message
 	lost   chan error
 	tls    *tls.Config // for mqtts
+	will   string      // will topic, if any
 	// answer, when set, builds the reply to a downlink request.
 	answer func(osap.Message) (code int, msg string, body any)
 }
@@ -191,6 +192,9 @@ func (td *testDevice) connect(url, clientID, pw string) error {
 			default:
 			}
 		})
+	if td.will != "" {
+		opts.SetWill(td.will, "x", 1, false)
+	}
 	td.client = paho.NewClient(opts)
 	tok := td.client.Connect()
 	if !tok.WaitTimeout(waitLimit) {
@@ -295,6 +299,7 @@ func TestLogin(t *testing.T) {
 		clientID string // default devID
 		register bool   // give devID a session key
 		key      []byte // seal the password with this key instead of the device's
+		will     string
 		at       time.Time
 		want     error
 	}{
@@ -306,6 +311,8 @@ func TestLogin(t *testing.T) {
 		{name: "wrong key", devID: "gw-wrong", register: true, key: wrong, at: now, want: packets.ErrorRefusedBadUsernameOrPassword},
 		{name: "unknown DevID", devID: "gw-unknown", at: now, want: packets.ErrorRefusedNotAuthorised},
 		{name: "client id is not the user name", devID: "gw-mismatch", clientID: "gw-other", register: true, at: now, want: packets.ErrorRefusedNotAuthorised},
+		{name: "will on its status topic", devID: "gw-will", register: true, at: now, will: "osap/v1/gw-will/up/status"},
+		{name: "will on another topic", devID: "gw-will-bad", register: true, at: now, will: "osap/v1/gw-other/down/attribute", want: packets.ErrorRefusedNotAuthorised},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -317,6 +324,7 @@ func TestLogin(t *testing.T) {
 				key = tt.key
 			}
 			td := newDevice(t, tt.devID, key)
+			td.will = tt.will
 			clientID := tt.clientID
 			if clientID == "" {
 				clientID = tt.devID
