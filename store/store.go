@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"sync"
 	"syscall"
 	"time"
@@ -29,6 +30,10 @@ const (
 // SchemaVersion is the version of the layout this build writes. Open
 // migrates older files step by step (see migrations) and refuses newer ones.
 const SchemaVersion = 1
+
+// schemaVersion is SchemaVersion, variable so that tests can pretend a
+// newer build with a migration step.
+var schemaVersion uint64 = SchemaVersion
 
 // Bucket and key names.
 var (
@@ -183,15 +188,28 @@ func (e *damageError) Unwrap() error { return e.err }
 
 // openFile opens and checks the bbolt file and loads the state. fresh
 // records a corruption in the new file's counters.
-func (s *Store) openFile(fresh bool) (*bolt.DB, state, error) {
+func (s *Store) openFile(fresh bool) (db *bolt.DB, st state, err error) {
+	// bbolt panics on some damaged pages; a fault on the mapping (a page
+	// beyond the end of the file) becomes a panic too in this goroutine.
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if r := recover(); r != nil {
+			// A panic inside bolt.Open leaves its descriptor and mapping
+			// behind; they are few bytes and go at exit.
+			if db != nil {
+				db.Close()
+			}
+			db, st, err = nil, state{}, &damageError{fmt.Errorf("bbolt panicked: %v", r)}
+		}
+	}()
 	if err := precheck(s.path); err != nil {
 		return nil, state{}, err
 	}
-	db, err := s.openBolt(s.path)
+	db, err = s.openBolt(s.path)
 	if err != nil {
 		return nil, state{}, err
 	}
-	st, err := s.prepare(db, fresh)
+	st, err = s.prepare(db, fresh)
 	if err != nil {
 		db.Close()
 		return nil, state{}, err
@@ -261,7 +279,7 @@ func (s *Store) prepare(db *bolt.DB, fresh bool) (state, error) {
 					return err
 				}
 			}
-			if err := putU64(meta, keySchema, SchemaVersion); err != nil {
+			if err := putU64(meta, keySchema, schemaVersion); err != nil {
 				return err
 			}
 			if fresh {
@@ -271,14 +289,14 @@ func (s *Store) prepare(db *bolt.DB, fresh bool) (state, error) {
 			}
 		}
 		v := getU64(meta, keySchema)
-		if v > SchemaVersion {
+		if v > schemaVersion {
 			return fmt.Errorf("store: %q has schema version %d, this osapgw knows up to %d; run a newer osapgw or move the file away: %w",
-				s.path, v, SchemaVersion, ErrNewerSchema)
+				s.path, v, schemaVersion, ErrNewerSchema)
 		}
 		if v == 0 {
 			return &damageError{errors.New("meta bucket without a schema version")}
 		}
-		for ; v < SchemaVersion; v++ {
+		for ; v < schemaVersion; v++ {
 			step, ok := migrations[v]
 			if !ok {
 				return fmt.Errorf("store: no migration from schema %d: %w", v, ErrNewerSchema)
