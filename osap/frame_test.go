@@ -116,7 +116,7 @@ func TestDecodeFrameErrors(t *testing.T) {
 }
 
 func TestDecodeTLVs(t *testing.T) {
-	ts, err := DecodeTLVs(mustHex(t, "0100024731" + "7f0000" + "040001ff"))
+	ts, err := DecodeTLVs(mustHex(t, "0100024731"+"7f0000"+"040001ff"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -40,7 +40,9 @@ const (
 
 // goldenRand is the deterministic source of the GCM nonces and CBC IVs of
 // the golden vectors.
-func goldenRand() io.Reader { return rand.NewChaCha8([32]byte([]byte("osapgw golden vectors, fixed!!!!"))) }
+func goldenRand() io.Reader {
+	return rand.NewChaCha8([32]byte([]byte("osapgw golden vectors, fixed!!!!")))
+}
 
 type goldenShareKey struct {
 	Code   string `json:"verification_code"`
