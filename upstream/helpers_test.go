@@ -310,8 +310,8 @@ type platform struct {
 func newPlatform(t *testing.T, addr string) *platform {
 	t.Helper()
 	p := &platform{up: make(chan uplink, 10000)}
-	opts := mqtt.NewClientOptions().AddBroker("tcp://"+addr).
-		SetClientID("platform-"+strings.ReplaceAll(t.Name(), "/", "-")).
+	opts := mqtt.NewClientOptions().AddBroker("tcp://" + addr).
+		SetClientID("platform-" + strings.ReplaceAll(t.Name(), "/", "-")).
 		SetCleanSession(false).
 		SetProtocolVersion(4).
 		SetAutoReconnect(true).
