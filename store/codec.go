@@ -55,7 +55,7 @@ func decodeEvent(id uint64, v []byte) (Record, error) {
 	}
 	rest := v[9:]
 	n, w := binary.Uvarint(rest)
-	if w <= 0 || n > uint64(len(rest)-w) {
+	if w <= 0 || w != len(binary.AppendUvarint(nil, n)) || n > uint64(len(rest)-w) {
 		return Record{}, fmt.Errorf("outbox record %d: bad device length: %w", id, ErrCorrupt)
 	}
 	rest = rest[w:]
