@@ -10,26 +10,7 @@ import (
 // Credentials are what the gateway holds after authenticating with the LBS:
 // its identity (DevID, master key, negotiated suite) and the current session
 // (session key, its lifetime, and the DAS to connect to).
-//
-// TODO(lead): replace this struct with `type Credentials = osap.Credentials`
-// once package osap has it on main; the fields are identical.
-type Credentials struct {
-	// DevID is the identity the LBS assigned at first authentication.
-	DevID string
-	// MasterKey is the ECDH-derived key used to re-authenticate.
-	MasterKey []byte
-	// Suite is the cipher suite negotiated at first authentication.
-	Suite osap.Suite
-	// SessionKey seals every business message and the login password.
-	SessionKey []byte
-	// Lifetime is how long the session key was issued for.
-	Lifetime time.Duration
-	// SessionExpiry is when the session key stops being accepted.
-	SessionExpiry time.Time
-	// DASAddress is the device access service, mqtt://host:port or
-	// mqtts://host:port.
-	DASAddress string
-}
+type Credentials = osap.Credentials
 
 // Authenticator obtains credentials from the LBS. With stored nil or
 // without a DevID it runs first authentication; otherwise it
@@ -62,19 +43,19 @@ type Handler interface {
 
 // usable reports whether c can be used to connect at now, without asking
 // the LBS first.
-func (c *Credentials) usable(now time.Time, fraction float64) bool {
+func usable(c *Credentials, now time.Time, fraction float64) bool {
 	if c.DevID == "" || len(c.SessionKey) == 0 || c.DASAddress == "" {
 		return false
 	}
 	if c.Lifetime <= 0 {
 		return c.SessionExpiry.IsZero() || now.Before(c.SessionExpiry)
 	}
-	return now.Before(c.refreshAt(fraction))
+	return now.Before(refreshAt(c, fraction))
 }
 
 // refreshAt is when the session key should be refreshed: fraction of its
 // lifetime after it was issued. The zero time means never.
-func (c *Credentials) refreshAt(fraction float64) time.Time {
+func refreshAt(c *Credentials, fraction float64) time.Time {
 	if c.Lifetime <= 0 || c.SessionExpiry.IsZero() {
 		return time.Time{}
 	}
