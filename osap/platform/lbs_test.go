@@ -91,7 +91,7 @@ type fakeDAS struct {
 	n   int
 }
 
-func (d *fakeDAS) URL() string      { return d.url }
+func (d *fakeDAS) URL() string     { return d.url }
 func (d *fakeDAS) Registered() int { return d.n }
 
 type testLBS struct {
