@@ -15,3 +15,12 @@ var (
 // ErrMalformed is returned when bytes off the wire do not parse: a
 // truncated frame, a bad TLV, a business message that is not JSON.
 var ErrMalformed = errors.New("malformed")
+
+// ErrUnsupported is returned when an LBS frame is well formed but not of
+// this binding: the ECDH control flag is clear, the FORM_VERSION is not 1,
+// or the protocol type is not 1. The LBS answers it with status 1.
+var ErrUnsupported = errors.New("unsupported protocol")
+
+// ErrFrameTooLarge is returned when an LBS frame announces more than
+// MaxFrameSize bytes; nothing of its body is read or allocated.
+var ErrFrameTooLarge = errors.New("LBS frame over 64 KiB")

@@ -29,6 +29,12 @@
 //
 // # Guarantees
 //
+//   - The registry persists DevIDs, master keys, suites and session keys in
+//     a JSON state file written atomically (temporary file, fsync, rename,
+//     mode 0600): after a crash the file holds either the state before a
+//     change or the state after it.
+//   - The LBS closes every connection it accepts before Serve returns, and
+//     bounds every frame read with a deadline.
 //   - Events are deduplicated on (DevID, id). An event.report is written to
 //     the event file and synced before mochi sends its PUBACK (mochi calls
 //     the OnPublish hook before it acknowledges), so an acknowledged event

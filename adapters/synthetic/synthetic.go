@@ -1,0 +1,196 @@
+// Package synthetic is an adapter kind that needs no hardware: a
+// sub-device that reports attributes and emits events at a configured
+// rate. It exists for load tests of the gateway and of a platform, for
+// benchmarks, and to try a platform integration on a bench.
+package synthetic
+
+import (
+	"context"
+	_ "embed"
+	"fmt"
+	"math"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/osapgw/osapgw/adapters"
+	"github.com/osapgw/osapgw/model"
+)
+
+//go:embed sample.conf
+var sampleConf string
+
+func init() {
+	adapters.Register(adapters.Kind{Name: "synthetic", Sample: sampleConf, New: New})
+}
+
+// Config is the synthetic kind's section of a [[device]] block.
+type Config struct {
+	Attributes     int      `toml:"attributes"`
+	AttributeEvery Duration `toml:"attribute_every"`
+	EventRate      float64  `toml:"event_rate"`
+}
+
+// Duration is a TOML duration string.
+type Duration time.Duration
+
+// UnmarshalText parses a duration such as "1s".
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("invalid duration %q", b)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// Adapter is one synthetic sub-device.
+type Adapter struct {
+	id  string
+	cfg Config
+
+	mu       sync.Mutex
+	setpoint float64
+}
+
+var _ adapters.Adapter = (*Adapter)(nil)
+
+// New parses the section; it opens nothing.
+func New(id string, dec adapters.Decoder, _ adapters.Env) (adapters.Adapter, error) {
+	cfg := Config{Attributes: 10, AttributeEvery: Duration(time.Second)}
+	if err := dec.Decode(&cfg); err != nil {
+		return nil, err
+	}
+	switch {
+	case cfg.Attributes < 0 || cfg.Attributes > 10000:
+		return nil, fmt.Errorf("attributes: %d is not within 0..10000", cfg.Attributes)
+	case time.Duration(cfg.AttributeEvery) < 10*time.Millisecond:
+		return nil, fmt.Errorf("attribute_every: %v is under 10ms", time.Duration(cfg.AttributeEvery))
+	case cfg.EventRate < 0 || cfg.EventRate > 100000 || math.IsNaN(cfg.EventRate):
+		return nil, fmt.Errorf("event_rate: %v is not within 0..100000", cfg.EventRate)
+	}
+	return &Adapter{id: id, cfg: cfg}, nil
+}
+
+// Describe returns the model: resource "main" with value_N attributes, a
+// writable setpoint, an echo operation and a tick event.
+func (a *Adapter) Describe(context.Context) (model.Device, error) {
+	attrs := make([]model.Attribute, 0, a.cfg.Attributes+1)
+	for i := range a.cfg.Attributes {
+		attrs = append(attrs, model.Attribute{Name: "value_" + strconv.Itoa(i), Type: model.TypeFloat})
+	}
+	lo, hi := -1000.0, 1000.0
+	attrs = append(attrs, model.Attribute{Name: "setpoint", Type: model.TypeFloat, Writable: true, Min: &lo, Max: &hi})
+	return model.Device{ID: a.id, Kind: "synthetic", Model: "synthetic", Resources: []model.Resource{{
+		Name: "main",
+		Areas: []model.Area{{
+			Name:       "synthetic",
+			Attributes: attrs,
+			Operations: []model.Operation{{Name: "echo",
+				Inputs:  []model.Param{{Name: "text", Type: model.TypeString, Required: true}},
+				Outputs: []model.Param{{Name: "text", Type: model.TypeString}}}},
+			Events: []model.EventType{{Name: "tick", Params: []model.Param{{Name: "n", Type: model.TypeInt}}}},
+		}},
+	}}}, nil
+}
+
+// Run reports attributes every attribute_every and emits event_rate
+// events per second until ctx ends.
+func (a *Adapter) Run(ctx context.Context, sink adapters.Sink) error {
+	sink.Status(a.id, true, nil)
+	attrTick := time.NewTicker(time.Duration(a.cfg.AttributeEvery))
+	defer attrTick.Stop()
+	var evTick <-chan time.Time
+	perTick := 0
+	if a.cfg.EventRate > 0 {
+		// Tick at most every 5 ms and emit several events per tick at
+		// high rates, so the rate holds without a timer per event.
+		interval := time.Duration(float64(time.Second) / a.cfg.EventRate)
+		perTick = 1
+		if interval < 5*time.Millisecond {
+			perTick = int(math.Ceil(a.cfg.EventRate * 0.005))
+			interval = time.Duration(float64(time.Second) * float64(perTick) / a.cfg.EventRate)
+		}
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		evTick = t.C
+	}
+	var n int64
+	start := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case now := <-attrTick.C:
+			if a.cfg.Attributes > 0 {
+				sink.Attributes(a.id, "main", a.values(now, start))
+			}
+		case now := <-evTick:
+			for range perTick {
+				n++
+				sink.Event(a.id, model.EventOccurrence{Resource: "main", Event: "tick", Params: map[string]any{"n": n}, At: now})
+			}
+		}
+	}
+}
+
+func (a *Adapter) values(now, start time.Time) map[string]model.Value {
+	t := now.Sub(start).Seconds()
+	vals := make(map[string]model.Value, a.cfg.Attributes)
+	for i := range a.cfg.Attributes {
+		vals["value_"+strconv.Itoa(i)] = model.Value{V: math.Round(100*(20+5*math.Sin(t/60+float64(i)))) / 100, At: now, Quality: model.QualityGood}
+	}
+	return vals
+}
+
+// Set accepts the setpoint.
+func (a *Adapter) Set(_ context.Context, resource string, values map[string]model.Value) error {
+	if resource != "main" {
+		return fmt.Errorf("%w: resource %q", adapters.ErrNotFound, resource)
+	}
+	for name, v := range values {
+		if name != "setpoint" {
+			return fmt.Errorf("%w: attribute %q", adapters.ErrNotWritable, name)
+		}
+		f, ok := v.V.(float64)
+		if !ok {
+			return fmt.Errorf("%w: setpoint: want a float, got %T", adapters.ErrBadRequest, v.V)
+		}
+		a.mu.Lock()
+		a.setpoint = f
+		a.mu.Unlock()
+	}
+	return nil
+}
+
+// Get returns the setpoint and the current values.
+func (a *Adapter) Get(_ context.Context, resource string, names []string) (map[string]model.Value, error) {
+	if resource != "main" {
+		return nil, fmt.Errorf("%w: resource %q", adapters.ErrNotFound, resource)
+	}
+	now := time.Now()
+	all := a.values(now, now)
+	a.mu.Lock()
+	all["setpoint"] = model.Value{V: a.setpoint, At: now, Quality: model.QualityGood}
+	a.mu.Unlock()
+	if len(names) == 0 {
+		return all, nil
+	}
+	out := make(map[string]model.Value, len(names))
+	for _, n := range names {
+		v, ok := all[n]
+		if !ok {
+			return nil, fmt.Errorf("%w: attribute %q", adapters.ErrNotFound, n)
+		}
+		out[n] = v
+	}
+	return out, nil
+}
+
+// Invoke runs echo.
+func (a *Adapter) Invoke(_ context.Context, resource, op string, in map[string]any) (map[string]any, error) {
+	if resource != "main" || op != "echo" {
+		return nil, fmt.Errorf("%w: operation %q of resource %q", adapters.ErrNotFound, op, resource)
+	}
+	return map[string]any{"text": in["text"]}, nil
+}

@@ -1,0 +1,508 @@
+package bridge
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/osapgw/osapgw/adapters"
+	"github.com/osapgw/osapgw/model"
+	"github.com/osapgw/osapgw/osap"
+	"github.com/osapgw/osapgw/store"
+)
+
+// sent is one message the bridge handed to the upstream.
+type sent struct {
+	kind string
+	h    osap.Header
+	body json.RawMessage
+	qos  byte
+}
+
+// fakeUpstream records what is published. With hold set it keeps QoS 1
+// completions until release is called, like a platform slow to PUBACK.
+type fakeUpstream struct {
+	mu        sync.Mutex
+	connected bool
+	hold      bool
+	msgs      []sent
+	pending   []func(error)
+	changed   chan struct{}
+}
+
+func newFakeUpstream() *fakeUpstream { return &fakeUpstream{changed: make(chan struct{}, 1)} }
+
+var errNotConnected = errors.New("not connected")
+
+func (u *fakeUpstream) Publish(kind string, h osap.Header, body any, qos byte, done func(error)) error {
+	b, err := json.Marshal(body)
+	if err != nil {
+		return err
+	}
+	u.mu.Lock()
+	if !u.connected {
+		u.mu.Unlock()
+		return errNotConnected
+	}
+	u.msgs = append(u.msgs, sent{kind, h, b, qos})
+	hold := u.hold && qos == 1
+	if hold {
+		u.pending = append(u.pending, done)
+	}
+	u.mu.Unlock()
+	select {
+	case u.changed <- struct{}{}:
+	default:
+	}
+	if !hold {
+		done(nil)
+	}
+	return nil
+}
+
+func (u *fakeUpstream) Connected() bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.connected
+}
+
+func (u *fakeUpstream) setConnected(c bool) {
+	u.mu.Lock()
+	u.connected = c
+	u.mu.Unlock()
+}
+
+func (u *fakeUpstream) release() {
+	u.mu.Lock()
+	p := u.pending
+	u.pending = nil
+	u.mu.Unlock()
+	for _, done := range p {
+		done(nil)
+	}
+}
+
+func (u *fakeUpstream) messages(typ string) []sent {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	var out []sent
+	for _, m := range u.msgs {
+		if typ == "" || m.h.Type == typ {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// waitFor polls cond until it holds or the test's patience ends. It is a
+// synchronisation helper, not a timing assertion.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("gave up waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// fakeAdapter is a sub-device with a writable setpoint, a read-only
+// temperature and a reset operation.
+type fakeAdapter struct {
+	id      string
+	mu      sync.Mutex
+	sink    adapters.Sink
+	set     map[string]model.Value
+	setErr  error
+	block   bool // Set blocks until its context ends
+	running chan struct{}
+}
+
+func newFakeAdapter(id string) *fakeAdapter {
+	return &fakeAdapter{id: id, running: make(chan struct{})}
+}
+
+func ptr(f float64) *float64 { return &f }
+
+func (a *fakeAdapter) Describe(context.Context) (model.Device, error) {
+	return model.Device{ID: a.id, Kind: "fake", Resources: []model.Resource{{Name: "main", Areas: []model.Area{{
+		Name: "environment",
+		Attributes: []model.Attribute{
+			{Name: "temperature", Type: model.TypeFloat, Unit: "°C"},
+			{Name: "setpoint", Type: model.TypeFloat, Writable: true, Min: ptr(0), Max: ptr(100)},
+		},
+		Operations: []model.Operation{{Name: "reset", Inputs: []model.Param{{Name: "mode", Type: model.TypeInt, Required: true}}, Outputs: []model.Param{{Name: "ok", Type: model.TypeBool}}}},
+		Events:     []model.EventType{{Name: "overheat"}},
+	}}}}}, nil
+}
+
+func (a *fakeAdapter) Run(ctx context.Context, sink adapters.Sink) error {
+	a.mu.Lock()
+	a.sink = sink
+	a.mu.Unlock()
+	sink.Status(a.id, true, nil)
+	close(a.running)
+	<-ctx.Done()
+	return nil
+}
+
+func (a *fakeAdapter) Set(ctx context.Context, resource string, values map[string]model.Value) error {
+	if a.block {
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.setErr != nil {
+		return a.setErr
+	}
+	a.set = values
+	return nil
+}
+
+func (a *fakeAdapter) Get(_ context.Context, resource string, names []string) (map[string]model.Value, error) {
+	return map[string]model.Value{"temperature": {V: 21.5, At: time.UnixMilli(1000)}}, nil
+}
+
+func (a *fakeAdapter) Invoke(_ context.Context, resource, op string, in map[string]any) (map[string]any, error) {
+	return map[string]any{"ok": true, "mode": in["mode"]}, nil
+}
+
+type harness struct {
+	b      *Bridge
+	up     *fakeUpstream
+	st     *store.Store
+	cancel context.CancelFunc
+	done   chan error
+	devs   map[string]*fakeAdapter
+}
+
+func spec(a *fakeAdapter, hash string) Spec {
+	return Spec{ID: a.id, Kind: "fake", Hash: hash, Build: func() (adapters.Adapter, error) { return a, nil }}
+}
+
+func newHarness(t *testing.T, cfg Config, ids ...string) *harness {
+	t.Helper()
+	st, err := store.Open(filepath.Join(t.TempDir(), "state", "osapgw.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &harness{up: newFakeUpstream(), st: st, done: make(chan error, 1), devs: map[string]*fakeAdapter{}}
+	if cfg.RequestTimeout == 0 {
+		cfg.RequestTimeout = 2 * time.Second
+	}
+	h.b = New(cfg, st, st)
+	h.b.SetUpstream(h.up)
+	var specs []Spec
+	for _, id := range ids {
+		a := newFakeAdapter(id)
+		h.devs[id] = a
+		specs = append(specs, spec(a, "v1"))
+	}
+	h.b.Apply(specs)
+	ctx, cancel := context.WithCancel(context.Background())
+	h.cancel = cancel
+	go func() { h.done <- h.b.Run(ctx) }()
+	for _, a := range h.devs {
+		<-a.running
+	}
+	t.Cleanup(func() {
+		cancel()
+		if err := <-h.done; err != nil {
+			t.Errorf("Run() = %v", err)
+		}
+		if err := st.Close(); err != nil {
+			t.Errorf("store Close() = %v", err)
+		}
+	})
+	return h
+}
+
+func (h *harness) connect() {
+	h.up.setConnected(true)
+	h.b.Connected(context.Background())
+}
+
+func eventIDs(msgs []sent) []uint64 {
+	var ids []uint64
+	for _, m := range msgs {
+		id, _ := strconv.ParseUint(m.h.ID, 10, 64)
+		ids = append(ids, id)
+	}
+	return ids
+}
+
+func TestEventsBufferedWhileOfflineThenDeliveredInOrder(t *testing.T) {
+	h := newHarness(t, Config{}, "boiler-1")
+	sink := h.b
+	t0 := time.UnixMilli(time.Now().Add(-time.Hour).UnixMilli())
+	for i := range 10 {
+		sink.Event("boiler-1", model.EventOccurrence{Resource: "main", Event: "overheat", Params: map[string]any{"n": i}, At: t0.Add(time.Duration(i) * time.Second)})
+	}
+	if got := len(h.up.messages(osap.TypeEventReport)); got != 0 {
+		t.Fatalf("%d events published while offline, want 0", got)
+	}
+	recs, err := h.st.Pending(0, 100)
+	if err != nil || len(recs) != 10 {
+		t.Fatalf("outbox holds %d events (%v), want 10", len(recs), err)
+	}
+	h.connect()
+	waitFor(t, "10 event reports", func() bool { return len(h.up.messages(osap.TypeEventReport)) >= 10 })
+	evs := h.up.messages(osap.TypeEventReport)
+	ids := eventIDs(evs)
+	if !slices.IsSorted(ids) || len(ids) != 10 {
+		t.Fatalf("event ids = %v, want 10 increasing", ids)
+	}
+	for i, m := range evs {
+		var ev model.EventOccurrence
+		if err := json.Unmarshal(m.body, &ev); err != nil {
+			t.Fatal(err)
+		}
+		if want := t0.Add(time.Duration(i) * time.Second); !ev.At.Equal(want) || m.h.TS != want.UnixMilli() {
+			t.Errorf("event %d captured at %v (header ts %d), want %v", i, ev.At, m.h.TS, want)
+		}
+		if m.h.Dev != "boiler-1" || m.qos != 1 || m.kind != osap.KindEvent {
+			t.Errorf("event %d sent as %+v qos %d on %q", i, m.h, m.qos, m.kind)
+		}
+	}
+	waitFor(t, "the outbox to empty", func() bool {
+		recs, _ := h.st.Pending(0, 100)
+		return len(recs) == 0
+	})
+}
+
+func TestEventWindowBoundsInFlight(t *testing.T) {
+	h := newHarness(t, Config{Window: 8}, "boiler-1")
+	h.up.hold = true
+	h.connect()
+	for i := range 20 {
+		h.b.Event("boiler-1", model.EventOccurrence{Resource: "main", Event: "overheat", Params: map[string]any{"n": i}})
+	}
+	waitFor(t, "8 events in flight", func() bool { return len(h.up.messages(osap.TypeEventReport)) >= 8 })
+	time.Sleep(50 * time.Millisecond) // give a wrong implementation the chance to send more
+	if got := len(h.up.messages(osap.TypeEventReport)); got != 8 {
+		t.Fatalf("%d events in flight without PUBACK, want the window of 8", got)
+	}
+	for len(h.up.messages(osap.TypeEventReport)) < 20 {
+		h.up.release()
+		time.Sleep(time.Millisecond)
+	}
+	h.up.release()
+	if ids := eventIDs(h.up.messages(osap.TypeEventReport)); !slices.IsSorted(ids) {
+		t.Fatalf("event ids = %v, want increasing", ids)
+	}
+}
+
+func TestResendAfterDisconnect(t *testing.T) {
+	h := newHarness(t, Config{Window: 4}, "boiler-1")
+	h.up.hold = true
+	h.connect()
+	for i := range 6 {
+		h.b.Event("boiler-1", model.EventOccurrence{Resource: "main", Event: "overheat", Params: map[string]any{"n": i}})
+	}
+	waitFor(t, "4 events in flight", func() bool { return len(h.up.messages(osap.TypeEventReport)) >= 4 })
+	first := eventIDs(h.up.messages(osap.TypeEventReport))[0]
+	// The connection drops before any PUBACK: the unacknowledged events
+	// must go again, oldest first.
+	h.up.mu.Lock()
+	h.up.connected, h.up.pending, h.up.msgs, h.up.hold = false, nil, nil, false
+	h.up.mu.Unlock()
+	h.b.Disconnected(errors.New("connection lost"))
+	h.connect()
+	waitFor(t, "6 events resent", func() bool { return len(h.up.messages(osap.TypeEventReport)) >= 6 })
+	ids := eventIDs(h.up.messages(osap.TypeEventReport))
+	if ids[0] != first || !slices.IsSorted(ids) {
+		t.Fatalf("resent ids = %v, want %d.. in order", ids, first)
+	}
+}
+
+func TestTopologyBatches(t *testing.T) {
+	var ids []string
+	for i := range 40 {
+		ids = append(ids, fmt.Sprintf("dev-%02d", i))
+	}
+	h := newHarness(t, Config{}, ids...)
+	h.connect()
+	adds := h.up.messages(osap.TypeTopoAdd)
+	if len(adds) != 2 {
+		t.Fatalf("%d topo.add messages for 40 devices, want 2 (batches of 30)", len(adds))
+	}
+	var n int
+	for _, m := range adds {
+		var body osap.TopoAdd
+		if err := json.Unmarshal(m.body, &body); err != nil {
+			t.Fatal(err)
+		}
+		if len(body.Devices) > 30 {
+			t.Errorf("a topo.add carries %d devices, over 30", len(body.Devices))
+		}
+		n += len(body.Devices)
+		if body.Devices[0].Resources[0].Areas[0].Attributes[1].Name != "setpoint" {
+			t.Errorf("topo.add lacks the model: %s", m.body)
+		}
+	}
+	if n != 40 {
+		t.Errorf("topo.add announced %d devices, want 40", n)
+	}
+	online := h.up.messages(osap.TypeSubOnline)
+	if len(online) != 1 {
+		t.Fatalf("%d sub.online messages, want 1", len(online))
+	}
+}
+
+func TestAttributesKeptWhileOfflineSentOnce(t *testing.T) {
+	h := newHarness(t, Config{}, "boiler-1")
+	for i := range 5 {
+		h.b.Attributes("boiler-1", "main", map[string]model.Value{"temperature": {V: float64(20 + i), At: time.UnixMilli(int64(1000 + i))}})
+	}
+	h.connect()
+	reps := h.up.messages(osap.TypeAttributeReport)
+	if len(reps) != 1 {
+		t.Fatalf("%d attribute reports after reconnect, want 1 (the newest only)", len(reps))
+	}
+	var body osap.AttributeReport
+	if err := json.Unmarshal(reps[0].body, &body); err != nil {
+		t.Fatal(err)
+	}
+	if v := body.Values["temperature"]; v.V != int64(24) && v.V != 24.0 {
+		t.Fatalf("reported %v, want the newest value 24", v.V)
+	}
+	// Live values go straight up.
+	h.b.Attributes("boiler-1", "main", map[string]model.Value{"temperature": {V: 30.0, At: time.UnixMilli(2000)}})
+	if got := len(h.up.messages(osap.TypeAttributeReport)); got != 2 {
+		t.Fatalf("%d attribute reports, want 2", got)
+	}
+	h.up.setConnected(false)
+	h.b.Disconnected(nil)
+	h.connect()
+	if got := len(h.up.messages(osap.TypeAttributeReport)); got != 2 {
+		t.Fatalf("%d attribute reports after an idle reconnect, want still 2 (nothing kept twice)", got)
+	}
+}
+
+func TestDownlinkReplyCodes(t *testing.T) {
+	h := newHarness(t, Config{RequestTimeout: 100 * time.Millisecond}, "boiler-1", "slow", "broken")
+	h.devs["slow"].block = true
+	h.devs["broken"].setErr = errors.New("illegal data address (register 40010)")
+	h.connect()
+	tests := []struct {
+		name     string
+		typ      string
+		dev      string
+		body     string
+		wantCode int
+		wantBody string
+	}{
+		{"set ok", osap.TypeAttributeSet, "boiler-1", `{"resource":"main","values":{"setpoint":42}}`, 0, ""},
+		{"unknown device", osap.TypeAttributeSet, "nope", `{"resource":"main","values":{"setpoint":42}}`, 404, ""},
+		{"unknown resource", osap.TypeAttributeSet, "boiler-1", `{"resource":"aux","values":{"setpoint":42}}`, 404, ""},
+		{"unknown attribute", osap.TypeAttributeSet, "boiler-1", `{"resource":"main","values":{"colour":1}}`, 404, ""},
+		{"not writable", osap.TypeAttributeSet, "boiler-1", `{"resource":"main","values":{"temperature":1}}`, 409, ""},
+		{"wrong type", osap.TypeAttributeSet, "boiler-1", `{"resource":"main","values":{"setpoint":"hot"}}`, 400, ""},
+		{"out of range", osap.TypeAttributeSet, "boiler-1", `{"resource":"main","values":{"setpoint":400}}`, 400, ""},
+		{"malformed body", osap.TypeAttributeSet, "boiler-1", `{"resource":"main","valeurs":{}}`, 400, ""},
+		{"device timeout", osap.TypeAttributeSet, "slow", `{"resource":"main","values":{"setpoint":1}}`, 408, ""},
+		{"device error", osap.TypeAttributeSet, "broken", `{"resource":"main","values":{"setpoint":1}}`, 500, ""},
+		{"get", osap.TypeAttributeGet, "boiler-1", `{"resource":"main","names":["temperature"]}`, 0, `{"values":{"temperature":{"v":21.5,"ts":1000,"q":"good"}}}`},
+		{"get unknown", osap.TypeAttributeGet, "boiler-1", `{"resource":"main","names":["colour"]}`, 404, ""},
+		{"invoke", osap.TypeOperationInvoke, "boiler-1", `{"resource":"main","operation":"reset","input":{"mode":2}}`, 0, `{"output":{"mode":2,"ok":true}}`},
+		{"invoke missing input", osap.TypeOperationInvoke, "boiler-1", `{"resource":"main","operation":"reset"}`, 400, ""},
+		{"invoke unknown op", osap.TypeOperationInvoke, "boiler-1", `{"resource":"main","operation":"explode"}`, 404, ""},
+		{"unknown type", "attribute.frobnicate", "boiler-1", `{}`, 400, ""},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			id := fmt.Sprintf("req-%d", i)
+			h.b.Downlink(osap.Message{Header: osap.Header{ID: id, Type: tt.typ, Dev: tt.dev}, Body: json.RawMessage(tt.body)})
+			var reply sent
+			waitFor(t, "the reply to "+id, func() bool {
+				for _, m := range h.up.messages(osap.TypeReply) {
+					if m.h.ID == id {
+						reply = m
+						return true
+					}
+				}
+				return false
+			})
+			if reply.h.Code != tt.wantCode {
+				t.Errorf("reply code = %d (%s), want %d", reply.h.Code, reply.h.Msg, tt.wantCode)
+			}
+			if tt.wantCode != 0 && reply.h.Msg == "" {
+				t.Errorf("error reply has no message")
+			}
+			if tt.wantBody != "" && string(reply.body) != tt.wantBody {
+				t.Errorf("reply body = %s, want %s", reply.body, tt.wantBody)
+			}
+			if reply.kind != osap.KindReply || reply.h.Dev != tt.dev {
+				t.Errorf("reply sent on %q for dev %q", reply.kind, reply.h.Dev)
+			}
+		})
+	}
+	h.devs["boiler-1"].mu.Lock()
+	got := h.devs["boiler-1"].set["setpoint"].V
+	h.devs["boiler-1"].mu.Unlock()
+	if got != 42.0 {
+		t.Errorf("adapter got setpoint %v (%T), want 42.0", got, got)
+	}
+	// An offline device answers 503 without being asked.
+	h.b.Status("boiler-1", false, errors.New("no answer"))
+	h.b.Downlink(osap.Message{Header: osap.Header{ID: "off", Type: osap.TypeAttributeGet, Dev: "boiler-1"}, Body: json.RawMessage(`{"resource":"main"}`)})
+	waitFor(t, "the reply to off", func() bool {
+		for _, m := range h.up.messages(osap.TypeReply) {
+			if m.h.ID == "off" {
+				if m.h.Code != 503 {
+					t.Errorf("offline device reply code = %d, want 503", m.h.Code)
+				}
+				return true
+			}
+		}
+		return false
+	})
+}
+
+func TestApplyReload(t *testing.T) {
+	h := newHarness(t, Config{}, "a", "b")
+	h.connect()
+	a := h.devs["a"]
+	c := newFakeAdapter("c")
+	// b removed, c added, a unchanged.
+	h.b.Apply([]Spec{spec(a, "v1"), spec(c, "v1")})
+	<-c.running
+	waitFor(t, "topo.remove of b", func() bool { return len(h.up.messages(osap.TypeTopoRemove)) == 1 })
+	var rm osap.DeviceList
+	if err := json.Unmarshal(h.up.messages(osap.TypeTopoRemove)[0].body, &rm); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(rm.Devices, []string{"b"}) {
+		t.Errorf("topo.remove = %v, want [b]", rm.Devices)
+	}
+	waitFor(t, "topo.add of c", func() bool {
+		for _, m := range h.up.messages(osap.TypeTopoAdd) {
+			var body osap.TopoAdd
+			_ = json.Unmarshal(m.body, &body)
+			if len(body.Devices) == 1 && body.Devices[0].ID == "c" {
+				return true
+			}
+		}
+		return false
+	})
+	var ids []string
+	for _, s := range h.b.Devices() {
+		ids = append(ids, s.ID)
+	}
+	if !slices.Equal(ids, []string{"a", "c"}) {
+		t.Errorf("running devices = %v, want [a c]", ids)
+	}
+	// a changed: it restarts with a new adapter.
+	a2 := newFakeAdapter("a")
+	h.b.Apply([]Spec{spec(a2, "v2"), spec(c, "v1")})
+	<-a2.running
+}

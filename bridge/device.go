@@ -1,0 +1,334 @@
+package bridge
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/osapgw/osapgw/adapters"
+	"github.com/osapgw/osapgw/model"
+	"github.com/osapgw/osapgw/osap"
+)
+
+// device is one running sub-device: its adapter, its model once described,
+// and what /status shows of it.
+type device struct {
+	b      *Bridge
+	spec   Spec
+	log    *slog.Logger
+	cancel context.CancelFunc
+
+	mu        sync.Mutex
+	adapter   adapters.Adapter
+	desc      model.Device
+	described bool
+	online    bool
+	known     bool // online has been reported at least once
+	lastErr   string
+	lastData  time.Time
+	reports   uint64
+}
+
+func newDevice(b *Bridge, s Spec) *device {
+	return &device{b: b, spec: s, log: b.log.With("device", s.ID, "kind", s.Kind)}
+}
+
+// stop cancels the device's goroutine; Run's WaitGroup waits for it.
+func (d *device) stop() {
+	if d.cancel != nil {
+		d.cancel()
+	}
+}
+
+// run builds, describes and runs the adapter until ctx ends, retrying with
+// backoff when the device cannot be described or its Run fails.
+func (d *device) run(ctx context.Context) {
+	a, err := d.spec.Build()
+	if err != nil {
+		d.setErr(err)
+		d.log.Error("device not started: bad configuration", "err", err)
+		return
+	}
+	d.mu.Lock()
+	d.adapter = a
+	d.mu.Unlock()
+
+	delay := d.b.cfg.DescribeRetry
+	for ctx.Err() == nil {
+		m, err := a.Describe(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			d.setErr(err)
+			d.b.Status(d.spec.ID, false, err)
+			d.log.Warn("describe device", "err", err, "retry_in_seconds", delay.Seconds())
+			if !sleep(ctx, delay) {
+				return
+			}
+			delay = min(delay*2, time.Minute)
+			continue
+		}
+		if m.ID == "" {
+			m.ID = d.spec.ID
+		}
+		if m.Kind == "" {
+			m.Kind = d.spec.Kind
+		}
+		if m.Name == "" {
+			m.Name = d.spec.Name
+		}
+		if err := m.Validate(); err != nil {
+			d.setErr(err)
+			d.log.Error("device model is invalid", "err", err)
+			return
+		}
+		d.mu.Lock()
+		d.desc, d.described = m, true
+		d.mu.Unlock()
+		d.b.announce(m)
+		break
+	}
+	delay = d.b.cfg.DescribeRetry
+	for ctx.Err() == nil {
+		started := time.Now()
+		err := a.Run(ctx, d.b)
+		if ctx.Err() != nil {
+			return
+		}
+		if err == nil {
+			err = fmt.Errorf("adapter stopped by itself")
+		}
+		d.setErr(err)
+		d.b.Status(d.spec.ID, false, err)
+		d.log.Error("device adapter stopped", "err", err, "retry_in_seconds", delay.Seconds())
+		if time.Since(started) > time.Minute {
+			delay = d.b.cfg.DescribeRetry
+		}
+		if !sleep(ctx, delay) {
+			return
+		}
+		delay = min(delay*2, time.Minute)
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+func (d *device) setErr(err error) {
+	d.mu.Lock()
+	d.lastErr = err.Error()
+	d.mu.Unlock()
+	d.b.cfg.Metrics.DeviceErrors.WithLabelValues(d.spec.ID).Inc()
+}
+
+// setOnline records the state and reports whether it changed.
+func (d *device) setOnline(online bool, err error) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err != nil {
+		d.lastErr = err.Error()
+	}
+	changed := !d.known || d.online != online
+	d.online, d.known = online, true
+	v := 0.0
+	if online {
+		v = 1
+	}
+	d.b.cfg.Metrics.DeviceOnline.WithLabelValues(d.spec.ID, d.spec.Kind).Set(v)
+	return changed
+}
+
+func (d *device) isOnline() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.online
+}
+
+func (d *device) model() (model.Device, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.desc, d.described
+}
+
+func (d *device) reported(values map[string]model.Value) {
+	d.mu.Lock()
+	d.lastData = d.b.cfg.Now()
+	d.reports++
+	d.mu.Unlock()
+	d.b.cfg.Metrics.DeviceReports.WithLabelValues(d.spec.ID).Inc()
+}
+
+// DeviceStatus is what /status shows of one sub-device.
+type DeviceStatus struct {
+	ID        string    `json:"id"`
+	Kind      string    `json:"kind"`
+	Name      string    `json:"name,omitempty"`
+	State     string    `json:"state"`
+	LastData  time.Time `json:"last_data,omitzero"`
+	Reports   uint64    `json:"reports"`
+	LastError string    `json:"last_error,omitempty"`
+}
+
+func (d *device) status() DeviceStatus {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	state := "starting"
+	switch {
+	case d.known && d.online:
+		state = "online"
+	case d.known:
+		state = "offline"
+	}
+	return DeviceStatus{ID: d.spec.ID, Kind: d.spec.Kind, Name: d.spec.Name, State: state, LastData: d.lastData, Reports: d.reports, LastError: d.lastErr}
+}
+
+// handle carries out a downlink request on the device. The model is
+// checked first so that the platform gets 404/409/400 without the device
+// being bothered.
+func (d *device) handle(ctx context.Context, m osap.Message) (any, error) {
+	d.mu.Lock()
+	a, desc, described, online, known := d.adapter, d.desc, d.described, d.online, d.known
+	d.mu.Unlock()
+	if a == nil || !described {
+		return nil, fmt.Errorf("%w: sub-device %q is not running yet", adapters.ErrOffline, d.spec.ID)
+	}
+	if known && !online {
+		return nil, fmt.Errorf("%w: sub-device %q", adapters.ErrOffline, d.spec.ID)
+	}
+	switch m.Type {
+	case osap.TypeAttributeSet:
+		var req osap.AttributeSet
+		if err := m.DecodeBody(&req); err != nil {
+			return nil, fmt.Errorf("%w: %v", adapters.ErrBadRequest, err)
+		}
+		res, ok := desc.Resource(req.Resource)
+		if !ok {
+			return nil, fmt.Errorf("%w: sub-device %q has no resource %q", adapters.ErrNotFound, d.spec.ID, req.Resource)
+		}
+		if len(req.Values) == 0 {
+			return nil, fmt.Errorf("%w: no values to set", adapters.ErrBadRequest)
+		}
+		now := d.b.cfg.Now()
+		values := make(map[string]model.Value, len(req.Values))
+		for name, x := range req.Values {
+			at, ok := res.Attribute(name)
+			if !ok {
+				return nil, fmt.Errorf("%w: resource %q has no attribute %q", adapters.ErrNotFound, req.Resource, name)
+			}
+			if !at.Writable {
+				return nil, fmt.Errorf("%w: attribute %q of resource %q", adapters.ErrNotWritable, name, req.Resource)
+			}
+			v, err := model.Coerce(at.Type, x, at.Min, at.Max)
+			if err != nil {
+				return nil, fmt.Errorf("%w: attribute %q: %v", adapters.ErrBadRequest, name, err)
+			}
+			values[name] = model.Value{V: v, At: now, Quality: model.QualityGood}
+		}
+		return nil, a.Set(ctx, req.Resource, values)
+	case osap.TypeAttributeGet:
+		var req osap.AttributeGet
+		if err := m.DecodeBody(&req); err != nil {
+			return nil, fmt.Errorf("%w: %v", adapters.ErrBadRequest, err)
+		}
+		res, ok := desc.Resource(req.Resource)
+		if !ok {
+			return nil, fmt.Errorf("%w: sub-device %q has no resource %q", adapters.ErrNotFound, d.spec.ID, req.Resource)
+		}
+		for _, name := range req.Names {
+			if _, ok := res.Attribute(name); !ok {
+				return nil, fmt.Errorf("%w: resource %q has no attribute %q", adapters.ErrNotFound, req.Resource, name)
+			}
+		}
+		vals, err := a.Get(ctx, req.Resource, req.Names)
+		if err != nil {
+			return nil, err
+		}
+		return osap.ReplyBody{Values: vals}, nil
+	case osap.TypeOperationInvoke:
+		var req osap.OperationInvoke
+		if err := m.DecodeBody(&req); err != nil {
+			return nil, fmt.Errorf("%w: %v", adapters.ErrBadRequest, err)
+		}
+		res, ok := desc.Resource(req.Resource)
+		if !ok {
+			return nil, fmt.Errorf("%w: sub-device %q has no resource %q", adapters.ErrNotFound, d.spec.ID, req.Resource)
+		}
+		op, ok := res.Operation(req.Operation)
+		if !ok {
+			return nil, fmt.Errorf("%w: resource %q has no operation %q", adapters.ErrNotFound, req.Resource, req.Operation)
+		}
+		in, err := coerceInputs(op, req.Input)
+		if err != nil {
+			return nil, err
+		}
+		out, err := a.Invoke(ctx, req.Resource, req.Operation, in)
+		if err != nil {
+			return nil, err
+		}
+		return osap.ReplyBody{Output: out}, nil
+	}
+	return nil, fmt.Errorf("%w: unknown request type %q", adapters.ErrBadRequest, m.Type)
+}
+
+// coerceInputs checks an operation's input against its declared
+// parameters: required ones present, unknown ones refused, types and
+// ranges respected.
+func coerceInputs(op model.Operation, in map[string]any) (map[string]any, error) {
+	out := make(map[string]any, len(in))
+	declared := map[string]model.Param{}
+	for _, p := range op.Inputs {
+		declared[p.Name] = p
+		x, ok := in[p.Name]
+		if !ok {
+			if p.Required {
+				return nil, fmt.Errorf("%w: operation %q: missing input %q", adapters.ErrBadRequest, op.Name, p.Name)
+			}
+			continue
+		}
+		v, err := model.Coerce(p.Type, x, p.Min, p.Max)
+		if err != nil {
+			return nil, fmt.Errorf("%w: operation %q: input %q: %v", adapters.ErrBadRequest, op.Name, p.Name, err)
+		}
+		if len(p.Enum) > 0 {
+			s := fmt.Sprint(v)
+			found := false
+			for _, e := range p.Enum {
+				found = found || e == s
+			}
+			if !found {
+				return nil, fmt.Errorf("%w: operation %q: input %q: %q is not one of %v", adapters.ErrBadRequest, op.Name, p.Name, s, p.Enum)
+			}
+		}
+		out[p.Name] = v
+	}
+	for name := range in {
+		if _, ok := declared[name]; !ok {
+			return nil, fmt.Errorf("%w: operation %q has no input %q", adapters.ErrBadRequest, op.Name, name)
+		}
+	}
+	return out, nil
+}
+
+// Devices returns the state of every sub-device, in configuration order.
+func (b *Bridge) Devices() []DeviceStatus {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := make([]DeviceStatus, 0, len(b.order))
+	for _, id := range b.order {
+		if d, ok := b.devices[id]; ok {
+			out = append(out, d.status())
+		}
+	}
+	return out
+}

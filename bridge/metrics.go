@@ -1,0 +1,61 @@
+package bridge
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics are the bridge's Prometheus metrics. Labels are bounded: device
+// ids come from the configuration, message types from the binding.
+type Metrics struct {
+	DeviceOnline    *prometheus.GaugeVec
+	DeviceReports   *prometheus.CounterVec
+	DeviceErrors    *prometheus.CounterVec
+	MessagesOut     *prometheus.CounterVec
+	MessagesIn      *prometheus.CounterVec
+	EventsCaptured  prometheus.Counter
+	EventsDelivered prometheus.Counter
+	EventsLost      prometheus.Counter
+}
+
+// NewMetrics creates the metrics and registers them with reg (nil: not
+// registered, as in tests).
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		DeviceOnline: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "osapgw_device_online", Help: "1 when the sub-device answers, 0 when it is offline.",
+		}, []string{"device", "kind"}),
+		DeviceReports: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "osapgw_device_reports_total", Help: "Attribute reports received from the sub-device's adapter.",
+		}, []string{"device"}),
+		DeviceErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "osapgw_device_errors_total", Help: "Errors of the sub-device: failed describes, adapter stops, offline reports.",
+		}, []string{"device"}),
+		MessagesOut: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "osapgw_upstream_messages_out_total", Help: "Business messages handed to the upstream session, by type.",
+		}, []string{"type"}),
+		MessagesIn: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "osapgw_upstream_messages_in_total", Help: "Downlink business messages received, by type.",
+		}, []string{"type"}),
+		EventsCaptured: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "osapgw_events_captured_total", Help: "Events stored in the outbox.",
+		}),
+		EventsDelivered: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "osapgw_events_delivered_total", Help: "Events acknowledged by the platform (PUBACK).",
+		}),
+		EventsLost: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "osapgw_events_lost_total", Help: "Events that could not be stored in the outbox (disk full, store closed).",
+		}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.DeviceOnline, m.DeviceReports, m.DeviceErrors, m.MessagesOut, m.MessagesIn,
+			m.EventsCaptured, m.EventsDelivered, m.EventsLost)
+	}
+	return m
+}
+
+// forget drops the series of a device taken out of the configuration.
+func (m *Metrics) forget(id string) {
+	m.DeviceReports.DeleteLabelValues(id)
+	m.DeviceErrors.DeleteLabelValues(id)
+	m.DeviceOnline.DeletePartialMatch(prometheus.Labels{"device": id})
+}

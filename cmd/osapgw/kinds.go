@@ -1,0 +1,6 @@
+package main
+
+// The adapter kinds this daemon ships; each registers itself.
+import (
+	_ "github.com/osapgw/osapgw/adapters/synthetic"
+)

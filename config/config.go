@@ -1,0 +1,441 @@
+// Package config is the schema of osapgw.toml: the gateway's identity, the
+// upstream platform, the store, the HTTP endpoint, logging, and the
+// [[device]] blocks whose kind selects an adapter, which owns and validates
+// its own section.
+//
+// Parsing is pure: Parse reads nothing but the bytes it is given. Check
+// adds what needs the file system (secret files) and builds each device's
+// adapter to let it validate its section. Every error names the place:
+// file:line where it can be found, the device id and the field.
+package config
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+
+	"github.com/osapgw/osapgw/adapters"
+	"github.com/osapgw/osapgw/osap"
+)
+
+// Defaults of the optional settings.
+const (
+	DefaultHeartbeat      = 30 * time.Second
+	DefaultRequestTimeout = 10 * time.Second
+	DefaultStorePath      = "/var/lib/osapgw/osapgw.db"
+	DefaultMaxBytes       = 256 << 20
+	DefaultMaxAge         = 7 * 24 * time.Hour
+	DefaultHTTPListen     = "127.0.0.1:9108"
+)
+
+// Config is a parsed osapgw.toml.
+type Config struct {
+	// Path is the file it was read from ("" when parsed from memory).
+	Path     string   `toml:"-"`
+	Gateway  Gateway  `toml:"gateway"`
+	Upstream Upstream `toml:"upstream"`
+	Store    Store    `toml:"store"`
+	HTTP     HTTP     `toml:"http"`
+	Log      Log      `toml:"log"`
+	Devices  []Device `toml:"-"`
+}
+
+// Gateway is the gateway's identity as the platform knows it.
+type Gateway struct {
+	Serial               string `toml:"serial"`
+	VerificationCodeFile string `toml:"verification_code_file"`
+	Model                string `toml:"model"`
+	ShareKeyDomain       string `toml:"share_key_domain"`
+}
+
+// Upstream is how the gateway reaches the platform.
+type Upstream struct {
+	// LBS is the load-balancing service: "tls://host:port" or
+	// "tcp://host:port" (bench and tests only).
+	LBS                string   `toml:"lbs"`
+	CAFile             string   `toml:"ca_file"`
+	Suites             []string `toml:"suites"`
+	AllowLegacyCiphers bool     `toml:"allow_legacy_ciphers"`
+	Heartbeat          Duration `toml:"heartbeat"`
+	AttributeQoS       int      `toml:"attribute_qos"`
+	RequestTimeout     Duration `toml:"request_timeout"`
+}
+
+// Store is where the outbox, credentials and last values live.
+type Store struct {
+	Path     string   `toml:"path"`
+	MaxBytes Size     `toml:"max_bytes"`
+	MaxAge   Duration `toml:"max_age"`
+}
+
+// HTTP is the local observability endpoint.
+type HTTP struct {
+	Listen string `toml:"listen"`
+}
+
+// Log selects the log level (debug, info, warn, error) and format (text,
+// json).
+type Log struct {
+	Level  string `toml:"level"`
+	Format string `toml:"format"`
+}
+
+// Device is one [[device]] block. The adapter kind decodes its own keys
+// through Decoder.
+type Device struct {
+	ID       string
+	Kind     string
+	Name     string
+	Disabled bool
+	// Line is the line of the block's [[device]] header.
+	Line int
+	// Hash identifies the block's content; a reload restarts a device only
+	// when its hash changed.
+	Hash string
+
+	section string // the adapter's keys, re-encoded as TOML
+	where   func(key string) string
+}
+
+// Decoder returns a strict decoder of the device's own keys, whose errors
+// name the file, line and key.
+func (d Device) Decoder() adapters.Decoder { return deviceDecoder{d} }
+
+// Suites returns the cipher suites to offer.
+func (u Upstream) SuiteSet() (osap.SuiteSet, error) {
+	if len(u.Suites) == 0 {
+		if u.AllowLegacyCiphers {
+			return osap.AllSuites, nil
+		}
+		return osap.DefaultSuites, nil
+	}
+	var set osap.SuiteSet
+	for _, name := range u.Suites {
+		s, err := osap.ParseSuite(name)
+		if err != nil {
+			return 0, err
+		}
+		if s.Legacy() && !u.AllowLegacyCiphers {
+			return 0, fmt.Errorf("suite %q is legacy (no integrity); set allow_legacy_ciphers = true to offer it", name)
+		}
+		set |= osap.SuiteSet(s)
+	}
+	return set, nil
+}
+
+// Duration is a time.Duration written as a string such as "30s" or "7d"
+// ("d" is 24 hours).
+type Duration time.Duration
+
+// UnmarshalText parses a duration.
+func (d *Duration) UnmarshalText(b []byte) error {
+	s := string(b)
+	if strings.HasSuffix(s, "d") {
+		n, err := strconv.ParseFloat(strings.TrimSuffix(s, "d"), 64)
+		if err != nil {
+			return fmt.Errorf("invalid duration %q", s)
+		}
+		*d = Duration(time.Duration(n * float64(24*time.Hour)))
+		return nil
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("invalid duration %q (want e.g. \"30s\", \"5m\", \"7d\")", s)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalText formats the duration.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+// Size is a byte count written as a string such as "256MiB" or a number.
+type Size int64
+
+var sizeUnits = []struct {
+	suffix string
+	mult   int64
+}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"B", 1}}
+
+// UnmarshalText parses a size.
+func (s *Size) UnmarshalText(b []byte) error {
+	str := strings.TrimSpace(string(b))
+	mult := int64(1)
+	for _, u := range sizeUnits {
+		if strings.HasSuffix(str, u.suffix) {
+			str, mult = strings.TrimSpace(strings.TrimSuffix(str, u.suffix)), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(str, 10, 64)
+	if err != nil || n < 0 {
+		return fmt.Errorf("invalid size %q (want e.g. \"256MiB\")", string(b))
+	}
+	*s = Size(n * mult)
+	return nil
+}
+
+// Load reads and parses the file at path. Like Parse, it returns every
+// problem found, joined.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	return Parse(path, data)
+}
+
+// Parse decodes and validates a configuration; name is used in errors. It
+// opens nothing. The error, when not nil, joins every problem found.
+func Parse(name string, data []byte) (*Config, error) {
+	if name == "" {
+		name = "osapgw.toml"
+	}
+	var raw struct {
+		Config
+		Device []map[string]any `toml:"device"`
+	}
+	md, err := toml.NewDecoder(bytes.NewReader(data)).Decode(&raw)
+	if err != nil {
+		var pe toml.ParseError
+		if errors.As(err, &pe) {
+			return nil, fmt.Errorf("%s:%d:%d: %s", name, pe.Position.Line, pe.Position.Col, pe.Message)
+		}
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	lines := indexLines(data)
+	var errs []error
+	at := func(path string, idx int) string {
+		if l := lines.find(path, idx); l > 0 {
+			return fmt.Sprintf("%s:%d", name, l)
+		}
+		return name
+	}
+	for _, k := range md.Undecoded() {
+		if len(k) > 0 && k[0] == "device" {
+			continue // a device's keys are its kind's to check (Device.Decoder)
+		}
+		errs = append(errs, fmt.Errorf("%s: unknown key %q", at(k.String(), -1), k.String()))
+	}
+	c := raw.Config
+	c.Path = name
+	c.applyDefaults()
+	errs = append(errs, c.validate(func(key string) string { return at(key, -1) })...)
+
+	ids := map[string]int{}
+	for i, m := range raw.Device {
+		d, derrs := parseDevice(m, i, func(key string) string { return at("device."+key, i) })
+		d.Line = lines.header("device", i)
+		errs = append(errs, derrs...)
+		if d.ID != "" {
+			if first, dup := ids[d.ID]; dup {
+				errs = append(errs, fmt.Errorf("%s:%d: device %q: duplicate id (first at line %d)", name, d.Line, d.ID, first))
+			}
+			ids[d.ID] = d.Line
+		}
+		c.Devices = append(c.Devices, d)
+	}
+	if len(errs) > 0 {
+		return &c, errors.Join(errs...)
+	}
+	return &c, nil
+}
+
+func (c *Config) applyDefaults() {
+	if c.Upstream.Heartbeat == 0 {
+		c.Upstream.Heartbeat = Duration(DefaultHeartbeat)
+	}
+	if c.Upstream.RequestTimeout == 0 {
+		c.Upstream.RequestTimeout = Duration(DefaultRequestTimeout)
+	}
+	if c.Store.Path == "" {
+		c.Store.Path = DefaultStorePath
+	}
+	if c.Store.MaxBytes == 0 {
+		c.Store.MaxBytes = DefaultMaxBytes
+	}
+	if c.Store.MaxAge == 0 {
+		c.Store.MaxAge = Duration(DefaultMaxAge)
+	}
+	if c.HTTP.Listen == "" {
+		c.HTTP.Listen = DefaultHTTPListen
+	}
+	if c.Log.Level == "" {
+		c.Log.Level = "info"
+	}
+	if c.Log.Format == "" {
+		c.Log.Format = "text"
+	}
+	if c.Gateway.Model == "" {
+		c.Gateway.Model = "osapgw"
+	}
+}
+
+func (c *Config) validate(at func(key string) string) []error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s: %s", at(key), key, fmt.Sprintf(format, args...)))
+	}
+	if c.Gateway.Serial == "" {
+		bad("gateway.serial", "missing: the serial printed on the box label")
+	}
+	if c.Gateway.VerificationCodeFile == "" {
+		bad("gateway.verification_code_file", "missing: a file (mode 0600) holding the verification code from the box label")
+	}
+	if c.Upstream.LBS == "" {
+		bad("upstream.lbs", "missing: the platform's load-balancing service, e.g. \"tls://lbs.example.net:7700\"")
+	} else if _, _, err := c.Upstream.LBSAddress(); err != nil {
+		bad("upstream.lbs", "%v", err)
+	}
+	if _, err := c.Upstream.SuiteSet(); err != nil {
+		bad("upstream.suites", "%v", err)
+	}
+	if q := c.Upstream.AttributeQoS; q != 0 && q != 1 {
+		bad("upstream.attribute_qos", "%d is not 0 or 1", q)
+	}
+	if time.Duration(c.Upstream.Heartbeat) < time.Second {
+		bad("upstream.heartbeat", "%v is under 1s", time.Duration(c.Upstream.Heartbeat))
+	}
+	if _, _, err := net.SplitHostPort(c.HTTP.Listen); err != nil && c.HTTP.Listen != "off" {
+		bad("http.listen", "%q is not host:port or \"off\"", c.HTTP.Listen)
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log.level", "%q is not debug, info, warn or error", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		bad("log.format", "%q is not text or json", c.Log.Format)
+	}
+	return errs
+}
+
+// LBSAddress returns the LBS host:port and whether to use TLS.
+func (u Upstream) LBSAddress() (addr string, useTLS bool, err error) {
+	s := u.LBS
+	if !strings.Contains(s, "://") {
+		s = "tls://" + s
+	}
+	p, err := url.Parse(s)
+	if err != nil {
+		return "", false, fmt.Errorf("%q is not a URL: %w", u.LBS, err)
+	}
+	switch p.Scheme {
+	case "tls":
+		useTLS = true
+	case "tcp":
+	default:
+		return "", false, fmt.Errorf("%q: scheme %q is not tls or tcp", u.LBS, p.Scheme)
+	}
+	if p.Port() == "" || p.Hostname() == "" || p.Path != "" {
+		return "", false, fmt.Errorf("%q: want scheme://host:port", u.LBS)
+	}
+	return p.Host, useTLS, nil
+}
+
+func parseDevice(m map[string]any, idx int, at func(key string) string) (Device, []error) {
+	var d Device
+	var errs []error
+	str := func(key string) string {
+		v, ok := m[key]
+		if !ok {
+			return ""
+		}
+		s, ok := v.(string)
+		if !ok {
+			errs = append(errs, fmt.Errorf("%s: device #%d: %s: want a string, got %T", at(key), idx+1, key, v))
+		}
+		return s
+	}
+	d.ID, d.Kind, d.Name = str("id"), str("kind"), str("name")
+	if v, ok := m["disabled"]; ok {
+		b, ok := v.(bool)
+		if !ok {
+			errs = append(errs, fmt.Errorf("%s: device %q: disabled: want a bool, got %T", at("disabled"), d.ID, v))
+		}
+		d.Disabled = b
+	}
+	switch {
+	case d.ID == "":
+		errs = append(errs, fmt.Errorf("%s: device #%d: id: missing", at("id"), idx+1))
+	case !validID(d.ID):
+		errs = append(errs, fmt.Errorf("%s: device %q: id: use letters, digits, '-', '_' and '.' only (it becomes part of topics and metric labels)", at("id"), d.ID))
+	}
+	if d.Kind == "" {
+		errs = append(errs, fmt.Errorf("%s: device %q: kind: missing (one of %s)", at("kind"), d.ID, strings.Join(adapters.Kinds(), ", ")))
+	} else if _, ok := adapters.Lookup(d.Kind); !ok {
+		errs = append(errs, fmt.Errorf("%s: device %q: kind: unknown kind %q (one of %s)", at("kind"), d.ID, d.Kind, strings.Join(adapters.Kinds(), ", ")))
+	}
+	own := make(map[string]any, len(m))
+	for k, v := range m {
+		if !adapters.CommonKey(k) {
+			own[k] = v
+		}
+	}
+	var buf bytes.Buffer
+	if err := toml.NewEncoder(&buf).Encode(own); err != nil {
+		errs = append(errs, fmt.Errorf("%s: device %q: %w", at("id"), d.ID, err))
+	}
+	d.section = buf.String()
+	sum := sha256.Sum256([]byte(d.ID + "\x00" + d.Kind + "\x00" + d.Name + "\x00" + strconv.FormatBool(d.Disabled) + "\x00" + d.section))
+	d.Hash = hex.EncodeToString(sum[:8])
+	d.where = at
+	return d, errs
+}
+
+func validID(s string) bool {
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
+			return false
+		}
+	}
+	return len(s) <= 64
+}
+
+// typeErr matches the library's type errors, which carry the key but not
+// as a ParseError.
+var typeErr = regexp.MustCompile(`^toml: (?:line \d+ )?\(last key "([^"]+)"\): (.*)$`)
+
+type deviceDecoder struct{ d Device }
+
+// Decode decodes the device's own keys into v; unknown keys and type errors
+// are reported with file:line, device and key.
+func (dd deviceDecoder) Decode(v any) error {
+	d := dd.d
+	where := d.where
+	if where == nil {
+		where = func(string) string { return "" }
+	}
+	md, err := toml.Decode(d.section, v)
+	if err != nil {
+		var pe toml.ParseError
+		if errors.As(err, &pe) && pe.LastKey != "" {
+			return fmt.Errorf("%s: device %q: %s: %s", where(pe.LastKey), d.ID, pe.LastKey, pe.Message)
+		}
+		if m := typeErr.FindStringSubmatch(err.Error()); m != nil {
+			return fmt.Errorf("%s: device %q: %s: %s", where(m[1]), d.ID, m[1], m[2])
+		}
+		return fmt.Errorf("device %q: %w", d.ID, err)
+	}
+	var errs []error
+	und := md.Undecoded()
+	sort.Slice(und, func(i, j int) bool { return und[i].String() < und[j].String() })
+	for _, k := range und {
+		errs = append(errs, fmt.Errorf("%s: device %q: unknown key %q", where(k.String()), d.ID, "device."+k.String()))
+	}
+	return errors.Join(errs...)
+}

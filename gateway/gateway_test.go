@@ -1,0 +1,274 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/osapgw/osapgw/adapters"
+	"github.com/osapgw/osapgw/config"
+	"github.com/osapgw/osapgw/model"
+	"github.com/osapgw/osapgw/osap"
+	"github.com/osapgw/osapgw/osap/platform"
+)
+
+// loopAdapter is a sub-device kind for this test: it reports a counter as
+// an attribute, emits the events the test asks for, and remembers sets.
+type loopAdapter struct {
+	id     string
+	events chan model.EventOccurrence
+	mu     sync.Mutex
+	set    map[string]model.Value
+}
+
+var loops sync.Map // id → *loopAdapter
+
+func init() {
+	adapters.Register(adapters.Kind{Name: "loop", New: func(id string, dec adapters.Decoder, _ adapters.Env) (adapters.Adapter, error) {
+		var c struct {
+			Every string `toml:"every"`
+		}
+		if err := dec.Decode(&c); err != nil {
+			return nil, err
+		}
+		a := &loopAdapter{id: id, events: make(chan model.EventOccurrence, 1000)}
+		loops.Store(id, a)
+		return a, nil
+	}})
+}
+
+func (a *loopAdapter) Describe(context.Context) (model.Device, error) {
+	return model.Device{ID: a.id, Resources: []model.Resource{{Name: "main", Areas: []model.Area{{Name: "env",
+		Attributes: []model.Attribute{{Name: "count", Type: model.TypeInt}, {Name: "setpoint", Type: model.TypeFloat, Writable: true}},
+		Events:     []model.EventType{{Name: "tick"}},
+	}}}}}, nil
+}
+
+func (a *loopAdapter) Run(ctx context.Context, sink adapters.Sink) error {
+	sink.Status(a.id, true, nil)
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	n := 0
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case ev := <-a.events:
+			sink.Event(a.id, ev)
+		case now := <-t.C:
+			n++
+			sink.Attributes(a.id, "main", map[string]model.Value{"count": {V: int64(n), At: now}})
+		}
+	}
+}
+
+func (a *loopAdapter) Set(_ context.Context, _ string, v map[string]model.Value) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.set = v
+	return nil
+}
+
+func (a *loopAdapter) Get(context.Context, string, []string) (map[string]model.Value, error) {
+	return nil, nil
+}
+
+func (a *loopAdapter) Invoke(context.Context, string, string, map[string]any) (map[string]any, error) {
+	return nil, nil
+}
+
+func waitFor(t *testing.T, what string, limit time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("gave up waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func testLogger(t *testing.T) *slog.Logger {
+	if testing.Verbose() {
+		return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+// TestGatewayEndToEnd runs the platform emulator and a gateway in one
+// process over loopback: registration, topology, events, a set round
+// trip, and an outage of the DAS during which events wait in the outbox.
+func TestGatewayEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test with a DAS outage; skipped with -short")
+	}
+	dir := t.TempDir()
+	log := testLogger(t)
+	emu, err := platform.NewEmulator(platform.EmulatorConfig{StateDir: filepath.Join(dir, "platform"), Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	emu.Registry.Add("GW-E2E", "ABCDEF")
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := emu.Run(ctx); err != nil {
+			t.Errorf("emulator Run() = %v", err)
+		}
+	}()
+
+	code := filepath.Join(dir, "code")
+	if err := os.WriteFile(code, []byte("ABCDEF\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	text := fmt.Sprintf(`
+[gateway]
+serial = "GW-E2E"
+verification_code_file = %q
+[upstream]
+lbs = "tcp://%s"
+heartbeat = "2s"
+[store]
+path = %q
+[[device]]
+id = "s1"
+kind = "loop"
+every = "50ms"
+`, code, emu.LBSAddr(), filepath.Join(dir, "state", "osapgw.db"))
+	cfg, err := config.Parse("e2e.toml", []byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw, err := New(cfg, Options{Logger: log, Listener: ln})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := gw.Run(ctx); err != nil {
+			t.Errorf("gateway Run() = %v", err)
+		}
+	}()
+
+	das := emu.DAS[0]
+	var devID string
+	waitFor(t, "the gateway to register with its sub-device", 20*time.Second, func() bool {
+		for _, d := range das.Devices() {
+			info, err := das.Device(d.DevID)
+			if err != nil || !info.Online {
+				continue
+			}
+			for _, s := range info.SubDevices {
+				if s.ID == "s1" && s.Online && s.Model != nil && len(s.Attributes["main"]) > 0 {
+					devID = d.DevID
+					return true
+				}
+			}
+		}
+		return false
+	})
+
+	get := func(path string) (int, string) {
+		resp, err := http.Get("http://" + gw.Addr() + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := get("/readyz"); code != 200 {
+		t.Errorf("/readyz = %d %q, want 200 once registered", code, body)
+	}
+	if code, body := get("/metrics"); code != 200 || !strings.Contains(body, "osapgw_outbox_events") || !strings.Contains(body, `osapgw_device_online{device="s1",kind="loop"} 1`) {
+		t.Errorf("/metrics = %d, lacks the outbox or device series:\n%.2000s", code, body)
+	}
+
+	// A set round trip through the platform.
+	reply, err := das.Request(ctx, devID, "s1", osap.TypeAttributeSet, osap.AttributeSet{Resource: "main", Values: map[string]any{"setpoint": 21.5}})
+	if err != nil || reply.Code != 0 {
+		t.Fatalf("attribute.set = %+v, %v, want code 0", reply.Header, err)
+	}
+	v, _ := loops.Load("s1")
+	a := v.(*loopAdapter)
+	a.mu.Lock()
+	got := a.set["setpoint"].V
+	a.mu.Unlock()
+	if got != 21.5 {
+		t.Errorf("adapter got setpoint %v, want 21.5", got)
+	}
+
+	emit := func(from, to int) {
+		for i := from; i < to; i++ {
+			a.events <- model.EventOccurrence{Resource: "main", Event: "tick", Params: map[string]any{"n": i}, At: time.Now()}
+		}
+	}
+	emit(0, 5)
+	waitFor(t, "5 events at the platform", 10*time.Second, func() bool { return emu.Events.Len(devID) >= 5 })
+
+	// Outage: the DAS goes away; events wait in the outbox.
+	emu.StopDAS(0)
+	waitFor(t, "the gateway to notice the outage", 20*time.Second, func() bool { return !gw.session.Connected() })
+	emit(5, 25)
+	waitFor(t, "20 events in the outbox", 10*time.Second, func() bool { return gw.Status().Outbox.Events >= 20 })
+	if code, _ := get("/readyz"); code != 503 {
+		t.Errorf("/readyz during the outage = %d, want 503", code)
+	}
+	emu.StartDAS(0)
+	waitFor(t, "25 events at the platform", 30*time.Second, func() bool { return emu.Events.Len(devID) >= 25 })
+	waitFor(t, "the outbox to empty", 10*time.Second, func() bool { return gw.Status().Outbox.Events == 0 })
+
+	evs := emu.Events.Events(devID, 0, 1000)
+	if len(evs) != 25 {
+		t.Fatalf("platform holds %d events, want exactly 25", len(evs))
+	}
+	var last uint64
+	seen := map[int]bool{}
+	for _, e := range evs {
+		id, err := strconv.ParseUint(e.ID, 10, 64)
+		if err != nil || id <= last {
+			t.Fatalf("event id %q after %d: want strictly increasing ids", e.ID, last)
+		}
+		last = id
+		var body model.EventOccurrence
+		if err := json.Unmarshal(e.Body, &body); err != nil {
+			t.Fatal(err)
+		}
+		n := int(body.Params["n"].(float64))
+		if seen[n] {
+			t.Errorf("event n=%d stored twice", n)
+		}
+		seen[n] = true
+		if e.Dev != "s1" {
+			t.Errorf("event %s from %q, want s1", e.ID, e.Dev)
+		}
+	}
+	var st Status
+	_, body := get("/status")
+	if err := json.Unmarshal([]byte(body), &st); err != nil {
+		t.Fatalf("/status is not JSON: %v\n%s", err, body)
+	}
+	if len(st.Devices) != 1 || st.Devices[0].State != "online" || st.Upstream.DevID != devID {
+		t.Errorf("/status = %+v", st)
+	}
+}

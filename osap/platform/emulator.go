@@ -1,0 +1,232 @@
+package platform
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/osapgw/osapgw/osap"
+)
+
+// EmulatorConfig describes a whole platform emulator: registry, LBS, one or
+// more DAS instances sharing one event store, and the HTTP API.
+type EmulatorConfig struct {
+	// StateDir holds the registry state and the event file; created 0700.
+	StateDir string
+	// DevicesFile is the registry's TOML file of serial → verification
+	// code; empty means devices are added with Registry.Add.
+	DevicesFile string
+	// LBSListen, DASListen and HTTPListen are TCP addresses; port 0 picks
+	// a free port. DASListen defaults to one DAS on 127.0.0.1:0; an empty
+	// HTTPListen serves no API.
+	LBSListen  string
+	DASListen  []string
+	HTTPListen string
+	// TLS, when set, serves the LBS and the DAS over TLS.
+	TLS             *tls.Config
+	Suites          osap.SuiteSet
+	SessionLifetime time.Duration
+	Logger          *slog.Logger
+}
+
+// Emulator is a running platform emulator. Its parts are exported for
+// tests and the demo, which inspect them directly.
+type Emulator struct {
+	Registry *Registry
+	LBS      *LBS
+	DAS      []*DAS
+	Events   *EventStore
+
+	log    *slog.Logger
+	lbsLn  net.Listener
+	httpLn net.Listener
+	api    http.Handler
+
+	mu      sync.Mutex
+	dasStop []context.CancelFunc
+	dasDone []chan struct{}
+	runCtx  context.Context
+}
+
+// NewEmulator binds every listener and loads the state; Run serves.
+func NewEmulator(cfg EmulatorConfig) (*Emulator, error) {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	if cfg.LBSListen == "" {
+		cfg.LBSListen = "127.0.0.1:0"
+	}
+	if len(cfg.DASListen) == 0 {
+		cfg.DASListen = []string{"127.0.0.1:0"}
+	}
+	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
+		return nil, fmt.Errorf("emulator state dir: %w", err)
+	}
+	statePath := filepath.Join(cfg.StateDir, "registry.json")
+	var reg *Registry
+	var err error
+	if cfg.DevicesFile != "" {
+		reg, err = LoadRegistry(cfg.DevicesFile, statePath)
+	} else {
+		reg, err = NewRegistry(statePath)
+	}
+	if err != nil {
+		return nil, err
+	}
+	events, err := OpenEventStore(filepath.Join(cfg.StateDir, "events.jsonl"))
+	if err != nil {
+		return nil, err
+	}
+	e := &Emulator{Registry: reg, Events: events, log: log}
+	var services []AccessService
+	for i, addr := range cfg.DASListen {
+		d, err := NewDAS(DASConfig{Listen: addr, TLS: cfg.TLS, Keys: reg, Events: events,
+			Logger: log.With("component", "das", "das", i)})
+		if err != nil {
+			e.close()
+			return nil, err
+		}
+		e.DAS = append(e.DAS, d)
+		services = append(services, d)
+	}
+	e.LBS = NewLBS(LBSConfig{Registry: reg, Suites: cfg.Suites, SessionLifetime: cfg.SessionLifetime, DAS: services,
+		TLS: cfg.TLS, Logger: log.With("component", "lbs")})
+	if e.lbsLn, err = net.Listen("tcp", cfg.LBSListen); err != nil {
+		e.close()
+		return nil, fmt.Errorf("lbs listen: %w", err)
+	}
+	if cfg.HTTPListen != "" {
+		if e.httpLn, err = net.Listen("tcp", cfg.HTTPListen); err != nil {
+			e.close()
+			return nil, fmt.Errorf("api listen: %w", err)
+		}
+	}
+	e.api = NewAPI(e.DAS, WithAPILogger(log.With("component", "api")))
+	return e, nil
+}
+
+// LBSAddr is the LBS's host:port.
+func (e *Emulator) LBSAddr() string { return e.lbsLn.Addr().String() }
+
+// APIURL is the HTTP API's base URL, or "" when it is not served.
+func (e *Emulator) APIURL() string {
+	if e.httpLn == nil {
+		return ""
+	}
+	return "http://" + e.httpLn.Addr().String()
+}
+
+// API returns the HTTP API handler (served on HTTPListen by Run).
+func (e *Emulator) API() http.Handler { return e.api }
+
+// Run serves the LBS, every DAS and the API until ctx ends, then stops
+// them, waits for them and releases everything.
+func (e *Emulator) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	errs := make(chan error, 2+len(e.DAS))
+	e.mu.Lock()
+	e.runCtx = ctx
+	e.dasStop = make([]context.CancelFunc, len(e.DAS))
+	e.dasDone = make([]chan struct{}, len(e.DAS))
+	for i := range e.DAS {
+		e.startDASLocked(i)
+	}
+	e.mu.Unlock()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := e.LBS.Serve(ctx, e.lbsLn); err != nil {
+			errs <- fmt.Errorf("lbs: %w", err)
+		}
+	}()
+	var srv *http.Server
+	if e.httpLn != nil {
+		srv = &http.Server{Handler: e.api, ReadHeaderTimeout: 5 * time.Second}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := srv.Serve(e.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errs <- fmt.Errorf("api: %w", err)
+			}
+		}()
+	}
+	<-ctx.Done()
+	if srv != nil {
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_ = srv.Shutdown(sctx)
+		cancel()
+	}
+	e.mu.Lock()
+	done := append([]chan struct{}(nil), e.dasDone...)
+	e.mu.Unlock()
+	for _, d := range done {
+		if d != nil {
+			<-d
+		}
+	}
+	wg.Wait()
+	close(errs)
+	var err error
+	for x := range errs {
+		err = errors.Join(err, x)
+	}
+	return errors.Join(err, e.close())
+}
+
+func (e *Emulator) startDASLocked(i int) {
+	ctx, cancel := context.WithCancel(e.runCtx)
+	done := make(chan struct{})
+	e.dasStop[i], e.dasDone[i] = cancel, done
+	go func() {
+		defer close(done)
+		if err := e.DAS[i].Serve(ctx); err != nil {
+			e.log.Error("DAS stopped with an error", "das", i, "err", err)
+		}
+	}()
+}
+
+// StopDAS stops DAS i (an outage, for the demo and tests): its devices are
+// disconnected and its port refuses connections until StartDAS.
+func (e *Emulator) StopDAS(i int) {
+	e.mu.Lock()
+	stop, done := e.dasStop[i], e.dasDone[i]
+	e.dasStop[i], e.dasDone[i] = nil, nil
+	e.mu.Unlock()
+	if stop != nil {
+		stop()
+		<-done
+	}
+}
+
+// StartDAS starts DAS i again after StopDAS, on the same address.
+func (e *Emulator) StartDAS(i int) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.dasStop[i] == nil && e.runCtx != nil && e.runCtx.Err() == nil {
+		e.startDASLocked(i)
+	}
+}
+
+func (e *Emulator) close() error {
+	var errs []error
+	for _, d := range e.DAS {
+		errs = append(errs, d.Close())
+	}
+	if e.lbsLn != nil {
+		e.lbsLn.Close()
+	}
+	if e.httpLn != nil {
+		e.httpLn.Close()
+	}
+	errs = append(errs, e.Events.Close())
+	return errors.Join(errs...)
+}

@@ -1,0 +1,264 @@
+package store
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+
+	"github.com/osapgw/osapgw/model"
+)
+
+// Record encodings. Every stored value starts with a format byte so that a
+// later schema can change one kind of record without a full migration.
+const (
+	outboxFormat1 = 1
+	valueFormat1  = 1
+)
+
+// leafOverhead is what bbolt spends per key/value pair on a leaf page, on
+// top of the key and value bytes. It makes Bytes track the file footprint.
+const leafOverhead = 16
+
+func idKey(id uint64) []byte {
+	var k [8]byte
+	binary.BigEndian.PutUint64(k[:], id)
+	return k[:]
+}
+
+func keyID(k []byte) (uint64, bool) {
+	if len(k) != 8 {
+		return 0, false
+	}
+	return binary.BigEndian.Uint64(k), true
+}
+
+// encodeEvent encodes an outbox record:
+// format (1) | capture time, unix ns (8, BE) | len(dev) (uvarint) | dev | body.
+func encodeEvent(ev Event) []byte {
+	b := make([]byte, 0, 1+8+binary.MaxVarintLen64+len(ev.Dev)+len(ev.Body))
+	b = append(b, outboxFormat1)
+	b = binary.BigEndian.AppendUint64(b, uint64(unixNano(ev.At)))
+	b = binary.AppendUvarint(b, uint64(len(ev.Dev)))
+	b = append(b, ev.Dev...)
+	return append(b, ev.Body...)
+}
+
+// decodeEvent decodes what encodeEvent wrote. The returned Record owns its
+// memory (it does not alias v, which bbolt may reuse after the transaction).
+func decodeEvent(id uint64, v []byte) (Record, error) {
+	at, ok := decodeEventAt(v)
+	if !ok {
+		return Record{}, fmt.Errorf("outbox record %d: bad header: %w", id, ErrCorrupt)
+	}
+	rest := v[9:]
+	n, w := binary.Uvarint(rest)
+	if w <= 0 || w != len(binary.AppendUvarint(nil, n)) || n > uint64(len(rest)-w) {
+		return Record{}, fmt.Errorf("outbox record %d: bad device length: %w", id, ErrCorrupt)
+	}
+	rest = rest[w:]
+	return Record{
+		ID:   id,
+		Dev:  string(rest[:n]),
+		Body: append([]byte(nil), rest[n:]...),
+		At:   at,
+	}, nil
+}
+
+// decodeEventAt returns the capture time of an outbox record without
+// decoding the rest.
+func decodeEventAt(v []byte) (time.Time, bool) {
+	if len(v) < 9 || v[0] != outboxFormat1 {
+		return time.Time{}, false
+	}
+	return time.Unix(0, int64(binary.BigEndian.Uint64(v[1:9]))), true
+}
+
+func unixNano(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+// Kinds of stored attribute values.
+const (
+	kindNull   = 0
+	kindBool   = 1
+	kindInt    = 2
+	kindFloat  = 3
+	kindString = 4
+	kindJSON   = 5
+)
+
+// Value flags.
+const flagPending = 1
+
+// valueKey is dev NUL resource NUL attribute.
+func valueKey(dev, resource, attr string) []byte {
+	return []byte(dev + "\x00" + resource + "\x00" + attr)
+}
+
+func splitValueKey(k []byte) (dev, resource, attr string, ok bool) {
+	parts := strings.SplitN(string(k), "\x00", 3)
+	if len(parts) != 3 {
+		return "", "", "", false
+	}
+	return parts[0], parts[1], parts[2], true
+}
+
+func validName(what, s string) error {
+	if s == "" || strings.IndexByte(s, 0) >= 0 {
+		return fmt.Errorf("%s %q: empty or contains NUL: %w", what, s, ErrInvalid)
+	}
+	return nil
+}
+
+// encodeValue encodes an attribute value:
+// format (1) | flags (1) | capture time, unix ns (8, BE) | kind (1) |
+// len(quality) (1) | quality | payload, where the payload is 1 byte for a
+// bool, 8 bytes BE for an int64 or the bits of a float64, the bytes of a
+// string, or JSON for anything else.
+func encodeValue(v model.Value, flags byte) ([]byte, error) {
+	if len(v.Quality) > 255 {
+		return nil, fmt.Errorf("quality %q too long: %w", v.Quality, ErrInvalid)
+	}
+	b := make([]byte, 0, 16+len(v.Quality))
+	b = append(b, valueFormat1, flags)
+	b = binary.BigEndian.AppendUint64(b, uint64(unixNano(v.At)))
+	var payload []byte
+	var kind byte
+	switch x := v.V.(type) {
+	case nil:
+		kind = kindNull
+	case bool:
+		kind = kindBool
+		if x {
+			payload = []byte{1}
+		} else {
+			payload = []byte{0}
+		}
+	case int64:
+		kind = kindInt
+		payload = binary.BigEndian.AppendUint64(nil, uint64(x))
+	case int:
+		kind = kindInt
+		payload = binary.BigEndian.AppendUint64(nil, uint64(int64(x)))
+	case float64:
+		kind = kindFloat
+		payload = binary.BigEndian.AppendUint64(nil, math.Float64bits(x))
+	case string:
+		kind = kindString
+		payload = []byte(x)
+	default:
+		j, err := json.Marshal(x)
+		if err != nil {
+			return nil, fmt.Errorf("value of type %T: %w: %w", x, ErrInvalid, err)
+		}
+		kind = kindJSON
+		payload = j
+	}
+	b = append(b, kind, byte(len(v.Quality)))
+	b = append(b, v.Quality...)
+	return append(b, payload...), nil
+}
+
+// decodeValue decodes what encodeValue wrote and returns the value and its
+// flags.
+func decodeValue(b []byte) (model.Value, byte, error) {
+	if len(b) < 12 || b[0] != valueFormat1 {
+		return model.Value{}, 0, fmt.Errorf("value record: bad header: %w", ErrCorrupt)
+	}
+	flags := b[1]
+	ns := int64(binary.BigEndian.Uint64(b[2:10]))
+	kind, ql := b[10], int(b[11])
+	rest := b[12:]
+	if ql > len(rest) {
+		return model.Value{}, 0, fmt.Errorf("value record: bad quality length: %w", ErrCorrupt)
+	}
+	v := model.Value{Quality: model.Quality(rest[:ql])}
+	if ns != 0 {
+		v.At = time.Unix(0, ns)
+	}
+	p := rest[ql:]
+	switch kind {
+	case kindNull:
+		if len(p) != 0 {
+			return model.Value{}, 0, fmt.Errorf("value record: null with payload: %w", ErrCorrupt)
+		}
+	case kindBool:
+		if len(p) != 1 || p[0] > 1 {
+			return model.Value{}, 0, fmt.Errorf("value record: bad bool: %w", ErrCorrupt)
+		}
+		v.V = p[0] == 1
+	case kindInt, kindFloat:
+		if len(p) != 8 {
+			return model.Value{}, 0, fmt.Errorf("value record: bad number: %w", ErrCorrupt)
+		}
+		u := binary.BigEndian.Uint64(p)
+		if kind == kindInt {
+			v.V = int64(u)
+		} else {
+			v.V = math.Float64frombits(u)
+		}
+	case kindString:
+		v.V = string(p)
+	case kindJSON:
+		var x any
+		if err := json.Unmarshal(p, &x); err != nil {
+			return model.Value{}, 0, fmt.Errorf("value record: %w: %w", ErrCorrupt, err)
+		}
+		v.V = x
+	default:
+		return model.Value{}, 0, fmt.Errorf("value record: unknown kind %d: %w", kind, ErrCorrupt)
+	}
+	return v, flags, nil
+}
+
+// storedCredentials is the stored form of Credentials.
+type storedCredentials struct {
+	Format        int       `json:"format"`
+	DevID         string    `json:"dev_id"`
+	MasterKey     []byte    `json:"master_key"`
+	Suite         uint8     `json:"suite"`
+	SessionKey    []byte    `json:"session_key,omitempty"`
+	SessionExpiry time.Time `json:"session_expiry,omitzero"`
+	Lifetime      int64     `json:"lifetime_ns,omitempty"`
+	DASAddress    string    `json:"das_address,omitempty"`
+}
+
+const credentialsFormat1 = 1
+
+func encodeCredentials(c Credentials) ([]byte, error) {
+	return json.Marshal(storedCredentials{
+		Format:        credentialsFormat1,
+		DevID:         c.DevID,
+		MasterKey:     c.MasterKey,
+		Suite:         c.Suite,
+		SessionKey:    c.SessionKey,
+		SessionExpiry: c.SessionExpiry,
+		Lifetime:      int64(c.Lifetime),
+		DASAddress:    c.DASAddress,
+	})
+}
+
+func decodeCredentials(b []byte) (Credentials, error) {
+	var s storedCredentials
+	if err := json.Unmarshal(b, &s); err != nil {
+		return Credentials{}, fmt.Errorf("credentials: %w: %w", ErrCorrupt, err)
+	}
+	if s.Format != credentialsFormat1 {
+		return Credentials{}, fmt.Errorf("credentials: unknown format %d: %w", s.Format, ErrCorrupt)
+	}
+	return Credentials{
+		DevID:         s.DevID,
+		MasterKey:     s.MasterKey,
+		Suite:         s.Suite,
+		SessionKey:    s.SessionKey,
+		SessionExpiry: s.SessionExpiry,
+		Lifetime:      time.Duration(s.Lifetime),
+		DASAddress:    s.DASAddress,
+	}, nil
+}

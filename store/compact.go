@@ -1,0 +1,100 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// compactSuffix names the file a compaction writes before renaming it over
+// the store.
+const compactSuffix = ".compact"
+
+// compactTxBytes bounds each transaction of the copy, to bound memory.
+const compactTxBytes = 4 << 20
+
+// Compact rewrites the file without its free pages and returns when the
+// compacted file is in place. Writes wait meanwhile. The store compacts
+// itself when the file grows past twice its live data (and past 32 MiB);
+// Compact is for tests and operators. It returns ctx.Err() if ctx ends
+// before the compaction starts.
+func (s *Store) Compact(ctx context.Context) error {
+	return s.submit(ctx.Done(), &request{place: "compact", fn: func(*bolt.Tx, *state) error { return nil }, compact: true})
+}
+
+// maybeCompact compacts when the file is well past its live data.
+func (s *Store) maybeCompact() {
+	s.lastCompactAt = time.Now()
+	size, err := s.fileSize()
+	if err != nil {
+		s.log.Warn("stat store file", "err", err)
+		return
+	}
+	s.stmu.Lock()
+	live := s.state.bytes + 1<<20
+	s.stmu.Unlock()
+	if size < s.opts.compactMinBytes || size < 2*live {
+		return
+	}
+	if err := s.compact(); err != nil {
+		s.log.Warn("compaction failed; the store goes on with the uncompacted file", "err", err)
+	}
+}
+
+// compact copies the file into path.compact, fsyncs it, renames it over the
+// store and reopens it. If the process dies before the rename, the old file
+// is intact and Open removes the leftover; after the rename, the new file
+// is complete. Runs on the committer goroutine only.
+func (s *Store) compact() error {
+	start := time.Now()
+	before, _ := s.fileSize()
+	tmp := s.path + compactSuffix
+	if err := os.Remove(tmp); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("store: compact: %w", err)
+	}
+	s.dbmu.RLock()
+	src := s.db
+	s.dbmu.RUnlock()
+	dst, err := bolt.Open(tmp, 0o600, &bolt.Options{Timeout: time.Second, NoSync: s.opts.NoSync, FreelistType: bolt.FreelistMapType})
+	if err != nil {
+		return wrapWrite("compact", err)
+	}
+	err = bolt.Compact(dst, src, compactTxBytes)
+	if err == nil {
+		err = dst.Sync()
+	}
+	if cerr := dst.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, s.path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return wrapWrite("compact", err)
+	}
+	if err := syncDir(filepath.Dir(s.path)); err != nil {
+		s.log.Warn("fsync store directory after compaction", "err", err)
+	}
+	s.dbmu.Lock()
+	defer s.dbmu.Unlock()
+	if err := s.db.Close(); err != nil {
+		s.log.Warn("close the file replaced by compaction", "err", err)
+	}
+	db, err := s.openBolt(s.path)
+	if err != nil {
+		s.db = nil
+		s.dead = fmt.Errorf("store: reopen after compaction: %w", err)
+		s.log.Error("store unusable after compaction; restart the daemon", "err", err)
+		return s.dead
+	}
+	s.db = db
+	after, _ := s.fileSize()
+	s.log.Info("compacted store", "bytes_before", before, "bytes_after", after, "duration_seconds", time.Since(start).Seconds())
+	return nil
+}

@@ -1,0 +1,175 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Event is an event to keep until the platform acknowledges it.
+type Event struct {
+	// Dev is the sub-device id ("" for the gateway itself).
+	Dev string
+	// Body is the JSON body of the event.report message.
+	Body []byte
+	// At is the capture time; zero means now.
+	At time.Time
+}
+
+// Record is a stored event with its id.
+type Record struct {
+	ID   uint64
+	Dev  string
+	Body []byte
+	At   time.Time
+}
+
+// OutboxStats describes the outbox. Count, Bytes and Oldest describe the
+// events stored; Dropped counts events dropped by the bounds over the
+// file's life; Corruptions counts damaged files moved aside and damaged
+// records removed.
+type OutboxStats struct {
+	Count       int
+	Bytes       int64
+	Oldest      time.Time
+	Dropped     uint64
+	Corruptions uint64
+}
+
+// Append stores ev and returns its id, once it is durable (fsync'd):
+// concurrent appends share one transaction and one fsync (group commit).
+// Ids are strictly increasing in commit order and never reused. If the
+// outbox would exceed its bounds, the oldest events are dropped. It
+// returns ErrTooLarge for an event over MaxEventBytes, an error wrapping
+// ErrNoSpace if the disk is full, ErrClosed after Close, and ctx.Err() if
+// ctx ends first; in that last case the event may still be stored (and
+// then delivered).
+func (s *Store) Append(ctx context.Context, ev Event) (uint64, error) {
+	if ev.At.IsZero() {
+		ev.At = s.opts.Now()
+	}
+	enc := encodeEvent(ev)
+	if n := int64(8 + len(enc) + leafOverhead); n > MaxEventBytes || n > s.opts.MaxBytes {
+		return 0, fmt.Errorf("store: append: %d bytes: %w", n, ErrTooLarge)
+	}
+	r := &request{enc: enc, place: "append"}
+	if err := s.submit(ctx.Done(), r); err != nil {
+		if errors.Is(err, errCanceled) {
+			return 0, fmt.Errorf("store: append: %w", ctx.Err())
+		}
+		if errors.Is(err, ErrClosed) {
+			return 0, fmt.Errorf("store: append: %w", err)
+		}
+		return 0, err
+	}
+	return r.id, nil
+}
+
+// Pending returns up to max stored events with ids above after, oldest
+// first. Pass after = 0 to start at the oldest, then the last id returned
+// to page on. A record that cannot be decoded is removed, logged and
+// counted in Stats().Corruptions, and skipped.
+func (s *Store) Pending(after uint64, max int) ([]Record, error) {
+	if max <= 0 {
+		return nil, nil
+	}
+	var out []Record
+	var bad []uint64
+	err := s.view(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketOutbox).Cursor()
+		for k, v := c.Seek(idKey(after + 1)); k != nil && len(out) < max; k, v = c.Next() {
+			id, ok := keyID(k)
+			if !ok {
+				continue
+			}
+			rec, err := decodeEvent(id, v)
+			if err != nil {
+				s.log.Error("removing a damaged outbox record", "id", id, "err", err)
+				bad = append(bad, id)
+				continue
+			}
+			out = append(out, rec)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: pending: %w", err)
+	}
+	if len(bad) > 0 {
+		if err := s.remove("remove damaged records", bad, true); err != nil {
+			return out, err
+		}
+	}
+	return out, nil
+}
+
+// Ack removes the events with the given ids, once the platform has
+// acknowledged them, and returns when that is durable. Ids not stored
+// (already acknowledged, dropped, never issued) are ignored.
+func (s *Store) Ack(ids ...uint64) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	return s.remove("ack", ids, false)
+}
+
+func (s *Store) remove(place string, ids []uint64, damaged bool) error {
+	err := s.write(place, func(tx *bolt.Tx, st *state) error {
+		ob := tx.Bucket(bucketOutbox)
+		for _, id := range ids {
+			k := idKey(id)
+			v := ob.Get(k)
+			if v == nil {
+				continue
+			}
+			if err := ob.Delete(k); err != nil {
+				return err
+			}
+			st.count--
+			st.bytes -= int64(len(k) + len(v) + leafOverhead)
+			if damaged {
+				st.corruptions++
+			}
+		}
+		return nil
+	})
+	if errors.Is(err, ErrClosed) {
+		return fmt.Errorf("store: %s: %w", place, err)
+	}
+	return err
+}
+
+// Stats returns the outbox's figures. It is cheap: they are kept in memory.
+func (s *Store) Stats() OutboxStats {
+	s.stmu.Lock()
+	defer s.stmu.Unlock()
+	return OutboxStats{
+		Count:       s.state.count,
+		Bytes:       s.state.bytes,
+		Oldest:      s.state.oldest,
+		Dropped:     s.state.dropped,
+		Corruptions: s.state.corruptions,
+	}
+}
+
+// TakeOverflow returns the number of events dropped since the last call
+// (across restarts: the count is stored) and resets it, for the
+// outbox.overflow event the gateway reports when it reconnects. If the
+// reset cannot be stored, it logs a warning and returns 0; the count is
+// then reported by a later call.
+func (s *Store) TakeOverflow() uint64 {
+	var n uint64
+	err := s.write("take overflow", func(tx *bolt.Tx, st *state) error {
+		n = st.overflow
+		st.overflow = 0
+		return nil
+	})
+	if err != nil {
+		s.log.Warn("reset the overflow count", "err", err)
+		return 0
+	}
+	return n
+}

@@ -1,0 +1,315 @@
+package upstream
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/osapgw/osapgw/osap"
+)
+
+func TestPublishRefusedWhenOffline(t *testing.T) {
+	checkLeaks(t)
+	s := New(Config{Logger: testLogger(t)}, &fakeAuth{}, &memStore{}, newRecorder())
+	called := false
+	err := s.Publish(osap.KindEvent, eventHeader(1), nil, 1, func(error) { called = true })
+	if !errors.Is(err, ErrNotConnected) {
+		t.Errorf("Publish before Run = %v, want ErrNotConnected", err)
+	}
+	if err := s.Publish(osap.KindEvent, eventHeader(1), nil, 2, nil); err == nil || errors.Is(err, ErrNotConnected) {
+		t.Errorf("Publish with QoS 2 = %v, want an error about the QoS", err)
+	}
+	if called {
+		t.Error("done was called for a refused Publish")
+	}
+	if got := s.State(); got.State != PhaseIdle || s.Connected() {
+		t.Errorf("State() = %+v, Connected() = %v; want idle and not connected", got, s.Connected())
+	}
+}
+
+// TestSessionPublishAndStop connects, publishes with QoS 1 and 0, and stops:
+// the platform sees {"online":true}, both messages opened and decoded,
+// then {"online":false}, and the broker sends no will.
+func TestSessionPublishAndStop(t *testing.T) {
+	checkLeaks(t)
+	a := &fakeAuth{}
+	b := startMochi(t, a.acceptsLogin)
+	a.das = b.das()
+	p := newPlatform(t, b.addr)
+	st := &memStore{}
+	r := newRecorder()
+	s := newSession(t, a, st, r, 30*time.Second)
+	stop := runSession(t, s)
+
+	recv(t, r.connected, "Handler.Connected")
+	if !p.nextStatus(t, a) {
+		t.Fatal("first status message says online=false, want true")
+	}
+	if got := s.State(); got.State != PhaseConnected || got.DevID != testDevID || got.Reconnects != 0 || got.AuthFailures != 0 || !s.Connected() || s.DevID() != testDevID {
+		t.Errorf("State() = %+v, Connected() = %v, want connected as %q with no reconnects or failures", got, s.Connected(), testDevID)
+	}
+	if diff := cmp.Diff([]bool{false}, a.calls()); diff != "" {
+		t.Errorf("Authenticate calls (stored credentials passed?) (-want +got):\n%s", diff)
+	}
+	if c, ok, _ := st.LoadCredentials(); !ok || c.DevID != testDevID {
+		t.Errorf("stored credentials = %+v, %v; want the issued ones", c, ok)
+	}
+
+	done := make(chan error, 2)
+	attr := osap.AttributeReport{Resource: "main"}
+	if err := s.Publish(osap.KindEvent, eventHeader(7), eventBody{Resource: "video/1", Event: "motion", Seq: 7}, 1, func(err error) { done <- err }); err != nil {
+		t.Fatalf("Publish QoS 1: %v", err)
+	}
+	if err := s.Publish(osap.KindAttribute, osap.Header{ID: "a1", Type: osap.TypeAttributeReport, Dev: "cam-1"}, attr, 0, func(err error) { done <- err }); err != nil {
+		t.Fatalf("Publish QoS 0: %v", err)
+	}
+	for range 2 {
+		if err := recv(t, done, "publish completion"); err != nil {
+			t.Errorf("done(%v), want done(nil)", err)
+		}
+	}
+	got := map[string]osap.Header{}
+	for len(got) < 2 {
+		u := recv(t, p.up, "uplink")
+		m, _, err := a.open(u.topic, u.payload)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got[u.topic] = m.Header
+	}
+	want := map[string]osap.Header{
+		osap.Topic(testDevID, osap.DirUp, osap.KindEvent):     eventHeader(7),
+		osap.Topic(testDevID, osap.DirUp, osap.KindAttribute): {ID: "a1", Type: osap.TypeAttributeReport, Dev: "cam-1"},
+	}
+	if diff := cmp.Diff(want, got, cmp.FilterPath(func(p cmp.Path) bool { return p.Last().String() == ".TS" }, cmp.Ignore())); diff != "" {
+		t.Errorf("uplinks by topic (-want +got):\n%s", diff)
+	}
+
+	stop()
+	if err := recv(t, r.disconnected, "Handler.Disconnected"); err != nil {
+		t.Errorf("Disconnected(%v) after stop, want Disconnected(nil)", err)
+	}
+	if p.nextStatus(t, a) {
+		t.Error("status at stop says online=true, want false")
+	}
+	for id := recv(t, b.hook.disconnects, "broker disconnect"); id != testDevID; id = recv(t, b.hook.disconnects, "broker disconnect") {
+	}
+	// mochi sends a will before it reports the disconnect.
+	select {
+	case id := <-b.hook.wills:
+		t.Errorf("broker sent the will of %q after a graceful stop", id)
+	default:
+	}
+	if err := s.Publish(osap.KindEvent, eventHeader(8), nil, 1, nil); !errors.Is(err, ErrNotConnected) {
+		t.Errorf("Publish after stop = %v, want ErrNotConnected", err)
+	}
+	if got := s.State(); got.State != PhaseStopped || s.Connected() {
+		t.Errorf("State() after stop = %+v, want stopped", got)
+	}
+}
+
+// TestSessionCredentials covers where the credentials of a connection come
+// from: first authentication, stored ones used as they are, a stored key
+// the DAS refuses (CONNACK 4 → re-authentication), one due for refresh,
+// and an LBS that fails twice.
+func TestSessionCredentials(t *testing.T) {
+	tests := []struct {
+		name string
+		// stored: nil for none; knownKey: the platform knows the stored
+		// session key (the fake LBS issued it).
+		stored           *Credentials
+		knownKey         bool
+		lbsFailures      int
+		wantCalls        []bool // per Authenticate call: stored credentials passed in
+		wantLogins       []string
+		wantAuthFailures int64
+	}{
+		{
+			name:       "first authentication",
+			wantCalls:  []bool{false},
+			wantLogins: []string{testDevID + ":true"},
+		},
+		{
+			name:       "stored credentials used as they are",
+			stored:     &Credentials{Lifetime: time.Hour, SessionExpiry: time.Now().Add(time.Hour)},
+			knownKey:   true,
+			wantCalls:  nil,
+			wantLogins: []string{testDevID + ":true"},
+		},
+		{
+			name:             "stored key refused by the DAS, re-authentication",
+			stored:           &Credentials{Lifetime: time.Hour, SessionExpiry: time.Now().Add(time.Hour)},
+			wantCalls:        []bool{true},
+			wantLogins:       []string{testDevID + ":false", testDevID + ":true"},
+			wantAuthFailures: 1,
+		},
+		{
+			name:       "stored key due for refresh",
+			stored:     &Credentials{Lifetime: time.Hour, SessionExpiry: time.Now().Add(10 * time.Minute)},
+			knownKey:   true,
+			wantCalls:  []bool{true},
+			wantLogins: []string{testDevID + ":true"},
+		},
+		{
+			name:             "LBS fails twice",
+			lbsFailures:      2,
+			wantCalls:        []bool{false, false, false},
+			wantLogins:       []string{testDevID + ":true"},
+			wantAuthFailures: 2,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			checkLeaks(t)
+			a := &fakeAuth{fail: tt.lbsFailures}
+			b := startMochi(t, a.acceptsLogin)
+			a.das = b.das()
+			st := &memStore{}
+			if tt.stored != nil {
+				c := *tt.stored
+				c.DevID, c.Suite, c.DASAddress = testDevID, osap.SuiteAESGCM, a.das
+				c.MasterKey = make([]byte, osap.KeySize)
+				c.SessionKey = make([]byte, osap.KeySize)
+				_, _ = rand.Read(c.SessionKey)
+				if tt.knownKey {
+					a.keys = append(a.keys, c.SessionKey)
+				}
+				_ = st.SaveCredentials(c)
+			}
+			r := newRecorder()
+			s := newSession(t, a, st, r, 30*time.Second)
+			runSession(t, s)
+			recv(t, r.connected, "Handler.Connected")
+
+			if diff := cmp.Diff(tt.wantCalls, a.calls()); diff != "" {
+				t.Errorf("Authenticate calls (stored credentials passed?) (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tt.wantLogins, b.hook.loginLog()); diff != "" {
+				t.Errorf("logins at the DAS (-want +got):\n%s", diff)
+			}
+			if got := s.State(); got.AuthFailures != tt.wantAuthFailures || got.State != PhaseConnected {
+				t.Errorf("State() = %+v, want connected with %d auth failures", got, tt.wantAuthFailures)
+			}
+		})
+	}
+}
+
+// TestSessionDownlink sends three downlinks: one that is not a sealed
+// message, one sealed under a key the gateway does not have, and a good
+// one; only the good one reaches Handler.Downlink, opened and decoded.
+func TestSessionDownlink(t *testing.T) {
+	checkLeaks(t)
+	a := &fakeAuth{}
+	b := startMochi(t, nil)
+	a.das = b.das()
+	p := newPlatform(t, b.addr)
+	r := newRecorder()
+	s := newSession(t, a, &memStore{}, r, 30*time.Second)
+	runSession(t, s)
+	recv(t, r.connected, "Handler.Connected")
+
+	p.raw(t, osap.Topic(testDevID, osap.DirDown, "request"), []byte("not sealed"))
+	stranger, err := osap.NewCipher(osap.SuiteAESGCM, make([]byte, osap.KeySize))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.publish(t, stranger, "request", osap.Header{ID: "x", Type: osap.TypeAttributeSet}, osap.AttributeSet{Resource: "main"})
+	want := osap.AttributeSet{Resource: "main", Values: map[string]any{"setpoint": "21.5"}}
+	p.publish(t, a.ciphers()[0], "request", osap.Header{ID: "42", TS: 1764150000000, Type: osap.TypeAttributeSet, Dev: "boiler-1"}, want)
+
+	m := recv(t, r.downlinks, "downlink")
+	if diff := cmp.Diff(osap.Header{ID: "42", TS: 1764150000000, Type: osap.TypeAttributeSet, Dev: "boiler-1"}, m.Header); diff != "" {
+		t.Errorf("downlink header (-want +got):\n%s", diff)
+	}
+	var got osap.AttributeSet
+	if err := m.DecodeBody(&got); err != nil {
+		t.Fatalf("DecodeBody: %v", err)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("downlink body (-want +got):\n%s", diff)
+	}
+}
+
+// TestSessionKeyRefresh gives the session key a 2 s lifetime, so it is
+// refreshed every 1.6 s, while events go up and downlinks come down at a
+// steady pace: every event and every downlink gets through, the session
+// logged in again with each new key, and events went up sealed under more
+// than one key.
+func TestSessionKeyRefresh(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits for session key refreshes (seconds)")
+	}
+	checkLeaks(t)
+	a := &fakeAuth{lifetime: 2 * time.Second}
+	b := startMochi(t, a.acceptsLogin)
+	a.das = b.das()
+	p := newPlatform(t, b.addr)
+	r := newRecorder()
+	s := newSession(t, a, &memStore{}, r, 30*time.Second)
+	runSession(t, s)
+	recv(t, r.connected, "Handler.Connected")
+
+	const events, downlinks = 80, 40
+	ctx, cancel := context.WithTimeout(context.Background(), 2*waitFor)
+	defer cancel()
+	var g errgroup.Group
+	g.Go(func() error {
+		_, err := publishAll(ctx, s, events, 50*time.Millisecond, nil)
+		return err
+	})
+	g.Go(func() error {
+		for i := 1; i <= downlinks; i++ {
+			// The platform seals with the newest key it issued.
+			p.publish(t, a.ciphers()[0], "request", osap.Header{ID: strconv.Itoa(i), Type: osap.TypeOperationInvoke}, osap.OperationInvoke{Resource: "ptz/1", Operation: "goto_preset"})
+			sleep(ctx, 100*time.Millisecond)
+		}
+		return nil
+	})
+	if err := g.Wait(); err != nil {
+		t.Fatalf("publishing: %v", err)
+	}
+	counts, keys := collectEvents(t, p, a, events)
+	got := map[string]bool{}
+	for len(got) < downlinks {
+		got[recv(t, r.downlinks, "downlink").ID] = true
+	}
+
+	refreshes := 0
+	for len(r.disconnected) > 0 {
+		if err := <-r.disconnected; errors.Is(err, ErrKeyRefresh) {
+			refreshes++
+		} else {
+			t.Errorf("Disconnected(%v), want only key refreshes", err)
+		}
+	}
+	if refreshes == 0 || len(keys) < 2 {
+		t.Errorf("%d refreshes, events sealed under %d keys; want at least 1 and 2", refreshes, len(keys))
+	}
+	for _, l := range b.hook.loginLog() {
+		if l != testDevID+":true" {
+			t.Errorf("logins %v: want every one accepted (a fresh password under the newest key)", b.hook.loginLog())
+			break
+		}
+	}
+	if n := len(b.hook.loginLog()); n != refreshes+1 {
+		t.Errorf("%d logins after %d refreshes, want %d", n, refreshes, refreshes+1)
+	}
+	if st := s.State(); st.Reconnects != int64(refreshes) {
+		t.Errorf("State().Reconnects = %d after %d refreshes", st.Reconnects, refreshes)
+	}
+	t.Logf("%d events (%d copies), %d downlinks, %d key refreshes", events, total(counts), downlinks, refreshes)
+}
+
+func total(m map[int]int) int {
+	n := 0
+	for _, v := range m {
+		n += v
+	}
+	return n
+}
