@@ -13,16 +13,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
-
-	"golang.org/x/sync/errgroup"
 
 	"github.com/osapgw/osapgw/osap"
 	"github.com/osapgw/osapgw/osap/platform"
@@ -47,10 +42,13 @@ flags:
                             (default 127.0.0.1:1883)
   --http ADDR               HTTP API listen address (default 127.0.0.1:7780);
                             the API has no authentication: keep it on loopback
-  --registry FILE           device registry, TOML: serial -> verification code
-                            (default devices.toml)
-  --state DIR               state: assigned DevIDs and master keys, events
-                            (default osap-platform-state)
+  --registry FILE           the devices the LBS accepts, TOML (default devices.toml):
+                              [[device]]
+                              serial = "GW2026A0001"
+                              verification_code = "ABCDEF"
+  --state DIR               state, created 0700 (default osap-platform-state):
+                            registry.json (assigned DevIDs, master keys,
+                            session keys) and events.jsonl (stored events)
   --tls-cert FILE           certificate (PEM) for the LBS (TLS) and the DAS
   --tls-key FILE            (mqtts); both or neither
   --session-lifetime DUR    session key lifetime (default 1h)
@@ -191,84 +189,30 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		}
 		tlsCfg = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
-	if err := os.MkdirAll(o.state, 0o700); err != nil {
-		return fmt.Errorf("state directory: %w", err)
-	}
-
-	keys, err := openRegistry(o, log)
-	if err != nil {
-		return err
-	}
-
-	// One event store for every DAS, so that a gateway moved from one DAS
-	// to another is still deduplicated.
-	events, err := platform.OpenEventStore(filepath.Join(o.state, "events.jsonl"))
-	if err != nil {
-		return err
-	}
-	defer events.Close()
-
-	var das []*platform.DAS
-	defer func() {
-		for _, d := range das {
-			d.Close()
-		}
-	}()
-	for i, addr := range o.das {
-		d, err := platform.NewDAS(platform.DASConfig{
-			Listen: addr,
-			TLS:    tlsCfg,
-			Keys:   keys,
-			Events: events,
-			Logger: log.With("component", "das", "das_index", i),
-		})
-		if err != nil {
-			return err
-		}
-		das = append(das, d)
-	}
-
-	lbs, err := newLBS(o, keys, das, tlsCfg, log)
-	if err != nil {
-		return err
-	}
-
-	hl, err := net.Listen("tcp", o.http)
-	if err != nil {
-		return fmt.Errorf("HTTP API: %w", err)
-	}
-	hs := &http.Server{
-		Handler:           platform.NewAPI(das, platform.WithAPILogger(log.With("component", "api"))),
-		ReadHeaderTimeout: 5 * time.Second,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
-
-	g, gctx := errgroup.WithContext(ctx)
-	for _, d := range das {
-		g.Go(func() error { return d.Serve(gctx) })
-	}
-	if lbs != nil {
-		g.Go(func() error { return lbs(gctx) })
-	}
-	g.Go(func() error {
-		if err := hs.Serve(hl); !errors.Is(err, http.ErrServerClosed) {
-			return fmt.Errorf("HTTP API: %w", err)
-		}
-		return nil
+	// The emulator shares one registry and one event store between the LBS
+	// and every DAS, so that a gateway moved from one DAS to another is
+	// still deduplicated.
+	e, err := platform.NewEmulator(platform.EmulatorConfig{
+		StateDir:        o.state,
+		DevicesFile:     o.registry,
+		LBSListen:       o.lbs,
+		DASListen:       o.das,
+		HTTPListen:      o.http,
+		TLS:             tlsCfg,
+		Suites:          o.suites,
+		SessionLifetime: o.sessionLifetime,
+		Logger:          log,
 	})
-	g.Go(func() error {
-		<-gctx.Done()
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		return hs.Shutdown(sctx)
-	})
-	urls := make([]string, len(das))
-	for i, d := range das {
+	if err != nil {
+		return err
+	}
+	urls := make([]string, len(e.DAS))
+	for i, d := range e.DAS {
 		urls[i] = d.URL()
 	}
-	log.Info("osap-platform ready", "lbs", o.lbs, "das", strings.Join(urls, ","), "http", "http://"+hl.Addr().String(),
-		"state", o.state, "suites", o.suites.String())
-	err = g.Wait()
+	log.Info("osap-platform ready", "lbs", e.LBSAddr(), "das", strings.Join(urls, ","), "http", e.APIURL(),
+		"devices", e.Registry.Len(), "state", o.state, "suites", o.suites.String())
+	err = e.Run(ctx)
 	log.Info("osap-platform stopped")
 	return err
 }

@@ -214,7 +214,7 @@ func NewDAS(cfg DASConfig) (*DAS, error) {
 	}
 	d.ln = ln
 	d.addr = ln.Addr().String()
-	d.log = d.log.With("das", d.addr)
+	d.log = d.log.With("addr", d.addr)
 	if d.url, err = advertiseURL(cfg.AdvertiseURL, d.addr, cfg.TLS != nil); err != nil {
 		ln.Close()
 		return nil, fmt.Errorf("new DAS: %w", err)
