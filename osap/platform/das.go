@@ -103,8 +103,9 @@ type DAS struct {
 	serving bool
 	srv     *mqtt.Server
 	devices map[string]*device
-	logins  map[*mqtt.Client]*conn // accepted in OnConnect, not yet established
-	replay  map[replayKey]time.Time
+	logins  map[*mqtt.Client]*conn  // accepted in OnConnect, not yet established
+	replay  map[replayKey]time.Time // nonce → until when it is kept
+	pruned  time.Time               // last pruning of replay
 	pending map[pendingKey]chan osap.Message
 	online  int
 }

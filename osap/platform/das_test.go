@@ -790,3 +790,25 @@ func selfSigned(t *testing.T) (tls.Certificate, *x509.CertPool) {
 	pool.AddCert(leaf)
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool
 }
+
+func TestTakeOver(t *testing.T) {
+	checkGoroutines(t)
+	keys := newFakeKeys()
+	key := keys.add("gw-twice")
+	d := serve(t, newDAS(t, DASConfig{Keys: keys}))
+	first := newDevice(t, "gw-twice", key)
+	first.login(d.DAS)
+	first.event("1", "")
+	second := newDevice(t, "gw-twice", key)
+	second.login(d.DAS)
+	first.waitLost()
+	second.event("2", "")
+	if got := d.Registered(); got != 1 {
+		t.Errorf("Registered() = %d, want 1", got)
+	}
+	if got := ids(d.Events("gw-twice", 0, 0)); got != "gw-twice/1 gw-twice/2" {
+		t.Errorf("events = %q", got)
+	}
+	second.client.Disconnect(50)
+	waitFor(t, "the DAS to see the disconnect", func() bool { return d.Registered() == 0 })
+}

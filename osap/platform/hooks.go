@@ -132,7 +132,12 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 	if cl.Net.Inline {
 		return pk, nil
 	}
-	if err := h.d.uplink(h.srv, cl, pk.TopicName, pk.Payload); err != nil {
+	err := h.d.uplink(h.srv, cl, pk.TopicName, pk.Payload)
+	if errors.Is(err, errNotCurrent) {
+		h.d.log.Debug("uplink on a connection taken over; not acknowledged", "devid", cl.ID, "topic", pk.TopicName)
+		return pk, packets.ErrRejectPacket
+	}
+	if err != nil {
 		h.d.log.Error("uplink not stored; disconnecting the device so that it resends", "devid", cl.ID, "topic", pk.TopicName, "err", err)
 		_ = h.srv.DisconnectClient(cl, packets.ErrUnspecifiedError)
 		return pk, packets.ErrRejectPacket
@@ -217,10 +222,13 @@ func (d *DAS) login(cl *mqtt.Client, pk packets.Packet) (*conn, packets.Code, st
 func (d *DAS) freshNonce(devID string, nonce [osap.NonceSize]byte, at, now time.Time) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	for k, until := range d.replay {
-		if now.After(until) {
-			delete(d.replay, k)
+	if now.Sub(d.pruned) >= time.Second || now.Before(d.pruned) {
+		for k, until := range d.replay {
+			if now.After(until) {
+				delete(d.replay, k)
+			}
 		}
+		d.pruned = now
 	}
 	key := replayKey{devID, nonce}
 	if _, seen := d.replay[key]; seen {

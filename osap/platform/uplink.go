@@ -29,15 +29,20 @@ func typeAllowed(kind, typ string) bool {
 	return false
 }
 
+// errNotCurrent is returned by uplink for a message that arrives on a
+// connection a newer one of the same device has taken over: it is not
+// acknowledged, so the device sends it again on the new connection.
+var errNotCurrent = errors.New("connection taken over")
+
 // uplink opens and handles one message a device published. Messages that
 // cannot be opened or make no sense are logged and dropped (acknowledged:
-// sending them again would not help). It returns an error only when an event
-// could not be stored, which must keep it unacknowledged.
+// sending them again would not help). It returns an error when the message
+// must stay unacknowledged: an event that could not be stored, or
+// errNotCurrent.
 func (d *DAS) uplink(srv *mqtt.Server, cl *mqtt.Client, topic string, payload []byte) error {
 	c := d.current(cl)
 	if c == nil {
-		d.log.Warn("uplink dropped: connection is not the device's current one", "devid", cl.ID, "topic", topic)
-		return nil
+		return errNotCurrent
 	}
 	_, _, kind, err := osap.ParseTopic(topic)
 	if err != nil {
