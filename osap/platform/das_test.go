@@ -490,6 +490,10 @@ func TestEventsDeduplicatedAcrossRestart(t *testing.T) {
 		}
 	}
 	wantIDs(d1, "1", "2", "3")
+	// Each PUBACK came after its event reached the file.
+	if raw, err := os.ReadFile(filepath.Join(dir, "events.jsonl")); err != nil || bytes.Count(raw, []byte("\n")) != 3 {
+		t.Errorf("event file before the stop: %v\n%s, want 3 lines", err, raw)
+	}
 	ev := d1.Events("gw-ev", 0, 1)[0]
 	if ev.Dev != "cam-1" || ev.Resource != "video/1" || ev.Name != "motion" || ev.Captured.UnixMilli() != 1764150000000 || ev.Received.IsZero() {
 		t.Errorf("event = %+v, want cam-1 video/1 motion captured at 1764150000000", ev)

@@ -59,8 +59,14 @@ func (d *DAS) uplink(srv *mqtt.Server, cl *mqtt.Client, topic string, payload []
 		d.log.Warn("uplink dropped", "devid", c.devID, "topic", topic, "err", err)
 		return nil
 	}
+	return d.handle(srv, c, kind, msg)
+}
+
+// handle applies one opened uplink of c on the topic kind. srv answers
+// topo.add; nil sends no answer.
+func (d *DAS) handle(srv *mqtt.Server, c *conn, kind string, msg osap.Message) error {
 	if !typeAllowed(kind, msg.Type) {
-		d.log.Warn("uplink dropped: type does not belong on the topic", "devid", c.devID, "topic", topic, "type", msg.Type)
+		d.log.Warn("uplink dropped: type does not belong on the topic", "devid", c.devID, "kind", kind, "type", msg.Type)
 		return nil
 	}
 	now := d.now()
@@ -221,6 +227,9 @@ func (d *DAS) topo(srv *mqtt.Server, c *conn, msg osap.Message, now time.Time) {
 }
 
 func (d *DAS) topoReply(srv *mqtt.Server, c *conn, id string, code int, text string, accepted []string) {
+	if srv == nil {
+		return
+	}
 	topic := osap.Topic(c.devID, osap.DirDown, osap.KindTopo)
 	if accepted == nil {
 		accepted = []string{}
