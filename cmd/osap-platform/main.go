@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"strings"
@@ -189,6 +190,9 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		}
 		tlsCfg = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
+	if !loopback(o.http) {
+		log.Warn("the HTTP API has no authentication and listens beyond loopback", "http", o.http)
+	}
 	// The emulator shares one registry and one event store between the LBS
 	// and every DAS, so that a gateway moved from one DAS to another is
 	// still deduplicated.
@@ -215,4 +219,17 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	err = e.Run(ctx)
 	log.Info("osap-platform stopped")
 	return err
+}
+
+// loopback reports whether addr (host:port) names a loopback host.
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

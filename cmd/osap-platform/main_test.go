@@ -65,3 +65,14 @@ func TestParseFlags(t *testing.T) {
 		})
 	}
 }
+
+func TestLoopback(t *testing.T) {
+	for addr, want := range map[string]bool{
+		"127.0.0.1:7780": true, "[::1]:7780": true, "localhost:7780": true, "127.0.0.2:1": true,
+		"0.0.0.0:7780": false, ":7780": false, "192.168.1.10:7780": false, "example.com:80": false, "nonsense": false,
+	} {
+		if got := loopback(addr); got != want {
+			t.Errorf("loopback(%q) = %v, want %v", addr, got, want)
+		}
+	}
+}
