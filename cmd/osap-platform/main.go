@@ -52,7 +52,7 @@ flags:
                             session keys) and events.jsonl (stored events)
   --tls-cert FILE           certificate (PEM) for the LBS (TLS) and the DAS
   --tls-key FILE            (mqtts); both or neither
-  --session-lifetime DUR    session key lifetime (default 1h)
+  --session-lifetime DUR    session key lifetime (default 24h)
   --suites LIST             cipher suites the LBS accepts, comma separated,
                             from aes-128-gcm, aes-128-cbc-hmac-sha256,
                             aes-128-cbc, aes-128-ecb (the last two are legacy,
@@ -132,7 +132,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.state, "state", "osap-platform-state", "")
 	fs.StringVar(&o.tlsCert, "tls-cert", "", "")
 	fs.StringVar(&o.tlsKey, "tls-key", "", "")
-	fs.DurationVar(&o.sessionLifetime, "session-lifetime", time.Hour, "")
+	fs.DurationVar(&o.sessionLifetime, "session-lifetime", platform.DefaultSessionLifetime, "")
 	fs.StringVar(&suites, "suites", "aes-128-gcm,aes-128-cbc-hmac-sha256", "")
 	fs.StringVar(&level, "log-level", "info", "")
 	if err := fs.Parse(args); err != nil {

@@ -16,7 +16,7 @@ import (
 func TestParseFlags(t *testing.T) {
 	defaults := options{
 		lbs: "127.0.0.1:7700", das: []string{"127.0.0.1:1883"}, http: "127.0.0.1:7780",
-		registry: "devices.toml", state: "osap-platform-state", sessionLifetime: time.Hour,
+		registry: "devices.toml", state: "osap-platform-state", sessionLifetime: 24 * time.Hour,
 		suites: osap.DefaultSuites, logLevel: slog.LevelInfo,
 	}
 	tests := []struct {
