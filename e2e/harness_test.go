@@ -50,7 +50,7 @@ func TestMain(m *testing.M) {
 }
 
 // freePort returns a free TCP port on 127.0.0.1.
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -63,7 +63,7 @@ func freePort(t *testing.T) int {
 // proc is a program the test runs; its output goes to a log file that is
 // printed when the test fails.
 type proc struct {
-	t    *testing.T
+	t    testing.TB
 	name string
 	args []string
 	log  string
@@ -72,7 +72,7 @@ type proc struct {
 	err  error
 }
 
-func start(t *testing.T, name string, args ...string) *proc {
+func start(t testing.TB, name string, args ...string) *proc {
 	t.Helper()
 	p := &proc{t: t, name: filepath.Base(name), args: args, log: filepath.Join(t.TempDir(), filepath.Base(name)+".log")}
 	p.start()
@@ -132,7 +132,7 @@ func (p *proc) stop(sig syscall.Signal) error {
 func (p *proc) signal(sig syscall.Signal) { _ = p.cmd.Process.Signal(sig) }
 
 // waitFor polls cond until it holds; it synchronises, it measures nothing.
-func waitFor(t *testing.T, what string, limit time.Duration, cond func() bool) {
+func waitFor(t testing.TB, what string, limit time.Duration, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(limit)
 	for !cond() {
@@ -145,7 +145,7 @@ func waitFor(t *testing.T, what string, limit time.Duration, cond func() bool) {
 
 // site is one platform emulator and one gateway, with their files.
 type site struct {
-	t        *testing.T
+	t        testing.TB
 	dir      string
 	lbs, api string
 	das      string
@@ -160,7 +160,7 @@ const (
 	vcode  = "E2E-CODE-42"
 )
 
-func newSite(t *testing.T) *site {
+func newSite(t testing.TB) *site {
 	t.Helper()
 	s := &site{t: t, dir: t.TempDir()}
 	s.lbs = fmt.Sprintf("127.0.0.1:%d", freePort(t))
@@ -176,7 +176,7 @@ func newSite(t *testing.T) *site {
 	return s
 }
 
-func write(t *testing.T, path, text string, mode os.FileMode) {
+func write(t testing.TB, path, text string, mode os.FileMode) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(text), mode); err != nil {
 		t.Fatal(err)
@@ -241,7 +241,7 @@ func (s *site) restartPlatform(down time.Duration, during func()) {
 	s.waitHTTP("http://" + s.api + "/api/devices")
 }
 
-func getJSON(t *testing.T, url string, v any) int {
+func getJSON(t testing.TB, url string, v any) int {
 	t.Helper()
 	resp, err := http.Get(url)
 	if err != nil {
