@@ -168,9 +168,15 @@ func newRecorder() *recorder {
 	}
 }
 
-func (r *recorder) Connected(ctx context.Context) { r.connected <- struct{}{} }
-func (r *recorder) Disconnected(err error)        { r.disconnected <- err }
-func (r *recorder) Downlink(m osap.Message)       { r.downlinks <- m }
+// Connected holds on until ctx ends, as the bridge's replay would: the
+// session must cancel it at every disconnect and wait for it.
+func (r *recorder) Connected(ctx context.Context) {
+	r.connected <- struct{}{}
+	<-ctx.Done()
+}
+
+func (r *recorder) Disconnected(err error)  { r.disconnected <- err }
+func (r *recorder) Downlink(m osap.Message) { r.downlinks <- m }
 
 // recv waits for one value from ch.
 func recv[T any](t *testing.T, ch <-chan T, what string) T {
