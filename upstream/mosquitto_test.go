@@ -388,3 +388,18 @@ func TestMosquittoDownlinkQueued(t *testing.T) {
 		t.Errorf("%d Authenticate calls, want 1: the restart uses the stored session key", len(calls))
 	}
 }
+
+// TestMosquittoKeyRefresh runs the key refresh flow against mosquitto,
+// whose persistent sessions are the real thing: nothing queued across the
+// reconnections is lost.
+func TestMosquittoKeyRefresh(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits for session key refreshes (seconds)")
+	}
+	checkLeaks(t)
+	m := startMosquitto(t)
+	a := &fakeAuth{das: "mqtt://" + m.addr, lifetime: 2 * time.Second}
+	if n := keyRefreshFlow(t, a, m.addr); strings.Count(m.logText(), "Received DISCONNECT from "+testDevID) < n {
+		t.Errorf("mosquitto log has fewer DISCONNECTs from %s than the %d refreshes", testDevID, n)
+	}
+}
