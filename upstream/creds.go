@@ -62,19 +62,19 @@ type Handler interface {
 
 // usable reports whether c can be used to connect at now, without asking
 // the LBS first.
-func (c *Credentials) usable(now time.Time, fraction float64) bool {
+func usable(c *Credentials, now time.Time, fraction float64) bool {
 	if c.DevID == "" || len(c.SessionKey) == 0 || c.DASAddress == "" {
 		return false
 	}
 	if c.Lifetime <= 0 {
 		return c.SessionExpiry.IsZero() || now.Before(c.SessionExpiry)
 	}
-	return now.Before(c.refreshAt(fraction))
+	return now.Before(refreshAt(c, fraction))
 }
 
 // refreshAt is when the session key should be refreshed: fraction of its
 // lifetime after it was issued. The zero time means never.
-func (c *Credentials) refreshAt(fraction float64) time.Time {
+func refreshAt(c *Credentials, fraction float64) time.Time {
 	if c.Lifetime <= 0 || c.SessionExpiry.IsZero() {
 		return time.Time{}
 	}

@@ -56,10 +56,10 @@ func TestCredentialsTiming(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := tt.c.refreshAt(0.8); !got.Equal(tt.wantRefresh) {
+			if got := refreshAt(&tt.c, 0.8); !got.Equal(tt.wantRefresh) {
 				t.Errorf("refreshAt(0.8) = %v, want %v", got, tt.wantRefresh)
 			}
-			if got := tt.c.usable(now, 0.8); got != tt.wantUsable {
+			if got := usable(&tt.c, now, 0.8); got != tt.wantUsable {
 				t.Errorf("usable(now, 0.8) = %v, want %v", got, tt.wantUsable)
 			}
 		})

@@ -61,6 +61,7 @@ func testLogger(t *testing.T) *slog.Logger {
 // every call, like the LBS would.
 type fakeAuth struct {
 	das      string
+	dasSeq   []string // if set, the DAS of the n-th issue (the last one repeats)
 	lifetime time.Duration
 
 	mu     sync.Mutex
@@ -90,6 +91,9 @@ func (a *fakeAuth) Authenticate(ctx context.Context, stored *Credentials) (Crede
 		SessionKey: key,
 		Lifetime:   a.lifetime,
 		DASAddress: a.das,
+	}
+	if len(a.dasSeq) > 0 {
+		c.DASAddress = a.dasSeq[min(len(a.keys)-1, len(a.dasSeq)-1)]
 	}
 	if a.lifetime > 0 {
 		c.SessionExpiry = time.Now().Add(a.lifetime)

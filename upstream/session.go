@@ -161,7 +161,7 @@ func (s *Session) Run(ctx context.Context) error {
 	if ok {
 		creds = &stored
 		s.setDevID(stored.DevID)
-		if stored.usable(s.cfg.Now(), s.cfg.RefreshFraction) {
+		if usable(&stored, s.cfg.Now(), s.cfg.RefreshFraction) {
 			s.addKey(stored)
 		}
 	}
@@ -169,7 +169,7 @@ func (s *Session) Run(ctx context.Context) error {
 	failures := 0 // consecutive failed attempts, for the backoff
 	fresh := false
 	for ctx.Err() == nil {
-		if creds == nil || !creds.usable(s.cfg.Now(), s.cfg.RefreshFraction) {
+		if creds == nil || !usable(creds, s.cfg.Now(), s.cfg.RefreshFraction) {
 			s.setPhase(PhaseAuthenticating)
 			c, err := s.authenticate(ctx, creds)
 			if err != nil {
@@ -212,6 +212,14 @@ func (s *Session) Run(ctx context.Context) error {
 				break
 			}
 			failures++
+			if failures%reauthAfter == 0 && creds.SessionKey != nil {
+				// The DAS may be gone for good: ask the LBS, which may
+				// send the gateway to another one.
+				s.log.Info("DAS unreachable; asking the LBS again", "failures", failures)
+				again := *creds
+				again.SessionKey = nil
+				creds = &again
+			}
 			continue
 		}
 		failures, fresh = 0, false
@@ -245,7 +253,7 @@ const (
 func (s *Session) serve(ctx context.Context, l *link, creds *Credentials) endReason {
 	var refresh <-chan time.Time // nil: the key never needs refreshing
 	var timer *time.Timer
-	if at := creds.refreshAt(s.cfg.RefreshFraction); !at.IsZero() {
+	if at := refreshAt(creds, s.cfg.RefreshFraction); !at.IsZero() {
 		timer = time.NewTimer(max(0, at.Sub(s.cfg.Now())))
 		defer timer.Stop()
 		refresh = timer.C

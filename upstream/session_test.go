@@ -369,3 +369,22 @@ func total(m map[int]int) int {
 	}
 	return n
 }
+
+// TestSessionDASGone gives the session a DAS where nothing listens: after
+// a few failed connections it asks the LBS again, gets another DAS and
+// connects there.
+func TestSessionDASGone(t *testing.T) {
+	checkLeaks(t)
+	b := startMochi(t, nil)
+	a := &fakeAuth{dasSeq: []string{fmt.Sprintf("mqtt://127.0.0.1:%d", freePort(t)), b.das()}}
+	r := newRecorder()
+	s := newSession(t, a, &memStore{}, r, 30*time.Second)
+	runSession(t, s)
+	recv(t, r.connected, "Handler.Connected")
+	if diff := cmp.Diff([]bool{false, true}, a.calls()); diff != "" {
+		t.Errorf("Authenticate calls (stored credentials passed?) (-want +got):\n%s", diff)
+	}
+	if st := s.State(); !strings.Contains(st.LastError, "connection refused") || st.AuthFailures != 0 {
+		t.Errorf("State() = %+v, want the refused connection as last error and no auth failures", st)
+	}
+}
