@@ -388,3 +388,78 @@ func TestSessionDASGone(t *testing.T) {
 		t.Errorf("State() = %+v, want the refused connection as last error and no auth failures", st)
 	}
 }
+
+// TestSessionStopWhilePublishing stops the session in the middle of a burst
+// of QoS 1 publishes: every publish Publish accepted gets exactly one done,
+// and every one acknowledged with done(nil) reached the platform.
+func TestSessionStopWhilePublishing(t *testing.T) {
+	checkLeaks(t)
+	a := &fakeAuth{}
+	b := startMochi(t, nil)
+	a.das = b.das()
+	p := newPlatform(t, b.addr)
+	r := newRecorder()
+	s := newSession(t, a, &memStore{}, r, 30*time.Second)
+	stop := runSession(t, s)
+	recv(t, r.connected, "Handler.Connected")
+
+	const n = 400
+	results := make(chan pubResult, n)
+	accepted, refused := 0, 0
+	var g errgroup.Group
+	for i := 1; i <= n; i++ {
+		if i == n/4 {
+			g.Go(func() error { stop(); return nil })
+		}
+		err := s.Publish(osap.KindEvent, eventHeader(i), eventBody{Resource: "video/1", Event: "motion", Seq: i}, 1,
+			func(err error) { results <- pubResult{id: i, err: err} })
+		switch {
+		case err == nil:
+			accepted++
+		case errors.Is(err, ErrNotConnected):
+			refused++
+		default:
+			t.Fatalf("Publish %d: %v", i, err)
+		}
+	}
+	_ = g.Wait()
+
+	acked := map[int]bool{}
+	seen := map[int]bool{}
+	for range accepted {
+		res := recv(t, results, "done")
+		if seen[res.id] {
+			t.Errorf("done called twice for event %d", res.id)
+		}
+		seen[res.id] = true
+		if res.err == nil {
+			acked[res.id] = true
+		} else if !errors.Is(res.err, ErrConnectionLost) {
+			t.Errorf("done(%v) for event %d, want nil or ErrConnectionLost", res.err, res.id)
+		}
+	}
+	select {
+	case res := <-results:
+		t.Errorf("done called for event %d after every accepted publish had its own", res.id)
+	default:
+	}
+	if refused == 0 || len(acked) == 0 {
+		t.Fatalf("%d publishes acknowledged, %d refused; the stop did not fall in the burst", len(acked), refused)
+	}
+	for missing := len(acked); missing > 0; {
+		u := recv(t, p.up, "acknowledged event")
+		if !strings.HasSuffix(u.topic, "/up/event") {
+			continue
+		}
+		m, _, err := a.open(u.topic, u.payload)
+		if err != nil {
+			t.Fatal(err)
+		}
+		id, _ := strconv.Atoi(m.ID)
+		if acked[id] {
+			delete(acked, id)
+			missing--
+		}
+	}
+	t.Logf("%d accepted, %d refused after the stop began", accepted, refused)
+}
