@@ -26,6 +26,7 @@ const (
 	statusTimeout  = time.Second            // PUBACK of the final {"online":false}
 	quiesce        = 250 * time.Millisecond // DISCONNECT write
 	downlinkQueue  = 64                     // downlinks received, not yet handled
+	reauthAfter    = 4                      // failed connects before asking the LBS for a DAS again
 )
 
 // Config tunes a Session. The zero value is usable: every field has a

@@ -31,10 +31,11 @@ type CredentialStore interface {
 // Handler receives the session's events. Connected runs on a goroutine the
 // session owns, once after every connect and subscribe; its ctx ends when
 // that connection ends, and the session waits for it to return before it
-// calls Disconnected. Disconnected and Downlink run on the session's
-// goroutines too and must return promptly: Downlink is called one message
-// at a time, and the message is acknowledged to the broker only when it
-// returns.
+// calls Disconnected, once per Connected (err nil at stop, ErrKeyRefresh
+// for a key refresh, the cause for a loss). Disconnected and Downlink run
+// on the session's goroutines too and must return promptly: Downlink is
+// called one message at a time, and the message is acknowledged to the
+// broker only when it returns.
 type Handler interface {
 	Connected(ctx context.Context)
 	Disconnected(err error)

@@ -22,7 +22,10 @@
 // half (jitter). CONNACK 4 or 5 makes the session re-authenticate with the
 // LBS at once (the Authenticator falls back to first authentication on LBS
 // status 4); if freshly issued credentials are refused too, the session
-// backs off first. The session key is refreshed at Config.RefreshFraction
+// backs off first. After every 4 failed connections in a row it asks the
+// LBS again too, since the DAS may be gone and the LBS may send the
+// gateway to another one. Stored credentials whose session key is still
+// short of its refresh time are used without asking the LBS. The session key is refreshed at Config.RefreshFraction
 // (80 %) of its lifetime while the connection stays up; the session then
 // closes the connection cleanly and connects with the new key. The broker
 // keeps the persistent session (client id and clean session false), so the
@@ -61,6 +64,15 @@
 // refresh. Each is acknowledged only after Handler.Downlink returns; one
 // that arrives while 64 are waiting is left unacknowledged, and the broker
 // sends it again on the next connection.
+//
+// # Handler
+//
+// Handler.Connected runs once per connection, on its own goroutine, after
+// SUBSCRIBE and {"online":true}; its context ends when the connection ends
+// (lost, key refresh, or stop). Handler.Disconnected follows once per
+// Connected, after Connected has returned: with nil at stop, ErrKeyRefresh
+// for a key refresh, and the cause for a loss. Publish returns
+// ErrNotConnected from the moment a connection starts closing.
 //
 // # Goroutines
 //

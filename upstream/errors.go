@@ -31,7 +31,7 @@ var (
 type refusedError struct{ code byte }
 
 func (e *refusedError) Error() string {
-	return fmt.Sprintf("upstream: DAS refused the connection with CONNACK %d", e.code)
+	return fmt.Sprintf("DAS refused the credentials with CONNACK %d", e.code)
 }
 
 // Is makes codes 4 and 5 match ErrRefused.

@@ -40,7 +40,14 @@ func publishAll(ctx context.Context, s *Session, n int, gap time.Duration, progr
 		todo = append(todo, i)
 	}
 	acked := 0
+	outstanding := map[int]bool{} // accepted by Publish, done not called yet
+	var twice error
 	handle := func(r pubResult) {
+		if !outstanding[r.id] {
+			twice = fmt.Errorf("done called for event %d that has no publish outstanding", r.id)
+			return
+		}
+		delete(outstanding, r.id)
 		if r.err != nil {
 			if !errors.Is(r.err, ErrConnectionLost) {
 				// Any failure is retried; only the reason is unexpected.
@@ -55,6 +62,9 @@ func publishAll(ctx context.Context, s *Session, n int, gap time.Duration, progr
 		}
 	}
 	for acked < n {
+		if twice != nil {
+			return retries, twice
+		}
 		for drained := false; !drained; {
 			select {
 			case r := <-results:
@@ -80,6 +90,7 @@ func publishAll(ctx context.Context, s *Session, n int, gap time.Duration, progr
 			func(err error) { results <- pubResult{id: id, err: err} })
 		switch {
 		case err == nil:
+			outstanding[id] = true
 			todo = todo[1:]
 			sleep(ctx, gap)
 		case errors.Is(err, ErrNotConnected):
@@ -92,7 +103,7 @@ func publishAll(ctx context.Context, s *Session, n int, gap time.Duration, progr
 			return retries, ctx.Err()
 		}
 	}
-	return retries, nil
+	return retries, twice
 }
 
 func sleep(ctx context.Context, d time.Duration) {

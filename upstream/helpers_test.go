@@ -61,6 +61,7 @@ func testLogger(t *testing.T) *slog.Logger {
 // every call, like the LBS would.
 type fakeAuth struct {
 	das      string
+	dasSeq   []string // if set, the DAS of the n-th issue (the last one repeats)
 	lifetime time.Duration
 
 	mu     sync.Mutex
@@ -90,6 +91,9 @@ func (a *fakeAuth) Authenticate(ctx context.Context, stored *Credentials) (Crede
 		SessionKey: key,
 		Lifetime:   a.lifetime,
 		DASAddress: a.das,
+	}
+	if len(a.dasSeq) > 0 {
+		c.DASAddress = a.dasSeq[min(len(a.keys)-1, len(a.dasSeq)-1)]
 	}
 	if a.lifetime > 0 {
 		c.SessionExpiry = time.Now().Add(a.lifetime)
@@ -168,9 +172,15 @@ func newRecorder() *recorder {
 	}
 }
 
-func (r *recorder) Connected(ctx context.Context) { r.connected <- struct{}{} }
-func (r *recorder) Disconnected(err error)        { r.disconnected <- err }
-func (r *recorder) Downlink(m osap.Message)       { r.downlinks <- m }
+// Connected holds on until ctx ends, as the bridge's replay would: the
+// session must cancel it at every disconnect and wait for it.
+func (r *recorder) Connected(ctx context.Context) {
+	r.connected <- struct{}{}
+	<-ctx.Done()
+}
+
+func (r *recorder) Disconnected(err error)  { r.disconnected <- err }
+func (r *recorder) Downlink(m osap.Message) { r.downlinks <- m }
 
 // recv waits for one value from ch.
 func recv[T any](t *testing.T, ch <-chan T, what string) T {

@@ -177,7 +177,7 @@ func (l *link) dialer(ctx context.Context, useTLS bool) mqtt.OpenConnectionFunc 
 		d := net.Dialer{}
 		conn, err := d.DialContext(dctx, "tcp", u.Host)
 		if err != nil {
-			return nil, fmt.Errorf("dial %s: %w", u.Host, err)
+			return nil, err // names the address already
 		}
 		if useTLS {
 			cfg := &tls.Config{}

@@ -212,6 +212,14 @@ func (s *Session) Run(ctx context.Context) error {
 				break
 			}
 			failures++
+			if failures%reauthAfter == 0 && creds.SessionKey != nil {
+				// The DAS may be gone for good: ask the LBS, which may
+				// send the gateway to another one.
+				s.log.Info("DAS unreachable; asking the LBS again", "failures", failures)
+				again := *creds
+				again.SessionKey = nil
+				creds = &again
+			}
 			continue
 		}
 		failures, fresh = 0, false

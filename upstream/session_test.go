@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -236,11 +238,8 @@ func TestSessionDownlink(t *testing.T) {
 	}
 }
 
-// TestSessionKeyRefresh gives the session key a 2 s lifetime, so it is
-// refreshed every 1.6 s, while events go up and downlinks come down at a
-// steady pace: every event and every downlink gets through, the session
-// logged in again with each new key, and events went up sealed under more
-// than one key.
+// TestSessionKeyRefresh runs the key refresh flow against the in-process
+// broker, which checks every login password against the newest key.
 func TestSessionKeyRefresh(t *testing.T) {
 	if testing.Short() {
 		t.Skip("waits for session key refreshes (seconds)")
@@ -249,7 +248,26 @@ func TestSessionKeyRefresh(t *testing.T) {
 	a := &fakeAuth{lifetime: 2 * time.Second}
 	b := startMochi(t, a.acceptsLogin)
 	a.das = b.das()
-	p := newPlatform(t, b.addr)
+	refreshes := keyRefreshFlow(t, a, b.addr)
+	for _, l := range b.hook.loginLog() {
+		if l != testDevID+":true" {
+			t.Errorf("logins %v: want every one accepted (a fresh password under the newest key)", b.hook.loginLog())
+			break
+		}
+	}
+	if n := len(b.hook.loginLog()); n != refreshes+1 {
+		t.Errorf("%d logins after %d refreshes, want %d", n, refreshes, refreshes+1)
+	}
+}
+
+// keyRefreshFlow gives the session key a 2 s lifetime, so it is refreshed
+// every 1.6 s, while events go up and downlinks come down at a steady
+// pace, and checks that every event and every downlink gets through and
+// that events went up sealed under more than one key. It returns the
+// number of refreshes.
+func keyRefreshFlow(t *testing.T, a *fakeAuth, addr string) (refreshes int) {
+	t.Helper()
+	p := newPlatform(t, addr)
 	r := newRecorder()
 	s := newSession(t, a, &memStore{}, r, 30*time.Second)
 	runSession(t, s)
@@ -266,7 +284,15 @@ func TestSessionKeyRefresh(t *testing.T) {
 	g.Go(func() error {
 		for i := 1; i <= downlinks; i++ {
 			// The platform seals with the newest key it issued.
-			p.publish(t, a.ciphers()[0], "request", osap.Header{ID: strconv.Itoa(i), Type: osap.TypeOperationInvoke}, osap.OperationInvoke{Resource: "ptz/1", Operation: "goto_preset"})
+			topic := osap.Topic(testDevID, osap.DirDown, "request")
+			payload, err := a.ciphers()[0].SealMessage(rand.Reader, topic, osap.Header{ID: strconv.Itoa(i), Type: osap.TypeOperationInvoke},
+				osap.OperationInvoke{Resource: "ptz/1", Operation: "goto_preset"})
+			if err != nil {
+				return err
+			}
+			if tok := p.c.Publish(topic, 1, false, payload); !tok.WaitTimeout(waitFor) || tok.Error() != nil {
+				return fmt.Errorf("platform publish %d: %v", i, tok.Error())
+			}
 			sleep(ctx, 100*time.Millisecond)
 		}
 		return nil
@@ -280,7 +306,6 @@ func TestSessionKeyRefresh(t *testing.T) {
 		got[recv(t, r.downlinks, "downlink").ID] = true
 	}
 
-	refreshes := 0
 	for len(r.disconnected) > 0 {
 		if err := <-r.disconnected; errors.Is(err, ErrKeyRefresh) {
 			refreshes++
@@ -291,19 +316,50 @@ func TestSessionKeyRefresh(t *testing.T) {
 	if refreshes == 0 || len(keys) < 2 {
 		t.Errorf("%d refreshes, events sealed under %d keys; want at least 1 and 2", refreshes, len(keys))
 	}
-	for _, l := range b.hook.loginLog() {
-		if l != testDevID+":true" {
-			t.Errorf("logins %v: want every one accepted (a fresh password under the newest key)", b.hook.loginLog())
-			break
-		}
-	}
-	if n := len(b.hook.loginLog()); n != refreshes+1 {
-		t.Errorf("%d logins after %d refreshes, want %d", n, refreshes, refreshes+1)
-	}
 	if st := s.State(); st.Reconnects != int64(refreshes) {
 		t.Errorf("State().Reconnects = %d after %d refreshes", st.Reconnects, refreshes)
 	}
+	if calls := a.calls(); len(calls) != refreshes+1 {
+		t.Errorf("%d Authenticate calls for %d refreshes, want %d", len(calls), refreshes, refreshes+1)
+	}
 	t.Logf("%d events (%d copies), %d downlinks, %d key refreshes", events, total(counts), downlinks, refreshes)
+	return refreshes
+}
+
+// TestSessionAlwaysRefused has a DAS that refuses every login: the session
+// re-authenticates after each refusal (with its stored DevID, not from
+// scratch), backs off between rounds, and counts the failures.
+func TestSessionAlwaysRefused(t *testing.T) {
+	checkLeaks(t)
+	a := &fakeAuth{}
+	b := startMochi(t, func(string, string) bool { return false })
+	a.das = b.das()
+	r := newRecorder()
+	s := newSession(t, a, &memStore{}, r, 30*time.Second)
+	stop := runSession(t, s)
+	deadline := time.Now().Add(waitFor)
+	for s.State().AuthFailures < 3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("State() = %+v, want at least 3 auth failures", s.State())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	stop()
+	calls := a.calls()
+	if len(calls) < 3 || calls[0] {
+		t.Fatalf("Authenticate calls %v: want a first authentication then re-authentications", calls)
+	}
+	for i, stored := range calls[1:] {
+		if !stored {
+			t.Errorf("Authenticate call %d without the stored credentials, want re-authentication", i+2)
+		}
+	}
+	if st := s.State(); !strings.Contains(st.LastError, "refused the credentials with CONNACK") {
+		t.Errorf("State().LastError = %q, want the CONNACK refusal", st.LastError)
+	}
+	if len(r.connected) != 0 {
+		t.Error("Handler.Connected called though every login was refused")
+	}
 }
 
 func total(m map[int]int) int {
@@ -312,4 +368,98 @@ func total(m map[int]int) int {
 		n += v
 	}
 	return n
+}
+
+// TestSessionDASGone gives the session a DAS where nothing listens: after
+// a few failed connections it asks the LBS again, gets another DAS and
+// connects there.
+func TestSessionDASGone(t *testing.T) {
+	checkLeaks(t)
+	b := startMochi(t, nil)
+	a := &fakeAuth{dasSeq: []string{fmt.Sprintf("mqtt://127.0.0.1:%d", freePort(t)), b.das()}}
+	r := newRecorder()
+	s := newSession(t, a, &memStore{}, r, 30*time.Second)
+	runSession(t, s)
+	recv(t, r.connected, "Handler.Connected")
+	if diff := cmp.Diff([]bool{false, true}, a.calls()); diff != "" {
+		t.Errorf("Authenticate calls (stored credentials passed?) (-want +got):\n%s", diff)
+	}
+	if st := s.State(); !strings.Contains(st.LastError, "connection refused") || st.AuthFailures != 0 {
+		t.Errorf("State() = %+v, want the refused connection as last error and no auth failures", st)
+	}
+}
+
+// TestSessionStopWhilePublishing stops the session in the middle of a burst
+// of QoS 1 publishes: every publish Publish accepted gets exactly one done,
+// and every one acknowledged with done(nil) reached the platform.
+func TestSessionStopWhilePublishing(t *testing.T) {
+	checkLeaks(t)
+	a := &fakeAuth{}
+	b := startMochi(t, nil)
+	a.das = b.das()
+	p := newPlatform(t, b.addr)
+	r := newRecorder()
+	s := newSession(t, a, &memStore{}, r, 30*time.Second)
+	stop := runSession(t, s)
+	recv(t, r.connected, "Handler.Connected")
+
+	const n = 400
+	results := make(chan pubResult, n)
+	accepted, refused := 0, 0
+	var g errgroup.Group
+	for i := 1; i <= n; i++ {
+		if i == n/4 {
+			g.Go(func() error { stop(); return nil })
+		}
+		err := s.Publish(osap.KindEvent, eventHeader(i), eventBody{Resource: "video/1", Event: "motion", Seq: i}, 1,
+			func(err error) { results <- pubResult{id: i, err: err} })
+		switch {
+		case err == nil:
+			accepted++
+		case errors.Is(err, ErrNotConnected):
+			refused++
+		default:
+			t.Fatalf("Publish %d: %v", i, err)
+		}
+	}
+	_ = g.Wait()
+
+	acked := map[int]bool{}
+	seen := map[int]bool{}
+	for range accepted {
+		res := recv(t, results, "done")
+		if seen[res.id] {
+			t.Errorf("done called twice for event %d", res.id)
+		}
+		seen[res.id] = true
+		if res.err == nil {
+			acked[res.id] = true
+		} else if !errors.Is(res.err, ErrConnectionLost) {
+			t.Errorf("done(%v) for event %d, want nil or ErrConnectionLost", res.err, res.id)
+		}
+	}
+	select {
+	case res := <-results:
+		t.Errorf("done called for event %d after every accepted publish had its own", res.id)
+	default:
+	}
+	if refused == 0 || len(acked) == 0 {
+		t.Fatalf("%d publishes acknowledged, %d refused; the stop did not fall in the burst", len(acked), refused)
+	}
+	for missing := len(acked); missing > 0; {
+		u := recv(t, p.up, "acknowledged event")
+		if !strings.HasSuffix(u.topic, "/up/event") {
+			continue
+		}
+		m, _, err := a.open(u.topic, u.payload)
+		if err != nil {
+			t.Fatal(err)
+		}
+		id, _ := strconv.Atoi(m.ID)
+		if acked[id] {
+			delete(acked, id)
+			missing--
+		}
+	}
+	t.Logf("%d accepted, %d refused after the stop began", accepted, refused)
 }

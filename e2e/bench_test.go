@@ -1,0 +1,174 @@
+package e2e
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/osapgw/osapgw/osap/platform"
+)
+
+// The benchmarks here measure the osapgw process (not the emulator, which
+// runs apart) from /proc: resident memory and CPU time. Run them with
+//
+//	go test -run XXX -bench . -benchtime 1x ./e2e
+//
+// Each runs its scenario once per b.N; -benchtime 1x is the intended use.
+
+// procStats reads a process's RSS (bytes) and CPU time (user+system).
+func procStats(pid int) (rss int64, cpu time.Duration, err error) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, 0, err
+	}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
+			kb, _ := strconv.ParseInt(strings.Fields(v)[0], 10, 64)
+			rss = kb * 1024
+		}
+	}
+	f.Close()
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, 0, err
+	}
+	// Fields after the command name, which is in parentheses.
+	fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+2:]))
+	ut, _ := strconv.ParseInt(fields[11], 10, 64)
+	st, _ := strconv.ParseInt(fields[12], 10, 64)
+	const hz = 100 // USER_HZ on Linux
+	return rss, time.Duration(ut+st) * time.Second / hz, nil
+}
+
+// measure samples the gateway for d and returns its peak RSS and the CPU it
+// used, as a fraction of one core.
+func measure(b *testing.B, s *site, d time.Duration) (peakRSS int64, core float64) {
+	pid := s.gateway.cmd.Process.Pid
+	_, cpu0, err := procStats(pid)
+	if err != nil {
+		b.Fatal(err)
+	}
+	start := time.Now()
+	for time.Since(start) < d {
+		time.Sleep(500 * time.Millisecond)
+		rss, _, err := procStats(pid)
+		if err != nil {
+			b.Fatal(err)
+		}
+		peakRSS = max(peakRSS, rss)
+	}
+	_, cpu1, _ := procStats(pid)
+	return peakRSS, (cpu1 - cpu0).Seconds() / time.Since(start).Seconds()
+}
+
+// latencies returns received-minus-captured of the events, sorted.
+func latencies(evs []platform.Event) []time.Duration {
+	out := make([]time.Duration, 0, len(evs))
+	for _, e := range evs {
+		out = append(out, e.Received.Sub(e.Captured))
+	}
+	slices.Sort(out)
+	return out
+}
+
+func pct(d []time.Duration, p float64) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	return d[min(len(d)-1, int(float64(len(d))*p))]
+}
+
+func devices(n int, rate float64, attrs int) string {
+	var sb strings.Builder
+	for i := range n {
+		sb.WriteString(fmt.Sprintf("\n[[device]]\nid = \"gen-%02d\"\nkind = \"synthetic\"\nattributes = %d\nattribute_every = \"1s\"\nevent_rate = %.1f\n", i, attrs, rate))
+	}
+	return sb.String()
+}
+
+// BenchmarkIdleTenDevices: the gateway with 10 synthetic sub-devices
+// reporting 10 attributes each per second and no events. Target: RSS
+// under 20 MB.
+func BenchmarkIdleTenDevices(b *testing.B) {
+	for b.Loop() {
+		s := newSite(b)
+		s.writeConfig(devices(10, 0, 10))
+		s.startGateway()
+		s.devID()
+		time.Sleep(5 * time.Second) // settle after start-up
+		rss, core := measure(b, s, 20*time.Second)
+		b.ReportMetric(float64(rss)/(1<<20), "RSS_MB")
+		b.ReportMetric(core*100, "CPU_%")
+	}
+}
+
+// BenchmarkSustainedEvents: 10 sub-devices × 200 events/s = 2,000
+// events/s to the platform. Targets: the gateway under one core,
+// capture-to-platform p99 under 50 ms.
+func BenchmarkSustainedEvents(b *testing.B) {
+	for b.Loop() {
+		s := newSite(b)
+		s.writeConfig(devices(10, 200, 0))
+		s.startGateway()
+		devID := s.devID()
+		time.Sleep(3 * time.Second)
+		from := uint64(len(s.events(devID)))
+		rss, core := measure(b, s, 30*time.Second)
+		evs := s.events(devID)
+		if uint64(len(evs)) <= from {
+			b.Fatal("no events arrived")
+		}
+		window := evs[from:]
+		rate := float64(len(window)) / window[len(window)-1].Received.Sub(window[0].Received).Seconds()
+		lat := latencies(window)
+		b.ReportMetric(rate, "events/s")
+		b.ReportMetric(core*100, "CPU_%")
+		b.ReportMetric(float64(rss)/(1<<20), "RSS_MB")
+		b.ReportMetric(float64(pct(lat, 0.5).Microseconds())/1000, "p50_ms")
+		b.ReportMetric(float64(pct(lat, 0.99).Microseconds())/1000, "p99_ms")
+	}
+}
+
+// BenchmarkBacklogReplay: 100,000 events wait in the outbox while the
+// platform is down; then it comes back while a live sub-device keeps
+// sending 10 events/s. Reports the replay time and the live events'
+// latency during the replay.
+func BenchmarkBacklogReplay(b *testing.B) {
+	for b.Loop() {
+		s := newSite(b)
+		s.writeConfig(devices(10, 1000, 0))
+		s.startGateway()
+		devID := s.devID()
+		if err := s.platform.stop(syscall.SIGTERM); err != nil {
+			b.Logf("platform stop: %v", err)
+		}
+		waitFor(s.t, "a backlog of 100000 events", 300*time.Second, func() bool { return s.gatewayStatus().Outbox.Events >= 100000 })
+		s.writeConfig(synthetic("live", 10))
+		s.gateway.signal(syscall.SIGHUP)
+		waitFor(s.t, "the reload", 20*time.Second, func() bool { return len(s.gatewayStatus().Devices) == 1 })
+		backlog := s.gatewayStatus().Outbox.Events
+		start := time.Now()
+		s.platform.start()
+		waitFor(s.t, "the backlog to drain", 600*time.Second, func() bool { return s.gatewayStatus().Outbox.Events < 20 })
+		took := time.Since(start)
+		var live []platform.Event
+		for _, e := range s.events(devID) {
+			if e.Dev == "live" && e.Received.After(start) && e.Received.Before(start.Add(took)) {
+				live = append(live, e)
+			}
+		}
+		lat := latencies(live)
+		b.ReportMetric(float64(backlog), "backlog_events")
+		b.ReportMetric(took.Seconds(), "replay_s")
+		b.ReportMetric(float64(backlog)/took.Seconds(), "replay_events/s")
+		b.ReportMetric(float64(len(live)), "live_events_during")
+		b.ReportMetric(float64(pct(lat, 0.99).Milliseconds()), "live_p99_ms")
+	}
+}
