@@ -120,3 +120,23 @@ func Kinds() []string {
 	sort.Strings(names)
 	return names
 }
+
+// EventBatcher is implemented by sinks that store several events with one
+// durable write. Adapters that capture events in bursts call EmitEvents
+// rather than Sink.Event in a loop, so a burst costs one fsync, not one
+// per event.
+type EventBatcher interface {
+	Events(dev string, evs []model.EventOccurrence)
+}
+
+// EmitEvents reports evs to sink in order, in one batch when the sink
+// supports it.
+func EmitEvents(sink Sink, dev string, evs []model.EventOccurrence) {
+	if b, ok := sink.(EventBatcher); ok && len(evs) > 1 {
+		b.Events(dev, evs)
+		return
+	}
+	for _, ev := range evs {
+		sink.Event(dev, ev)
+	}
+}

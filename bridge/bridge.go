@@ -29,6 +29,7 @@ type Upstream interface {
 // Outbox is the durable event queue (store.Store).
 type Outbox interface {
 	Append(ctx context.Context, ev store.Event) (uint64, error)
+	AppendBatch(ctx context.Context, evs []store.Event) ([]uint64, error)
 	Pending(after uint64, max int) ([]store.Record, error)
 	Ack(ids ...uint64) error
 	TakeOverflow() uint64
@@ -298,22 +299,46 @@ func (b *Bridge) Attributes(dev, resource string, values map[string]model.Value)
 // Event implements adapters.Sink: the event is stored durably in the
 // outbox before Event returns, then sent when the session allows.
 func (b *Bridge) Event(dev string, ev model.EventOccurrence) {
-	if ev.At.IsZero() {
-		ev.At = b.cfg.Now()
+	b.Events(dev, []model.EventOccurrence{ev})
+}
+
+// Events implements adapters.EventBatcher: the events are stored durably,
+// in order, with one write, before Events returns.
+func (b *Bridge) Events(dev string, evs []model.EventOccurrence) {
+	recs := make([]store.Event, 0, len(evs))
+	for _, ev := range evs {
+		if ev.At.IsZero() {
+			ev.At = b.cfg.Now()
+		}
+		body, err := json.Marshal(ev)
+		if err != nil {
+			b.cfg.Metrics.EventsLost.Inc()
+			b.log.Error("event lost: cannot encode it", "device", dev, "event", ev.Event, "err", err)
+			continue
+		}
+		recs = append(recs, store.Event{Dev: dev, Body: body, At: ev.At})
 	}
-	body, err := json.Marshal(ev)
-	if err != nil {
-		b.log.Error("encode event", "device", dev, "event", ev.Event, "err", err)
+	if len(recs) == 0 {
 		return
 	}
-	// The outbox must get the event even while the bridge is stopping.
+	// The outbox must get the events even while the bridge is stopping.
 	ctx := context.WithoutCancel(b.ctx())
-	if _, err := b.ob.Append(ctx, store.Event{Dev: dev, Body: body, At: ev.At}); err != nil {
-		b.cfg.Metrics.EventsLost.Inc()
-		b.log.Error("event lost: outbox append failed", "device", dev, "event", ev.Event, "err", err)
-		return
+	var ids []uint64
+	var err error
+	if len(recs) == 1 {
+		var id uint64
+		if id, err = b.ob.Append(ctx, recs[0]); err == nil {
+			ids = []uint64{id}
+		}
+	} else {
+		ids, err = b.ob.AppendBatch(ctx, recs)
 	}
-	b.cfg.Metrics.EventsCaptured.Inc()
+	b.cfg.Metrics.EventsCaptured.Add(float64(len(ids)))
+	if err != nil {
+		lost := len(recs) - len(ids)
+		b.cfg.Metrics.EventsLost.Add(float64(lost))
+		b.log.Error("events lost: outbox append failed", "device", dev, "lost", lost, "err", err)
+	}
 	b.kick()
 }
 

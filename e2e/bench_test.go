@@ -98,7 +98,7 @@ func devices(n int, rate float64, attrs int) string {
 // under 20 MB.
 func BenchmarkIdleTenDevices(b *testing.B) {
 	for b.Loop() {
-		s := newSite(b)
+		s := newSite(b, "-no-fsync", "-log-level", "warn")
 		s.writeConfig(devices(10, 0, 10))
 		s.startGateway()
 		s.devID()
@@ -114,7 +114,7 @@ func BenchmarkIdleTenDevices(b *testing.B) {
 // capture-to-platform p99 under 50 ms.
 func BenchmarkSustainedEvents(b *testing.B) {
 	for b.Loop() {
-		s := newSite(b)
+		s := newSite(b, "-no-fsync", "-log-level", "warn")
 		s.writeConfig(devices(10, 200, 0))
 		s.startGateway()
 		devID := s.devID()
@@ -142,7 +142,7 @@ func BenchmarkSustainedEvents(b *testing.B) {
 // latency during the replay.
 func BenchmarkBacklogReplay(b *testing.B) {
 	for b.Loop() {
-		s := newSite(b)
+		s := newSite(b, "-no-fsync", "-log-level", "warn")
 		s.writeConfig(devices(10, 1000, 0))
 		s.startGateway()
 		devID := s.devID()

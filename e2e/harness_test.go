@@ -160,7 +160,7 @@ const (
 	vcode  = "E2E-CODE-42"
 )
 
-func newSite(t testing.TB) *site {
+func newSite(t testing.TB, platformArgs ...string) *site {
 	t.Helper()
 	s := &site{t: t, dir: t.TempDir()}
 	s.lbs = fmt.Sprintf("127.0.0.1:%d", freePort(t))
@@ -170,8 +170,9 @@ func newSite(t testing.TB) *site {
 	devices := filepath.Join(s.dir, "devices.toml")
 	write(t, devices, fmt.Sprintf("[[device]]\nserial = %q\nverification_code = %q\n", serial, vcode), 0o600)
 	write(t, filepath.Join(s.dir, "code"), vcode+"\n", 0o600)
-	s.platform = start(t, "osap-platform", "-lbs", s.lbs, "-das", s.das, "-http", s.api,
-		"-registry", devices, "-state", filepath.Join(s.dir, "platform"))
+	args := append([]string{"-lbs", s.lbs, "-das", s.das, "-http", s.api,
+		"-registry", devices, "-state", filepath.Join(s.dir, "platform")}, platformArgs...)
+	s.platform = start(t, "osap-platform", args...)
 	s.waitHTTP("http://" + s.api + "/api/devices")
 	return s
 }

@@ -59,6 +59,8 @@ flags:
                             without integrity)
                             (default aes-128-gcm,aes-128-cbc-hmac-sha256)
   --log-level LEVEL         debug, info, warn or error (default info)
+  --no-fsync                store events without waiting for fsync (benchmarks of a gateway;
+                            a machine crash can lose acknowledged events)
   -h, --help                print this help
 
 HTTP API (JSON; errors are {"error": "..."} with a matching status):
@@ -109,6 +111,7 @@ type options struct {
 	sessionLifetime time.Duration
 	suites          osap.SuiteSet
 	logLevel        slog.Level
+	noSync          bool
 }
 
 // listFlag is a repeatable string flag.
@@ -135,6 +138,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.sessionLifetime, "session-lifetime", platform.DefaultSessionLifetime, "")
 	fs.StringVar(&suites, "suites", "aes-128-gcm,aes-128-cbc-hmac-sha256", "")
 	fs.StringVar(&level, "log-level", "info", "")
+	fs.BoolVar(&o.noSync, "no-fsync", false, "")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprint(stderr, helpText)
@@ -205,6 +209,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		TLS:             tlsCfg,
 		Suites:          o.suites,
 		SessionLifetime: o.sessionLifetime,
+		NoSync:          o.noSync,
 		Logger:          log,
 	})
 	if err != nil {

@@ -382,4 +382,3 @@ func formatValue(v any) string {
 	}
 	return fmt.Sprint(v)
 }
-

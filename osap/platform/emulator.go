@@ -34,7 +34,10 @@ type EmulatorConfig struct {
 	TLS             *tls.Config
 	Suites          osap.SuiteSet
 	SessionLifetime time.Duration
-	Logger          *slog.Logger
+	// NoSync stores events without waiting for fsync (see
+	// EventStore.SetSync); for benchmarks of the gateway.
+	NoSync bool
+	Logger *slog.Logger
 }
 
 // Emulator is a running platform emulator. Its parts are exported for
@@ -86,6 +89,7 @@ func NewEmulator(cfg EmulatorConfig) (*Emulator, error) {
 	if err != nil {
 		return nil, err
 	}
+	events.SetSync(!cfg.NoSync)
 	e := &Emulator{Registry: reg, Events: events, log: log}
 	var services []AccessService
 	for i, addr := range cfg.DASListen {
