@@ -203,7 +203,7 @@ func (c Codec) Decode(b []byte) (any, error) {
 			return int64(u), nil
 		}
 		// Beyond an int64, the value is given as a float64 (rounded).
-		return float64(u)*c.Scale + c.Offset, nil
+		return c.apply(float64(u)), nil
 	case Float32:
 		raw = float64(math.Float32frombits(binary.BigEndian.Uint32(v)))
 	case Float64:
@@ -217,7 +217,17 @@ func (c Codec) Decode(b []byte) (any, error) {
 		}
 		return raw, nil // keeps -0
 	}
-	return raw*c.Scale + c.Offset, nil
+	return c.apply(raw), nil
+}
+
+// apply scales raw. A scale of 1/n (0.1, 0.01) divides by n, which gives
+// the float nearest the decimal (215 * 0.1 = 21.500000000000004, 215 / 10
+// = 21.5).
+func (c Codec) apply(raw float64) float64 {
+	if inv := 1 / c.Scale; math.Abs(inv) > 1 && inv == math.Round(inv) {
+		return raw/inv + c.Offset
+	}
+	return raw*c.Scale + c.Offset
 }
 
 // Encode encodes v (a bool, a number or a string) into the wire bytes of

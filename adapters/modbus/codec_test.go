@@ -160,3 +160,23 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+func TestScaleGivesNearestDecimal(t *testing.T) {
+	tests := []struct {
+		raw   []byte
+		scale float64
+		want  float64
+	}{
+		{raw: []byte{0x00, 0xd7}, scale: 0.1, want: 21.5},
+		{raw: []byte{0x00, 0x64}, scale: 0.1, want: 10},
+		{raw: []byte{0x00, 0x65}, scale: 0.1, want: 10.1},
+		{raw: []byte{0x04, 0xd2}, scale: 0.01, want: 12.34},
+		{raw: []byte{0x00, 0x03}, scale: 2.5, want: 7.5},
+	}
+	for _, tt := range tests {
+		c := Codec{Type: Uint16, Order: ABCD, Bit: -1, Scale: tt.scale}
+		if got, err := c.Decode(tt.raw); err != nil || got != tt.want {
+			t.Errorf("Decode(%x) scale %v = %v, %v, want exactly %v", tt.raw, tt.scale, got, err, tt.want)
+		}
+	}
+}

@@ -263,12 +263,10 @@ func (sl *sharedLink) run(ctx context.Context) {
 			failures = 0
 		case isTimeout(err):
 			// goburrow's TCP client would pair a late answer with the
-			// next request: start over on a fresh connection, after a
-			// pause that grows while the timeouts go on.
+			// next request: start over on a fresh connection. No backoff:
+			// the unit is at fault, not the link, and the other units on
+			// it must go on; the adapter skips a unit that keeps silent.
 			closeHandler()
-			failures++
-			retryAt = time.Now().Add(backoff(failures))
-			lastError = err
 			err = fmt.Errorf("%w: %v", adapters.ErrTimeout, err)
 		default:
 			// A broken connection or port, or a garbled answer.
