@@ -435,7 +435,6 @@ func TestAdapterAgainstSim(t *testing.T) {
 	})
 }
 
-
 func TestSharedLink(t *testing.T) {
 	url, srv, sensors := simTCP(t, time.Hour, 1, 2, 3)
 	pool := NewPool()
