@@ -481,3 +481,51 @@ func TestUnknownUnitBehindGateway(t *testing.T) {
 		t.Fatalf("Get(unit 9) = %v, want gateway exception naming unit 9", err)
 	}
 }
+
+// serveOn serves sensors on addr until stop is called.
+func serveOn(t *testing.T, addr string, sensors map[byte]*sim.Sensor) (stop func()) {
+	t.Helper()
+	var ln net.Listener
+	var err error
+	waitFor(t, "listen on "+addr, func() bool { ln, err = net.Listen("tcp", addr); return err == nil })
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- sim.NewServer(sensors).ServeTCP(ctx, ln) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("ServeTCP() = %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+// TestCablePulled stops the device (connections reset, connects refused)
+// and starts it again on the same port: the adapter goes offline, backs
+// off, and comes back by itself.
+func TestCablePulled(t *testing.T) {
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	sensors := map[byte]*sim.Sensor{1: sim.NewSensor(time.Hour, 0)}
+	stop := serveOn(t, addr, sensors)
+	a, err := New("s1", adaptersTOML(sensorConf("tcp://"+addr, 1, "")), envForTest(t), WithPool(NewPool()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := newRecorder()
+	runAdapter(t, a, rec)
+	waitFor(t, "online", func() bool { on, _ := rec.lastStatus(); return on })
+	stop()
+	waitFor(t, "offline", func() bool { on, _ := rec.lastStatus(); return !on })
+	rec.mu.Lock()
+	err = rec.errs[len(rec.errs)-1]
+	rec.mu.Unlock()
+	if !errors.Is(err, adapters.ErrOffline) {
+		t.Errorf("offline error = %v, want ErrOffline (link down)", err)
+	}
+	serveOn(t, addr, sensors)
+	waitFor(t, "online again", func() bool { on, _ := rec.lastStatus(); return on })
+}
