@@ -146,7 +146,8 @@ func (l link) serial() bool { return l.Scheme != "tcp" }
 
 // ParseURL parses a link URL: tcp://host[:port] (port 502 by default),
 // rtu:///dev/ttyUSB0 or ascii:///dev/ttyUSB0. Serial settings take their
-// defaults (9600 8N1 for RTU, 9600 7E1 for ASCII); it fails naming what is
+// defaults (9600 8N1 for RTU, 9600 7E1 for ASCII) unless the query gives
+// them (rtu:///dev/ttyUSB0?baud=19200&parity=E); it fails naming what is
 // wrong.
 func ParseURL(s string) (link, error) {
 	u, err := url.Parse(s)
@@ -175,6 +176,20 @@ func ParseURL(s string) (link, error) {
 		l.Baud, l.DataBits, l.Parity, l.StopBits = DefaultBaud, 8, "N", 1
 		if u.Scheme == "ascii" {
 			l.DataBits, l.Parity = 7, "E"
+		}
+		// Serial settings may ride in the query (for discover).
+		q := u.Query()
+		for key, dst := range map[string]*int{"baud": &l.Baud, "data_bits": &l.DataBits, "stop_bits": &l.StopBits} {
+			if v := q.Get(key); v != "" {
+				n, err := strconv.Atoi(v)
+				if err != nil {
+					return link{}, fmt.Errorf("url %q: %s: %q is not a number", s, key, v)
+				}
+				*dst = n
+			}
+		}
+		if v := q.Get("parity"); v != "" {
+			l.Parity = strings.ToUpper(v)
 		}
 	default:
 		return link{}, fmt.Errorf("url %q: unknown scheme %q (want tcp, rtu or ascii)", s, u.Scheme)
