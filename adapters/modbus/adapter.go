@@ -131,7 +131,7 @@ func (a *Adapter) Ready() bool { return a.online.Load() }
 
 // Describe returns the sub-device's model, built from the configuration.
 func (a *Adapter) Describe(context.Context) (model.Device, error) {
-	d := model.Device{ID: a.dev.id, Kind: "modbus", Manufacturer: a.dev.cfg.Manufacturer, Model: a.dev.cfg.Model}
+	d := model.Device{ID: a.dev.id, Kind: "modbus", Manufacturer: a.dev.manufacturer, Model: a.dev.model}
 	resIdx := map[string]int{}
 	area := func(res, name string) *model.Area {
 		i, ok := resIdx[res]

@@ -197,17 +197,24 @@ func ParseURL(s string) (link, error) {
 	return l, nil
 }
 
-// attr is a compiled attribute.
+// attr is a compiled attribute. It keeps only what polling and writing
+// need: a gateway may hold tens of thousands.
 type attr struct {
-	AttributeConfig
-	index    int
-	table    Table
-	addr     uint16
-	codec    Codec
-	poll     time.Duration
-	typ      model.Type
-	resource string
-	area     string
+	Name        string
+	Description string
+	Unit        string
+	Deadband    float64
+	Writable    bool
+	ReadBack    bool
+	Min, Max    *float64
+	index       int
+	table       Table
+	addr        uint16
+	codec       Codec
+	poll        time.Duration
+	typ         model.Type
+	resource    string
+	area        string
 }
 
 // span is the range of registers (or bits) the attribute occupies.
@@ -250,7 +257,8 @@ type device struct {
 	attrs        []*attr
 	events       []*event
 	ops          []*operation
-	cfg          Config
+	manufacturer string
+	model        string
 }
 
 // compile checks c and returns the device it describes. It is pure (no
@@ -261,7 +269,7 @@ func (c Config) compile(id string) (*device, error) {
 	fail := func(format string, args ...any) {
 		errs = append(errs, fmt.Errorf("device %q: "+format, append([]any{id}, args...)...))
 	}
-	d := &device{id: id, cfg: c}
+	d := &device{id: id, manufacturer: c.Manufacturer, model: c.Model}
 	l, err := ParseURL(c.URL)
 	if c.URL == "" {
 		fail("url: missing (want tcp://host:port, rtu:///dev/PORT or ascii:///dev/PORT)")
@@ -473,7 +481,11 @@ func compileCodec(table Table, typ, order string, bit *int, length int, scale *f
 
 func compileAttr(ac AttributeConfig, i int, poll time.Duration) (*attr, []error) {
 	var errs []error
-	a := &attr{AttributeConfig: ac, index: i, table: Table(strings.ToLower(ac.Table)), resource: ac.Resource, area: ac.Area, poll: ac.Poll}
+	a := &attr{
+		Name: ac.Name, Description: ac.Description, Unit: ac.Unit, Deadband: ac.Deadband, Writable: ac.Writable,
+		ReadBack: ac.ReadBack, Min: ac.Min, Max: ac.Max,
+		index: i, table: Table(strings.ToLower(ac.Table)), resource: ac.Resource, area: ac.Area, poll: ac.Poll,
+	}
 	if a.resource == "" {
 		a.resource = DefaultResource
 	}

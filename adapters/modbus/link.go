@@ -90,6 +90,18 @@ func (p *Pool) Len() int {
 	return len(p.links)
 }
 
+// Requests returns the number of requests sent so far on the links
+// running now.
+func (p *Pool) Requests() uint64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var n uint64
+	for _, sl := range p.links {
+		n += sl.Requests()
+	}
+	return n
+}
+
 // acquire returns the running link for l, starting it if needed. The caller
 // must call release exactly once. delay is the pause between requests; the
 // largest asked for by any holder applies.

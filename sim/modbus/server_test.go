@@ -113,3 +113,42 @@ func TestServeTCP(t *testing.T) {
 		t.Errorf("unit 9 read = %s, want 830b (gateway: no answer from target)", got)
 	}
 }
+
+func TestSensorChangesOverTime(t *testing.T) {
+	s := NewSensor(time.Second, 3)
+	now := s.start
+	s.now = func() time.Time { return now }
+	read := func(fc byte, addr, n uint16) string {
+		got, _, _ := s.Handle([]byte{fc, byte(addr >> 8), byte(addr), byte(n >> 8), byte(n)})
+		return hex.EncodeToString(got)
+	}
+	temp0, bench0, ticks0 := read(4, 0, 2), read(3, 100, 3), read(4, 24, 4)
+	now = now.Add(15 * time.Second)
+	temp1, bench1, ticks1 := read(4, 0, 2), read(3, 100, 3), read(4, 24, 4)
+	if temp0 == temp1 || bench0 == bench1 {
+		t.Errorf("after 15 changes: temperature %s -> %s, bench %s -> %s, want both changed", temp0, temp1, bench0, bench1)
+	}
+	if ticks0 != "04080000000000000000" || ticks1 != "04080f00000000000000" {
+		t.Errorf("ticks (uint64 DCBA) = %s then %s, want 0 then 15", ticks0, ticks1)
+	}
+	if got := read(4, 6, 2); got != "04040000000f" {
+		t.Errorf("uptime = %s, want 15 s", got)
+	}
+	// A limit below the temperature latches the alarm; command 1 clears it
+	// once the limit is above again.
+	s.SetHolding(2, 0)
+	s.SetHolding(3, 0)
+	if !s.Coil(0) || read(4, 10, 3) != "0406414c41524d00" {
+		t.Errorf("alarm not latched: coil %v, text %s", s.Coil(0), read(4, 10, 3))
+	}
+	s.SetHolding(2, 0x41f0) // 30.0
+	if !s.Coil(0) {
+		t.Error("alarm not latched after the limit went back up")
+	}
+	if got := read(6, 10, 1); got != "06000a0001" {
+		t.Fatalf("write command = %s", got)
+	}
+	if s.Coil(0) {
+		t.Error("alarm still on after command 1")
+	}
+}
