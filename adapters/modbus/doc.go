@@ -17,6 +17,8 @@
 //     owned by one goroutine that sends one request at a time, keeping
 //     request_delay between them. The link starts with the first Run, Get,
 //     Set or Invoke that needs it and is closed when the last returns.
+//     Each request keeps its device's timeout on TCP; a serial port opens
+//     with the longest timeout its devices asked for.
 //   - The attributes of a unit polled at one interval are read with as few
 //     requests as Plan allows (gaps up to max_gap are read and discarded,
 //     at most max_registers registers or max_bits bits a request).

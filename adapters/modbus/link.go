@@ -33,24 +33,26 @@ type handler interface {
 	Close() error
 }
 
-// newHandler builds the goburrow handler for l: no idle timer (the link
-// closes it itself), the given timeout.
-func newHandler(l link, timeout time.Duration) (handler, func(byte)) {
+// newHandler builds the goburrow handler for l with no idle timer (the
+// link closes it itself). It returns the handler and functions to set the
+// unit and, on TCP, the timeout of the next request. A serial port's
+// timeout is fixed when it opens.
+func newHandler(l link, timeout time.Duration) (handler, func(byte), func(time.Duration)) {
 	switch l.Scheme {
 	case "rtu":
 		h := modbus.NewRTUClientHandler(l.Address)
 		h.BaudRate, h.DataBits, h.Parity, h.StopBits = l.Baud, l.DataBits, l.Parity, l.StopBits
 		h.Timeout, h.IdleTimeout = timeout, 0
-		return h, func(u byte) { h.SlaveId = u }
+		return h, func(u byte) { h.SlaveId = u }, func(time.Duration) {}
 	case "ascii":
 		h := modbus.NewASCIIClientHandler(l.Address)
 		h.BaudRate, h.DataBits, h.Parity, h.StopBits = l.Baud, l.DataBits, l.Parity, l.StopBits
 		h.Timeout, h.IdleTimeout = timeout, 0
-		return h, func(u byte) { h.SlaveId = u }
+		return h, func(u byte) { h.SlaveId = u }, func(time.Duration) {}
 	default:
 		h := modbus.NewTCPClientHandler(l.Address)
 		h.Timeout, h.IdleTimeout = timeout, 0
-		return h, func(u byte) { h.SlaveId = u }
+		return h, func(u byte) { h.SlaveId = u }, func(d time.Duration) { h.Timeout = d }
 	}
 }
 
@@ -203,8 +205,9 @@ func (sl *sharedLink) run(ctx context.Context) {
 	var (
 		h         handler
 		setUnit   func(byte)
+		setTime   func(time.Duration)
 		client    modbus.Client
-		htimeout  time.Duration
+		htimeout  time.Duration // a serial port's: the longest asked for
 		failures  int
 		retryAt   time.Time
 		lastEnd   time.Time
@@ -247,12 +250,14 @@ func (sl *sharedLink) run(ctx context.Context) {
 				}
 			}
 		}
-		if h != nil && htimeout != j.timeout {
-			closeHandler()
+		if h != nil && sl.link.serial() && j.timeout > htimeout {
+			closeHandler() // reopen the port with the longer timeout
 		}
 		if h == nil {
-			h, setUnit = newHandler(sl.link, j.timeout)
-			htimeout = j.timeout
+			if j.timeout > htimeout || !sl.link.serial() {
+				htimeout = j.timeout
+			}
+			h, setUnit, setTime = newHandler(sl.link, htimeout)
 			client = modbus.NewClient(h)
 			if err := h.Connect(); err != nil {
 				closeHandler()
@@ -264,6 +269,7 @@ func (sl *sharedLink) run(ctx context.Context) {
 			}
 		}
 		setUnit(j.unit)
+		setTime(j.timeout)
 		b, err := j.do(client)
 		lastEnd = time.Now()
 		sl.mu.Lock()

@@ -126,6 +126,15 @@ address = 2
 type = "float32"
 writable = true
 [[attribute]]
+name = "flag"
+area = "control"
+table = "holding"
+address = 50
+type = "bool"
+bit = 2
+writable = true
+read_back = true
+[[attribute]]
 name = "far_register"
 resource = "service"
 table = "holding"
@@ -340,6 +349,13 @@ func TestAdapterAgainstSim(t *testing.T) {
 		}
 		if sn.Coil(1) {
 			t.Error("heater coil still on")
+		}
+		sn.SetHolding(50, 0x8001)
+		if err := a.Set(ctx, "main", map[string]model.Value{"flag": {V: true}}); err != nil {
+			t.Fatal(err)
+		}
+		if got := sn.Holding(50); got != 0x8005 {
+			t.Errorf("holding 50 = %04x after setting bit 2 of 8001, want 8005", got)
 		}
 		if err := a.Set(ctx, "main", map[string]model.Value{"alarm_limit": {V: int64(25)}}); err != nil {
 			t.Fatal(err)
