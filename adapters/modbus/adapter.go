@@ -1,0 +1,683 @@
+package modbus
+
+import (
+	"context"
+	_ "embed"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/goburrow/modbus"
+
+	"github.com/osapgw/osapgw/adapters"
+	"github.com/osapgw/osapgw/model"
+)
+
+//go:embed sample.conf
+var sampleConf string
+
+func init() {
+	adapters.Register(adapters.Kind{
+		Name:   "modbus",
+		Sample: sampleConf,
+		New: func(id string, dec adapters.Decoder, env adapters.Env) (adapters.Adapter, error) {
+			return New(id, dec, env)
+		},
+	})
+}
+
+// Adapter is one Modbus sub-device (a unit on a link). Run polls it; Get,
+// Set and Invoke may be called concurrently with Run and with each other.
+type Adapter struct {
+	dev    *device
+	log    *slog.Logger
+	pool   *Pool
+	groups []group // attributes by poll interval, with their planned reads
+	byRes  map[string]map[string]*attr
+	ops    map[string]map[string]*operation
+	online atomic.Bool
+	mu     sync.Mutex // serializes read-modify-write of register bits
+}
+
+var (
+	_ adapters.Adapter = (*Adapter)(nil)
+	_ adapters.Readier = (*Adapter)(nil)
+)
+
+// group is the attributes polled at one interval, and their reads.
+type group struct {
+	every time.Duration
+	reads []Read
+}
+
+// Option changes how New builds an adapter.
+type Option func(*Adapter)
+
+// WithPool makes the adapter share links through p instead of the
+// package's default pool (tests use their own).
+func WithPool(p *Pool) Option { return func(a *Adapter) { a.pool = p } }
+
+// New decodes and checks the configuration of device id (no I/O) and
+// returns its adapter. Errors name the device and the attribute, event or
+// operation at fault, and the key.
+func New(id string, dec adapters.Decoder, env adapters.Env, opts ...Option) (*Adapter, error) {
+	var c Config
+	if err := dec.Decode(&c); err != nil {
+		return nil, fmt.Errorf("device %q: %w", id, err)
+	}
+	return NewFromConfig(id, c, env, opts...)
+}
+
+// NewFromConfig is New for a Config already decoded.
+func NewFromConfig(id string, c Config, env adapters.Env, opts ...Option) (*Adapter, error) {
+	d, err := c.compile(id)
+	if err != nil {
+		return nil, err
+	}
+	log := env.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	a := &Adapter{dev: d, log: log, pool: defaultPool, byRes: map[string]map[string]*attr{}, ops: map[string]map[string]*operation{}}
+	for _, o := range opts {
+		o(a)
+	}
+	every := map[time.Duration][]Span{}
+	for i, at := range d.attrs {
+		every[at.poll] = append(every[at.poll], at.spanOf(i))
+		if a.byRes[at.resource] == nil {
+			a.byRes[at.resource] = map[string]*attr{}
+		}
+		a.byRes[at.resource][at.Name] = at
+	}
+	for p, spans := range every {
+		a.groups = append(a.groups, group{every: p, reads: Plan(spans, d.limits())})
+	}
+	sort.Slice(a.groups, func(i, j int) bool { return a.groups[i].every < a.groups[j].every })
+	for _, o := range d.ops {
+		if a.ops[o.Resource] == nil {
+			a.ops[o.Resource] = map[string]*operation{}
+		}
+		a.ops[o.Resource][o.Name] = o
+	}
+	return a, nil
+}
+
+func (a *attr) spanOf(id int) Span {
+	return Span{ID: id, Table: a.table, Address: a.addr, Count: uint16(a.codec.Registers())}
+}
+
+func (d *device) limits() Limits {
+	return Limits{MaxGap: d.maxGap, MaxRegisters: d.maxRegisters, MaxBits: d.maxBits}
+}
+
+// Requests returns the reads of one full poll of every attribute, for
+// benchmarks and tests.
+func (a *Adapter) Requests() []Read {
+	var out []Read
+	for _, g := range a.groups {
+		out = append(out, g.reads...)
+	}
+	return out
+}
+
+// Ready reports whether the last poll got an answer from the unit.
+func (a *Adapter) Ready() bool { return a.online.Load() }
+
+// Describe returns the sub-device's model, built from the configuration.
+func (a *Adapter) Describe(context.Context) (model.Device, error) {
+	d := model.Device{ID: a.dev.id, Kind: "modbus", Manufacturer: a.dev.manufacturer, Model: a.dev.model}
+	resIdx := map[string]int{}
+	area := func(res, name string) *model.Area {
+		i, ok := resIdx[res]
+		if !ok {
+			i = len(d.Resources)
+			resIdx[res] = i
+			d.Resources = append(d.Resources, model.Resource{Name: res})
+		}
+		r := &d.Resources[i]
+		for k := range r.Areas {
+			if r.Areas[k].Name == name {
+				return &r.Areas[k]
+			}
+		}
+		r.Areas = append(r.Areas, model.Area{Name: name})
+		return &r.Areas[len(r.Areas)-1]
+	}
+	for _, at := range a.dev.attrs {
+		ar := area(at.resource, at.area)
+		ar.Attributes = append(ar.Attributes, model.Attribute{
+			Name: at.Name, Type: at.typ, Unit: at.Unit, Min: at.Min, Max: at.Max, Writable: at.Writable, Description: at.Description,
+		})
+	}
+	for _, e := range a.dev.events {
+		ar := area(e.attr.resource, e.attr.area)
+		params := []model.Param{{Name: "value", Type: e.attr.typ, Unit: e.attr.Unit}}
+		if !e.OnChange {
+			params = append(params, model.Param{Name: "active", Type: model.TypeBool})
+		}
+		ar.Events = append(ar.Events, model.EventType{Name: e.Name, Params: params, Description: e.Description})
+	}
+	for _, o := range a.dev.ops {
+		ar := area(o.Resource, o.Area)
+		op := model.Operation{Name: o.Name, Description: o.Description}
+		for _, p := range o.Params {
+			op.Inputs = append(op.Inputs, model.Param{Name: p.Name, Type: model.Type(p.Type), Min: p.Min, Max: p.Max, Required: !p.Optional && p.Default == nil})
+		}
+		ar.Operations = append(ar.Operations, op)
+	}
+	return d, nil
+}
+
+// read returns the function that performs r.
+func readFn(r Read) func(modbus.Client) ([]byte, error) {
+	return func(c modbus.Client) ([]byte, error) {
+		switch r.Table {
+		case Coil:
+			return c.ReadCoils(r.Address, r.Count)
+		case Discrete:
+			return c.ReadDiscreteInputs(r.Address, r.Count)
+		case Input:
+			return c.ReadInputRegisters(r.Address, r.Count)
+		default:
+			return c.ReadHoldingRegisters(r.Address, r.Count)
+		}
+	}
+}
+
+// where names a request's place in errors.
+func (a *Adapter) where(t Table, addr uint16, count uint16) string {
+	return fmt.Sprintf("device %q: unit %d: %s %d..%d", a.dev.id, a.dev.unit, t, addr, int(addr)+int(count)-1)
+}
+
+// wrapErr names the device, unit and registers in err, and adds the
+// sentinel that fits a Modbus exception.
+func (a *Adapter) wrapErr(t Table, addr, count uint16, err error) error {
+	var mbErr *modbus.ModbusError
+	if errors.As(err, &mbErr) && mbErr.ExceptionCode == modbus.ExceptionCodeIllegalDataValue {
+		return fmt.Errorf("%s: %w (%w)", a.where(t, addr, count), err, adapters.ErrBadRequest)
+	}
+	return fmt.Errorf("%s: %w", a.where(t, addr, count), err)
+}
+
+// doRead performs one planned read on sl.
+func (a *Adapter) doRead(ctx context.Context, sl *sharedLink, r Read) ([]byte, error) {
+	b, err := sl.do(ctx, a.dev.unit, a.dev.timeout, readFn(r))
+	if err != nil {
+		return nil, a.wrapErr(r.Table, r.Address, r.Count, err)
+	}
+	want := int(r.Count) * 2
+	if r.Table.bits() {
+		want = (int(r.Count) + 7) / 8
+	}
+	if len(b) < want {
+		return nil, fmt.Errorf("%s: short answer of %d bytes, want %d", a.where(r.Table, r.Address, r.Count), len(b), want)
+	}
+	return b, nil
+}
+
+// decode extracts the value of at from the answer b to read r.
+func decodeAttr(at *attr, r Read, b []byte) (any, error) {
+	off := int(at.addr) - int(r.Address)
+	if at.table.bits() {
+		return b[off/8]>>(uint(off)%8)&1 == 1, nil
+	}
+	v, err := at.codec.Decode(b[2*off:])
+	if f, ok := v.(float64); ok && (math.IsNaN(f) || math.IsInf(f, 0)) {
+		return nil, fmt.Errorf("attribute %q: register value is %v, not a number", at.Name, f)
+	}
+	return v, err
+}
+
+// attrState is what Run remembers of an attribute.
+type attrState struct {
+	have       bool
+	last       any
+	reportedAt time.Time
+}
+
+// eventState is what Run remembers of an event rule.
+type eventState struct {
+	have   bool
+	active bool
+	last   any
+}
+
+// Run polls the unit until ctx ends, reporting to sink: each attribute at
+// its poll interval, sent when it changed beyond its deadband or when
+// report_every has passed; events when their rules fire; Status when the
+// unit stops answering (after offline_after failed polls, and it is then
+// skipped for skip_for before being probed again) and when it answers
+// again. It returns nil when ctx ends.
+func (a *Adapter) Run(ctx context.Context, sink adapters.Sink) error {
+	sl := a.pool.acquire(a.dev.link, a.dev.requestDelay)
+	defer a.pool.release(sl)
+	a.online.Store(false)
+	defer a.online.Store(false)
+
+	attrs := make([]attrState, len(a.dev.attrs))
+	events := make([]eventState, len(a.dev.events))
+	eventsOf := map[*attr][]int{}
+	for i, e := range a.dev.events {
+		eventsOf[e.attr] = append(eventsOf[e.attr], i)
+	}
+	next := make([]time.Time, len(a.groups))
+	now := time.Now()
+	for i := range next {
+		next[i] = now
+	}
+	lastErr := map[string]string{} // read -> last error text, to log changes only
+	var (
+		failed    int
+		known     bool // online state reported at least once
+		skipUntil time.Time
+	)
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	<-timer.C
+	for {
+		// Wait for the earliest due group.
+		gi := 0
+		for i := range next {
+			if next[i].Before(next[gi]) {
+				gi = i
+			}
+		}
+		if wait := time.Until(next[gi]); wait > 0 {
+			timer.Reset(wait)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-timer.C:
+			}
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		now := time.Now()
+		g := a.groups[gi]
+		next[gi] = next[gi].Add(g.every)
+		if next[gi].Before(now) {
+			next[gi] = now.Add(g.every)
+		}
+		if now.Before(skipUntil) {
+			continue
+		}
+
+		answered, timedOut := false, false
+		var pollErr error
+		values := map[string]map[string]model.Value{}
+		for ri, r := range g.reads {
+			b, err := a.doRead(ctx, sl, r)
+			key := fmt.Sprintf("%d/%d", gi, ri)
+			if err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				var mbErr *modbus.ModbusError
+				if errors.As(err, &mbErr) {
+					// The unit answered: the rest of the map goes on.
+					answered = true
+					if lastErr[key] != err.Error() {
+						a.log.Warn("modbus exception", "err", err)
+						lastErr[key] = err.Error()
+					}
+					continue
+				}
+				pollErr = err
+				timedOut = errors.Is(err, adapters.ErrTimeout)
+				break // the unit or link is not answering: stop this poll
+			}
+			answered = true
+			if lastErr[key] != "" {
+				a.log.Info("modbus read recovered", "read", r.String())
+				delete(lastErr, key)
+			}
+			at := time.Now()
+			for _, id := range r.IDs {
+				an := a.dev.attrs[id]
+				v, err := decodeAttr(an, r, b)
+				if err != nil {
+					a.log.Warn("modbus decode", "attribute", an.Name, "err", err)
+					continue
+				}
+				st := &attrState{}
+				*st = attrs[id]
+				if st.changed(v, an.Deadband) || at.Sub(st.reportedAt) >= a.dev.reportEvery {
+					if values[an.resource] == nil {
+						values[an.resource] = map[string]model.Value{}
+					}
+					values[an.resource][an.Name] = model.Value{V: v, At: at, Quality: model.QualityGood}
+					st.have, st.last, st.reportedAt = true, v, at
+				}
+				attrs[id] = *st
+				for _, ei := range eventsOf[an] {
+					if ev, ok := a.dev.events[ei].fire(&events[ei], v); ok {
+						ev.At = at
+						sink.Event(a.dev.id, ev)
+					}
+				}
+			}
+		}
+		for res, vs := range values {
+			sink.Attributes(a.dev.id, res, vs)
+		}
+		if answered {
+			failed = 0
+			if !a.online.Load() || !known {
+				known = true
+				a.online.Store(true)
+				a.log.Info("modbus unit online")
+				sink.Status(a.dev.id, true, nil)
+			}
+			continue
+		}
+		failed++
+		if failed >= a.dev.offlineAfter {
+			if a.online.Load() || !known {
+				known = true
+				a.online.Store(false)
+				a.log.Warn("modbus unit offline", "err", pollErr, "failed_polls", failed)
+				sink.Status(a.dev.id, false, pollErr)
+			}
+			if timedOut {
+				// A unit that does not answer must not stall the others
+				// on its link: skip it for a while, then probe again.
+				skipUntil = time.Now().Add(a.dev.skipFor)
+				a.log.Debug("modbus unit skipped", "for_seconds", a.dev.skipFor.Seconds())
+			}
+		}
+	}
+}
+
+// changed reports whether v differs from the last reported value by more
+// than deadband (any difference for non-numbers), or nothing was reported.
+func (st *attrState) changed(v any, deadband float64) bool {
+	if !st.have {
+		return true
+	}
+	f, err1 := toFloat(v)
+	l, err2 := toFloat(st.last)
+	_, isBool := v.(bool)
+	if err1 == nil && err2 == nil && !isBool {
+		if deadband > 0 {
+			return math.Abs(f-l) > deadband
+		}
+		return f != l
+	}
+	return v != st.last
+}
+
+// fire evaluates the rule on a new value v and returns the event to report.
+func (e *event) fire(st *eventState, v any) (model.EventOccurrence, bool) {
+	ev := model.EventOccurrence{Resource: e.attr.resource, Event: e.Name}
+	if e.OnChange {
+		prev, had := st.last, st.have
+		st.last, st.have = v, true
+		if !had || prev == v {
+			return ev, false
+		}
+		ev.Params = map[string]any{"value": v}
+		return ev, true
+	}
+	f, err := toFloat(v)
+	if err != nil {
+		return ev, false
+	}
+	var raise, clear bool
+	if e.Above != nil {
+		raise, clear = f > *e.Above, f < *e.Above-e.Hysteresis
+	} else {
+		raise, clear = f < *e.Below, f > *e.Below+e.Hysteresis
+	}
+	switch {
+	case !st.active && raise:
+		st.active = true
+	case st.active && clear:
+		st.active = false
+	default:
+		return ev, false
+	}
+	ev.Params = map[string]any{"value": v, "active": st.active}
+	return ev, true
+}
+
+// find returns the attributes of resource named in names (all when none).
+func (a *Adapter) find(resource string, names []string) ([]*attr, error) {
+	res, ok := a.byRes[resource]
+	if !ok {
+		return nil, fmt.Errorf("device %q: resource %q: %w", a.dev.id, resource, adapters.ErrNotFound)
+	}
+	var out []*attr
+	if len(names) == 0 {
+		for _, at := range a.dev.attrs {
+			if at.resource == resource {
+				out = append(out, at)
+			}
+		}
+		return out, nil
+	}
+	for _, n := range names {
+		at, ok := res[n]
+		if !ok {
+			return nil, fmt.Errorf("device %q: resource %q: attribute %q: %w", a.dev.id, resource, n, adapters.ErrNotFound)
+		}
+		out = append(out, at)
+	}
+	return out, nil
+}
+
+// Get reads attributes of resource from the unit now (all of them when
+// names is empty), merging the reads as Run does.
+func (a *Adapter) Get(ctx context.Context, resource string, names []string) (map[string]model.Value, error) {
+	list, err := a.find(resource, names)
+	if err != nil {
+		return nil, err
+	}
+	sl := a.pool.acquire(a.dev.link, a.dev.requestDelay)
+	defer a.pool.release(sl)
+	return a.readAttrs(ctx, sl, list)
+}
+
+func (a *Adapter) readAttrs(ctx context.Context, sl *sharedLink, list []*attr) (map[string]model.Value, error) {
+	spans := make([]Span, len(list))
+	for i, at := range list {
+		spans[i] = at.spanOf(i)
+	}
+	out := map[string]model.Value{}
+	for _, r := range Plan(spans, a.dev.limits()) {
+		b, err := a.doRead(ctx, sl, r)
+		if err != nil {
+			return nil, err
+		}
+		at := time.Now()
+		for _, id := range r.IDs {
+			v, err := decodeAttr(list[id], r, b)
+			if err != nil {
+				return nil, fmt.Errorf("%s: attribute %q: %w", a.where(r.Table, r.Address, r.Count), list[id].Name, err)
+			}
+			out[list[id].Name] = model.Value{V: v, At: at, Quality: model.QualityGood}
+		}
+	}
+	return out, nil
+}
+
+// Set writes values to writable attributes of resource: each is checked
+// (type, min/max, the range of its encoding) before anything is written,
+// then written with a single or multiple write, and read back when the
+// attribute asks for it.
+func (a *Adapter) Set(ctx context.Context, resource string, values map[string]model.Value) error {
+	names := make([]string, 0, len(values))
+	for n := range values {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	list, err := a.find(resource, names)
+	if err != nil {
+		return err
+	}
+	coerced := make([]any, len(list))
+	for i, at := range list {
+		if !at.Writable {
+			return fmt.Errorf("device %q: attribute %q: %w", a.dev.id, at.Name, adapters.ErrNotWritable)
+		}
+		v, err := model.Coerce(at.typ, values[at.Name].V, at.Min, at.Max)
+		if err == nil {
+			_, err = at.codec.Encode(v, 0)
+		}
+		if err != nil {
+			return fmt.Errorf("device %q: attribute %q: %w: %w", a.dev.id, at.Name, adapters.ErrBadRequest, err)
+		}
+		coerced[i] = v
+	}
+	sl := a.pool.acquire(a.dev.link, a.dev.requestDelay)
+	defer a.pool.release(sl)
+	for i, at := range list {
+		w := write{table: at.table, addr: at.addr, codec: at.codec}
+		if err := a.write(ctx, sl, w, coerced[i]); err != nil {
+			return fmt.Errorf("attribute %q: %w", at.Name, err)
+		}
+		if at.ReadBack {
+			got, err := a.readAttrs(ctx, sl, []*attr{at})
+			if err != nil {
+				return fmt.Errorf("attribute %q: read back: %w", at.Name, err)
+			}
+			if st := (&attrState{have: true, last: got[at.Name].V}); st.changed(coerced[i], readBackTolerance(at)) {
+				return fmt.Errorf("device %q: attribute %q: read back %v after writing %v", a.dev.id, at.Name, got[at.Name].V, coerced[i])
+			}
+		}
+	}
+	return nil
+}
+
+// readBackTolerance is the difference a scaled or float value may show
+// after a round trip through its registers.
+func readBackTolerance(at *attr) float64 {
+	if at.typ != model.TypeFloat {
+		return 0
+	}
+	tol := math.Abs(at.codec.Scale) / 2
+	if at.codec.Type == Float32 || at.codec.Type == Float64 {
+		tol = 1e-6
+	}
+	return tol
+}
+
+// write encodes v and writes it.
+func (a *Adapter) write(ctx context.Context, sl *sharedLink, w write, v any) error {
+	n := uint16(w.codec.Registers())
+	do := func(fn func(modbus.Client) ([]byte, error)) error {
+		_, err := sl.do(ctx, a.dev.unit, a.dev.timeout, fn)
+		if err != nil {
+			return a.wrapErr(w.table, w.addr, n, err)
+		}
+		return nil
+	}
+	if w.table == Coil {
+		b, ok := v.(bool)
+		if !ok {
+			f, err := toFloat(v)
+			if err != nil {
+				return fmt.Errorf("%s: %w: %w", a.where(w.table, w.addr, 1), adapters.ErrBadRequest, err)
+			}
+			b = f != 0
+		}
+		val := uint16(0)
+		if b {
+			val = 0xFF00
+		}
+		return do(func(c modbus.Client) ([]byte, error) { return c.WriteSingleCoil(w.addr, val) })
+	}
+	var cur uint16
+	if w.codec.Type == Bool {
+		// One bit of a register: read, change the bit, write.
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		b, err := sl.do(ctx, a.dev.unit, a.dev.timeout, readFn(Read{Table: Holding, Address: w.addr, Count: 1}))
+		if err != nil {
+			return a.wrapErr(w.table, w.addr, 1, err)
+		}
+		if len(b) < 2 {
+			return fmt.Errorf("%s: short answer", a.where(w.table, w.addr, 1))
+		}
+		cur = registersOf(normalize(b[:2], w.codec.Order, w.codec.Type))[0]
+	}
+	data, err := w.codec.Encode(v, cur)
+	if err != nil {
+		return fmt.Errorf("%s: %w: %w", a.where(w.table, w.addr, n), adapters.ErrBadRequest, err)
+	}
+	if n == 1 {
+		val := registersOf(data)[0]
+		return do(func(c modbus.Client) ([]byte, error) { return c.WriteSingleRegister(w.addr, val) })
+	}
+	return do(func(c modbus.Client) ([]byte, error) { return c.WriteMultipleRegisters(w.addr, n, data) })
+}
+
+// Invoke runs the write sequence of operation on resource with the
+// parameters in (checked against their declarations first). It returns no
+// output parameters.
+func (a *Adapter) Invoke(ctx context.Context, resource, operation string, in map[string]any) (map[string]any, error) {
+	o, ok := a.ops[resource][operation]
+	if !ok {
+		return nil, fmt.Errorf("device %q: resource %q: operation %q: %w", a.dev.id, resource, operation, adapters.ErrNotFound)
+	}
+	params := map[string]any{}
+	for _, p := range o.Params {
+		x, ok := in[p.Name]
+		if !ok || x == nil {
+			if p.Default != nil {
+				x = p.Default
+			} else if p.Optional {
+				continue
+			} else {
+				return nil, fmt.Errorf("device %q: operation %q: param %q: missing: %w", a.dev.id, operation, p.Name, adapters.ErrBadRequest)
+			}
+		}
+		v, err := model.Coerce(model.Type(p.Type), x, p.Min, p.Max)
+		if err != nil {
+			return nil, fmt.Errorf("device %q: operation %q: param %q: %w: %w", a.dev.id, operation, p.Name, adapters.ErrBadRequest, err)
+		}
+		params[p.Name] = v
+	}
+	for n := range in {
+		if _, ok := params[n]; !ok && !declared(o, n) {
+			return nil, fmt.Errorf("device %q: operation %q: param %q: not declared: %w", a.dev.id, operation, n, adapters.ErrBadRequest)
+		}
+	}
+	vals := make([]any, len(o.writes))
+	for i, w := range o.writes {
+		v := w.value
+		if w.param != "" {
+			var ok bool
+			if v, ok = params[w.param]; !ok {
+				return nil, fmt.Errorf("device %q: operation %q: param %q: missing: %w", a.dev.id, operation, w.param, adapters.ErrBadRequest)
+			}
+		}
+		if _, err := w.codec.Encode(v, 0); err != nil && w.table != Coil {
+			return nil, fmt.Errorf("device %q: operation %q: write #%d: %w: %w", a.dev.id, operation, i+1, adapters.ErrBadRequest, err)
+		}
+		vals[i] = v
+	}
+	sl := a.pool.acquire(a.dev.link, a.dev.requestDelay)
+	defer a.pool.release(sl)
+	for i, w := range o.writes {
+		if err := a.write(ctx, sl, w, vals[i]); err != nil {
+			return nil, fmt.Errorf("operation %q: write #%d: %w", operation, i+1, err)
+		}
+	}
+	return map[string]any{}, nil
+}
+
+func declared(o *operation, name string) bool {
+	for _, p := range o.Params {
+		if p.Name == name {
+			return true
+		}
+	}
+	return false
+}

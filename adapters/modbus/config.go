@@ -1,0 +1,645 @@
+package modbus
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"net"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/osapgw/osapgw/model"
+)
+
+// Defaults applied by Config.compile to keys left out.
+const (
+	DefaultTimeout      = time.Second
+	DefaultPoll         = 5 * time.Second
+	DefaultMaxGap       = 8
+	DefaultMaxRegisters = 125
+	DefaultMaxBits      = 2000
+	DefaultOfflineAfter = 3
+	DefaultSkipFor      = 60 * time.Second
+	DefaultReportEvery  = 5 * time.Minute
+	DefaultBaud         = 9600
+	DefaultResource     = "main"
+	DefaultArea         = "data"
+)
+
+// Config is one Modbus sub-device: a unit on a link, its register map, its
+// events and its operations. It is the [[device]] block of osapgw.toml with
+// kind = "modbus"; README.md and docs/configuration.md describe every key.
+type Config struct {
+	URL          string        `toml:"url"`
+	Unit         int           `toml:"unit"`
+	Baud         int           `toml:"baud"`
+	DataBits     int           `toml:"data_bits"`
+	Parity       string        `toml:"parity"`
+	StopBits     int           `toml:"stop_bits"`
+	Timeout      time.Duration `toml:"timeout"`
+	Poll         time.Duration `toml:"poll"`
+	RequestDelay time.Duration `toml:"request_delay"`
+	MaxGap       *int          `toml:"max_gap"`
+	MaxRegisters int           `toml:"max_registers"`
+	MaxBits      int           `toml:"max_bits"`
+	OfflineAfter int           `toml:"offline_after"`
+	SkipFor      time.Duration `toml:"skip_for"`
+	ReportEvery  time.Duration `toml:"report_every"`
+	Manufacturer string        `toml:"manufacturer"`
+	Model        string        `toml:"model"`
+
+	Attributes []AttributeConfig `toml:"attribute"`
+	Events     []EventConfig     `toml:"event"`
+	Operations []OperationConfig `toml:"operation"`
+}
+
+// AttributeConfig maps one attribute to registers or a bit.
+type AttributeConfig struct {
+	Name        string        `toml:"name"`
+	Resource    string        `toml:"resource"`
+	Area        string        `toml:"area"`
+	Description string        `toml:"description"`
+	Table       string        `toml:"table"`
+	Address     *int          `toml:"address"`
+	Type        string        `toml:"type"`
+	Order       string        `toml:"order"`
+	Bit         *int          `toml:"bit"`
+	Length      int           `toml:"length"`
+	Scale       *float64      `toml:"scale"`
+	Offset      float64       `toml:"offset"`
+	Unit        string        `toml:"unit"`
+	Deadband    float64       `toml:"deadband"`
+	Poll        time.Duration `toml:"poll"`
+	Writable    bool          `toml:"writable"`
+	ReadBack    bool          `toml:"read_back"`
+	Min         *float64      `toml:"min"`
+	Max         *float64      `toml:"max"`
+}
+
+// EventConfig is an event rule on an attribute: a threshold crossed upward
+// (above) or downward (below) with hysteresis, or any change (on_change, for
+// bools).
+type EventConfig struct {
+	Name        string   `toml:"name"`
+	Attribute   string   `toml:"attribute"`
+	Description string   `toml:"description"`
+	Above       *float64 `toml:"above"`
+	Below       *float64 `toml:"below"`
+	Hysteresis  float64  `toml:"hysteresis"`
+	OnChange    bool     `toml:"on_change"`
+}
+
+// OperationConfig is a named write sequence with declared parameters.
+type OperationConfig struct {
+	Name        string        `toml:"name"`
+	Resource    string        `toml:"resource"`
+	Area        string        `toml:"area"`
+	Description string        `toml:"description"`
+	Params      []ParamConfig `toml:"param"`
+	Writes      []WriteConfig `toml:"write"`
+}
+
+// ParamConfig declares an input parameter of an operation.
+type ParamConfig struct {
+	Name     string   `toml:"name"`
+	Type     string   `toml:"type"` // bool, int, float, string
+	Min      *float64 `toml:"min"`
+	Max      *float64 `toml:"max"`
+	Optional bool     `toml:"optional"`
+	Default  any      `toml:"default"`
+}
+
+// WriteConfig is one write of an operation: a literal value or "{param}".
+type WriteConfig struct {
+	Table   string   `toml:"table"`
+	Address *int     `toml:"address"`
+	Type    string   `toml:"type"`
+	Order   string   `toml:"order"`
+	Bit     *int     `toml:"bit"`
+	Length  int      `toml:"length"`
+	Scale   *float64 `toml:"scale"`
+	Offset  float64  `toml:"offset"`
+	Value   any      `toml:"value"`
+}
+
+// link is where a device is reached; devices with the same key share one.
+type link struct {
+	Scheme   string // tcp, rtu, ascii
+	Address  string // host:port or a device path
+	Baud     int
+	DataBits int
+	Parity   string
+	StopBits int
+}
+
+func (l link) key() string {
+	if l.Scheme == "tcp" {
+		return "tcp://" + l.Address
+	}
+	return fmt.Sprintf("%s://%s?baud=%d&data_bits=%d&parity=%s&stop_bits=%d", l.Scheme, l.Address, l.Baud, l.DataBits, l.Parity, l.StopBits)
+}
+
+func (l link) serial() bool { return l.Scheme != "tcp" }
+
+// ParseURL parses a link URL: tcp://host[:port] (port 502 by default),
+// rtu:///dev/ttyUSB0 or ascii:///dev/ttyUSB0. Serial settings take their
+// defaults (9600 8N1 for RTU, 9600 7E1 for ASCII) unless the query gives
+// them (rtu:///dev/ttyUSB0?baud=19200&parity=E); it fails naming what is
+// wrong.
+func ParseURL(s string) (link, error) {
+	u, err := url.Parse(s)
+	if err != nil {
+		return link{}, fmt.Errorf("url %q: %w", s, err)
+	}
+	l := link{Scheme: u.Scheme}
+	switch u.Scheme {
+	case "tcp":
+		if u.Host == "" || u.Path != "" && u.Path != "/" {
+			return link{}, fmt.Errorf("url %q: want tcp://host:port", s)
+		}
+		host, port := u.Hostname(), u.Port()
+		if port == "" {
+			port = "502"
+		}
+		if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
+			return link{}, fmt.Errorf("url %q: bad port %q", s, port)
+		}
+		l.Address = net.JoinHostPort(host, port)
+	case "rtu", "ascii":
+		if u.Host != "" || u.Path == "" {
+			return link{}, fmt.Errorf("url %q: want %s:///dev/PORT (three slashes)", s, u.Scheme)
+		}
+		l.Address = u.Path
+		l.Baud, l.DataBits, l.Parity, l.StopBits = DefaultBaud, 8, "N", 1
+		if u.Scheme == "ascii" {
+			l.DataBits, l.Parity = 7, "E"
+		}
+		// Serial settings may ride in the query (for discover).
+		q := u.Query()
+		for key, dst := range map[string]*int{"baud": &l.Baud, "data_bits": &l.DataBits, "stop_bits": &l.StopBits} {
+			if v := q.Get(key); v != "" {
+				n, err := strconv.Atoi(v)
+				if err != nil {
+					return link{}, fmt.Errorf("url %q: %s: %q is not a number", s, key, v)
+				}
+				*dst = n
+			}
+		}
+		if v := q.Get("parity"); v != "" {
+			l.Parity = strings.ToUpper(v)
+		}
+	default:
+		return link{}, fmt.Errorf("url %q: unknown scheme %q (want tcp, rtu or ascii)", s, u.Scheme)
+	}
+	return l, nil
+}
+
+// attr is a compiled attribute. It keeps only what polling and writing
+// need: a gateway may hold tens of thousands.
+type attr struct {
+	Name        string
+	Description string
+	Unit        string
+	Deadband    float64
+	Writable    bool
+	ReadBack    bool
+	Min, Max    *float64
+	index       int
+	table       Table
+	addr        uint16
+	codec       Codec
+	poll        time.Duration
+	typ         model.Type
+	resource    string
+	area        string
+}
+
+// span is the range of registers (or bits) the attribute occupies.
+func (a *attr) span() (lo, hi int) { return int(a.addr), int(a.addr) + a.codec.Registers() - 1 }
+
+// event is a compiled event rule.
+type event struct {
+	EventConfig
+	attr *attr
+}
+
+// operation is a compiled operation.
+type operation struct {
+	OperationConfig
+	writes []write
+}
+
+// write is a compiled write of an operation.
+type write struct {
+	table Table
+	addr  uint16
+	codec Codec
+	param string // the parameter whose value is written, or ""
+	value any    // the literal written when param is ""
+}
+
+// device is a compiled Config.
+type device struct {
+	id           string
+	link         link
+	unit         byte
+	timeout      time.Duration
+	requestDelay time.Duration
+	maxGap       int
+	maxRegisters int
+	maxBits      int
+	offlineAfter int
+	skipFor      time.Duration
+	reportEvery  time.Duration
+	attrs        []*attr
+	events       []*event
+	ops          []*operation
+	manufacturer string
+	model        string
+}
+
+// compile checks c and returns the device it describes. It is pure (no
+// I/O). Every problem found is reported, each naming the device, the
+// attribute, event or operation, and the key.
+func (c Config) compile(id string) (*device, error) {
+	var errs []error
+	fail := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("device %q: "+format, append([]any{id}, args...)...))
+	}
+	d := &device{id: id, manufacturer: c.Manufacturer, model: c.Model}
+	l, err := ParseURL(c.URL)
+	if c.URL == "" {
+		fail("url: missing (want tcp://host:port, rtu:///dev/PORT or ascii:///dev/PORT)")
+	} else if err != nil {
+		fail("%v", err)
+	}
+	if l.serial() {
+		if c.Baud != 0 {
+			l.Baud = c.Baud
+		}
+		if c.DataBits != 0 {
+			l.DataBits = c.DataBits
+		}
+		if c.Parity != "" {
+			l.Parity = strings.ToUpper(c.Parity)
+		}
+		if c.StopBits != 0 {
+			l.StopBits = c.StopBits
+		}
+		if l.Baud < 50 || l.Baud > 4000000 {
+			fail("baud: %d out of range", l.Baud)
+		}
+		if l.DataBits < 5 || l.DataBits > 8 {
+			fail("data_bits: %d, want 5 to 8", l.DataBits)
+		}
+		if l.Parity != "N" && l.Parity != "E" && l.Parity != "O" {
+			fail("parity: %q, want N, E or O", c.Parity)
+		}
+		if l.StopBits != 1 && l.StopBits != 2 {
+			fail("stop_bits: %d, want 1 or 2", l.StopBits)
+		}
+	} else if err == nil && (c.Baud != 0 || c.DataBits != 0 || c.Parity != "" || c.StopBits != 0) {
+		fail("baud, data_bits, parity and stop_bits apply to rtu:// and ascii:// links only")
+	}
+	d.link = l
+	if c.Unit < 0 || c.Unit > 255 {
+		fail("unit: %d, want 0 to 255 (1 to 247 on a serial bus)", c.Unit)
+	}
+	d.unit = byte(c.Unit)
+	if c.Unit == 0 && l.serial() {
+		fail("unit: 0 is the broadcast address on a serial bus; give the unit id (1 to 247)")
+	}
+	dur := func(key string, v, def time.Duration) time.Duration {
+		switch {
+		case v < 0:
+			fail("%s: %v is negative", key, v)
+		case v == 0:
+			return def
+		}
+		return v
+	}
+	d.timeout = dur("timeout", c.Timeout, DefaultTimeout)
+	poll := dur("poll", c.Poll, DefaultPoll)
+	d.requestDelay = dur("request_delay", c.RequestDelay, 0)
+	d.skipFor = dur("skip_for", c.SkipFor, DefaultSkipFor)
+	d.reportEvery = dur("report_every", c.ReportEvery, DefaultReportEvery)
+	d.maxGap = DefaultMaxGap
+	if c.MaxGap != nil {
+		d.maxGap = *c.MaxGap
+		if d.maxGap < 0 || d.maxGap > DefaultMaxRegisters {
+			fail("max_gap: %d, want 0 to %d", d.maxGap, DefaultMaxRegisters)
+		}
+	}
+	limit := func(key string, v, def int) int {
+		if v == 0 {
+			return def
+		}
+		if v < 1 || v > def {
+			fail("%s: %d, want 1 to %d", key, v, def)
+		}
+		return v
+	}
+	d.maxRegisters = limit("max_registers", c.MaxRegisters, DefaultMaxRegisters)
+	d.maxBits = limit("max_bits", c.MaxBits, DefaultMaxBits)
+	d.offlineAfter = c.OfflineAfter
+	if d.offlineAfter == 0 {
+		d.offlineAfter = DefaultOfflineAfter
+	} else if d.offlineAfter < 0 {
+		fail("offline_after: %d is negative", c.OfflineAfter)
+	}
+
+	names := map[string]*attr{}
+	if len(c.Attributes) == 0 {
+		fail("no [[device.attribute]]: a Modbus device needs at least one")
+	}
+	for i, ac := range c.Attributes {
+		a, aerrs := compileAttr(ac, i, poll)
+		if a.Name == "" {
+			fail("attribute #%d: name: missing", i+1)
+			continue
+		}
+		for _, e := range aerrs {
+			fail("attribute %q: %v", a.Name, e)
+		}
+		if names[a.Name] != nil && names[a.Name].resource == a.resource {
+			fail("attribute %q: duplicate name in resource %q", a.Name, a.resource)
+		}
+		names[a.Name] = a
+		if len(aerrs) == 0 {
+			d.attrs = append(d.attrs, a)
+		}
+	}
+	errs = append(errs, overlaps(id, d.attrs, d.maxRegisters)...)
+
+	for i, ec := range c.Events {
+		e := &event{EventConfig: ec}
+		label := fmt.Sprintf("event %q", ec.Name)
+		if ec.Name == "" {
+			label = fmt.Sprintf("event #%d", i+1)
+			fail("%s: name: missing", label)
+		}
+		a := names[ec.Attribute]
+		switch {
+		case ec.Attribute == "":
+			fail("%s: attribute: missing", label)
+		case a == nil:
+			fail("%s: attribute: no attribute %q", label, ec.Attribute)
+		}
+		kinds := 0
+		for _, set := range []bool{ec.Above != nil, ec.Below != nil, ec.OnChange} {
+			if set {
+				kinds++
+			}
+		}
+		if kinds != 1 {
+			fail("%s: give exactly one of above, below, on_change", label)
+		}
+		if ec.Hysteresis < 0 {
+			fail("%s: hysteresis: %v is negative", label, ec.Hysteresis)
+		}
+		if a != nil && (ec.Above != nil || ec.Below != nil) && (a.typ != model.TypeInt && a.typ != model.TypeFloat) {
+			fail("%s: above/below need a numeric attribute, %q is %s", label, a.Name, a.typ)
+		}
+		e.attr = a
+		d.events = append(d.events, e)
+	}
+
+	for i, oc := range c.Operations {
+		o, oerrs := compileOp(oc)
+		label := fmt.Sprintf("operation %q", oc.Name)
+		if oc.Name == "" {
+			label = fmt.Sprintf("operation #%d", i+1)
+			fail("%s: name: missing", label)
+		}
+		for _, e := range oerrs {
+			fail("%s: %v", label, e)
+		}
+		d.ops = append(d.ops, o)
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return d, nil
+}
+
+func compileCodec(table Table, typ, order string, bit *int, length int, scale *float64, offset float64) (Codec, []error) {
+	var errs []error
+	c := Codec{Type: Type(strings.ToLower(typ)), Order: Order(strings.ToUpper(order)), Bit: -1, Length: length, Scale: 1, Offset: offset}
+	if typ == "" {
+		c.Type = Uint16
+		if table.bits() {
+			c.Type = Bool
+		}
+	}
+	if order == "" {
+		c.Order = ABCD
+	}
+	if !c.Type.valid() {
+		errs = append(errs, fmt.Errorf("type: unknown type %q (want one of %v)", typ, Types))
+	}
+	if !c.Order.valid() {
+		errs = append(errs, fmt.Errorf("order: unknown byte order %q (want ABCD, DCBA, BADC or CDAB)", order))
+	}
+	if scale != nil {
+		c.Scale = *scale
+		if c.Scale == 0 || math.IsNaN(c.Scale) || math.IsInf(c.Scale, 0) {
+			errs = append(errs, fmt.Errorf("scale: %v, want a finite non-zero number", *scale))
+			c.Scale = 1
+		}
+	}
+	switch {
+	case table.bits() && c.Type != Bool:
+		errs = append(errs, fmt.Errorf("type: a %s holds bits, want type bool, not %q", table, c.Type))
+	case table.bits() && bit != nil:
+		errs = append(errs, fmt.Errorf("bit: applies to a bool in a register, not to a %s", table))
+	case !table.bits() && c.Type == Bool && bit == nil:
+		errs = append(errs, fmt.Errorf("bit: a bool in a %s register needs bit = 0 to 15", table))
+	case bit != nil && c.Type != Bool:
+		errs = append(errs, fmt.Errorf("bit: applies to type bool only"))
+	}
+	if bit != nil {
+		c.Bit = *bit
+		if c.Bit < 0 || c.Bit > 15 {
+			errs = append(errs, fmt.Errorf("bit: %d, want 0 to 15", c.Bit))
+		}
+	}
+	if c.Type == String {
+		if length < 1 || length > DefaultMaxRegisters {
+			errs = append(errs, fmt.Errorf("length: a string needs length = 1 to %d registers", DefaultMaxRegisters))
+		}
+	} else if length != 0 && length != c.Type.registers(length) {
+		errs = append(errs, fmt.Errorf("length: type %s needs %d registers, length gives %d", c.Type, c.Type.registers(length), length))
+	}
+	if (c.Type == Bool || c.Type == String) && (scale != nil || offset != 0) {
+		errs = append(errs, fmt.Errorf("scale/offset: apply to numeric types only"))
+	}
+	return c, errs
+}
+
+func compileAttr(ac AttributeConfig, i int, poll time.Duration) (*attr, []error) {
+	var errs []error
+	a := &attr{
+		Name: ac.Name, Description: ac.Description, Unit: ac.Unit, Deadband: ac.Deadband, Writable: ac.Writable,
+		ReadBack: ac.ReadBack, Min: ac.Min, Max: ac.Max,
+		index: i, table: Table(strings.ToLower(ac.Table)), resource: ac.Resource, area: ac.Area, poll: ac.Poll,
+	}
+	if a.resource == "" {
+		a.resource = DefaultResource
+	}
+	if a.area == "" {
+		a.area = DefaultArea
+	}
+	if a.poll == 0 {
+		a.poll = poll
+	} else if a.poll < 0 {
+		errs = append(errs, fmt.Errorf("poll: %v is negative", ac.Poll))
+	}
+	if !a.table.valid() {
+		errs = append(errs, fmt.Errorf("table: unknown table %q (want coil, discrete, input or holding)", ac.Table))
+		return a, errs
+	}
+	if ac.Address == nil {
+		errs = append(errs, fmt.Errorf("address: missing"))
+	} else if *ac.Address < 0 || *ac.Address > 65535 {
+		errs = append(errs, fmt.Errorf("address: %d, want 0 to 65535", *ac.Address))
+	} else {
+		a.addr = uint16(*ac.Address)
+	}
+	c, cerrs := compileCodec(a.table, ac.Type, ac.Order, ac.Bit, ac.Length, ac.Scale, ac.Offset)
+	errs = append(errs, cerrs...)
+	a.codec = c
+	if ac.Address != nil && int(a.addr)+c.Registers() > 65536 {
+		errs = append(errs, fmt.Errorf("address: %d + %d registers runs past 65535", a.addr, c.Registers()))
+	}
+	if ac.Writable && (a.table == Input || a.table == Discrete) {
+		errs = append(errs, fmt.Errorf("writable: a %s is read-only", a.table))
+	}
+	if ac.ReadBack && !ac.Writable {
+		errs = append(errs, fmt.Errorf("read_back: needs writable = true"))
+	}
+	if ac.Deadband < 0 {
+		errs = append(errs, fmt.Errorf("deadband: %v is negative", ac.Deadband))
+	}
+	if ac.Min != nil && ac.Max != nil && *ac.Min > *ac.Max {
+		errs = append(errs, fmt.Errorf("min %v is above max %v", *ac.Min, *ac.Max))
+	}
+	switch {
+	case c.Type == Bool:
+		a.typ = model.TypeBool
+	case c.Type == String:
+		a.typ = model.TypeString
+	case c.Type.integer() && !c.scaled():
+		a.typ = model.TypeInt
+	default:
+		a.typ = model.TypeFloat
+	}
+	return a, errs
+}
+
+// overlaps reports attributes of the same table whose registers overlap
+// (bools in distinct bits of one register may share it), and attributes
+// larger than one request.
+func overlaps(id string, attrs []*attr, maxRegisters int) []error {
+	var errs []error
+	sorted := append([]*attr(nil), attrs...)
+	sort.SliceStable(sorted, func(i, j int) bool {
+		if sorted[i].table != sorted[j].table {
+			return sorted[i].table < sorted[j].table
+		}
+		return sorted[i].addr < sorted[j].addr
+	})
+	for i, a := range sorted {
+		if lo, hi := a.span(); !a.table.bits() && hi-lo+1 > maxRegisters {
+			errs = append(errs, fmt.Errorf("device %q: attribute %q: %d registers exceed max_registers %d", id, a.Name, hi-lo+1, maxRegisters))
+		}
+		for _, b := range sorted[i+1:] {
+			if b.table != a.table {
+				break
+			}
+			alo, ahi := a.span()
+			blo, bhi := b.span()
+			if blo > ahi {
+				break
+			}
+			if bhi < alo {
+				continue
+			}
+			if a.codec.Bit >= 0 && b.codec.Bit >= 0 && a.codec.Bit != b.codec.Bit {
+				continue
+			}
+			errs = append(errs, fmt.Errorf("device %q: attribute %q: %s registers %d-%d overlap attribute %q (%d-%d)", id, b.Name, b.table, blo, bhi, a.Name, alo, ahi))
+		}
+	}
+	return errs
+}
+
+func compileOp(oc OperationConfig) (*operation, []error) {
+	var errs []error
+	o := &operation{OperationConfig: oc}
+	if o.Resource == "" {
+		o.Resource = DefaultResource
+	}
+	if o.Area == "" {
+		o.Area = DefaultArea
+	}
+	params := map[string]ParamConfig{}
+	for _, p := range oc.Params {
+		if p.Name == "" {
+			errs = append(errs, fmt.Errorf("param: name missing"))
+			continue
+		}
+		if !model.Type(p.Type).Valid() || p.Type == string(model.TypeJSON) {
+			errs = append(errs, fmt.Errorf("param %q: type: unknown type %q (want bool, int, float or string)", p.Name, p.Type))
+		}
+		if _, dup := params[p.Name]; dup {
+			errs = append(errs, fmt.Errorf("param %q: duplicate", p.Name))
+		}
+		params[p.Name] = p
+	}
+	if len(oc.Writes) == 0 {
+		errs = append(errs, fmt.Errorf("no [[device.operation.write]]"))
+	}
+	for j, wc := range oc.Writes {
+		w := write{table: Table(strings.ToLower(wc.Table))}
+		where := fmt.Sprintf("write #%d", j+1)
+		if w.table != Coil && w.table != Holding {
+			errs = append(errs, fmt.Errorf("%s: table: %q, want coil or holding", where, wc.Table))
+			continue
+		}
+		if wc.Address == nil || *wc.Address < 0 || *wc.Address > 65535 {
+			errs = append(errs, fmt.Errorf("%s: address: missing or out of 0 to 65535", where))
+		} else {
+			w.addr = uint16(*wc.Address)
+		}
+		c, cerrs := compileCodec(w.table, wc.Type, wc.Order, wc.Bit, wc.Length, wc.Scale, wc.Offset)
+		for _, e := range cerrs {
+			errs = append(errs, fmt.Errorf("%s: %w", where, e))
+		}
+		w.codec = c
+		switch v := wc.Value.(type) {
+		case nil:
+			errs = append(errs, fmt.Errorf("%s: value: missing", where))
+		case string:
+			if strings.HasPrefix(v, "{") && strings.HasSuffix(v, "}") {
+				w.param = v[1 : len(v)-1]
+				if _, ok := params[w.param]; !ok {
+					errs = append(errs, fmt.Errorf("%s: value: no param %q", where, w.param))
+				}
+			} else {
+				w.value = v
+			}
+		default:
+			w.value = v
+		}
+		if w.param == "" && w.value != nil {
+			if _, err := c.Encode(w.value, 0); err != nil {
+				errs = append(errs, fmt.Errorf("%s: value: %w", where, err))
+			}
+		}
+		o.writes = append(o.writes, w)
+	}
+	return o, errs
+}

@@ -1,0 +1,255 @@
+package modbus
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/osapgw/osapgw/adapters"
+)
+
+// blockBody turns a [[device]] block as written in osapgw.toml into the
+// text adapters.TOMLDecoder takes: no header, tables relative to it.
+func blockBody(s string) string {
+	s = strings.Replace(s, "[[device]]\n", "", 1)
+	return strings.ReplaceAll(s, "[[device.", "[[")
+}
+
+func TestSampleConf(t *testing.T) {
+	k, ok := adapters.Lookup("modbus")
+	if !ok {
+		t.Fatal(`adapters.Lookup("modbus") = false`)
+	}
+	if k.Sample != sampleConf || !strings.Contains(k.Sample, `kind = "modbus"`) {
+		t.Fatal("Kind.Sample is not sample.conf")
+	}
+	ad, err := k.New("boiler-1", adapters.TOMLDecoder(blockBody(sampleConf)), adapters.Env{})
+	if err != nil {
+		t.Fatalf("New(sample.conf) error: %v", err)
+	}
+	a := ad.(*Adapter)
+	d, err := a.Describe(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Validate(); err != nil {
+		t.Fatalf("Describe(sample).Validate() = %v", err)
+	}
+	r, ok := d.Resource("main")
+	if !ok {
+		t.Fatal(`sample has no resource "main"`)
+	}
+	for _, name := range []string{"temperature", "setpoint", "alarm", "status_text"} {
+		if _, ok := r.Attribute(name); !ok {
+			t.Errorf("sample: no attribute %q", name)
+		}
+	}
+	if _, ok := r.Operation("set_mode"); !ok {
+		t.Error(`sample: no operation "set_mode"`)
+	}
+	if _, ok := r.Event("overheat"); !ok {
+		t.Error(`sample: no event "overheat"`)
+	}
+	if at, _ := r.Attribute("setpoint"); at.Type != "float" || !at.Writable {
+		t.Errorf("setpoint = %+v, want a writable float", at)
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	const head = "url = \"tcp://127.0.0.1:5020\"\nunit = 1\n"
+	tests := []struct {
+		name    string
+		conf    string
+		wantErr []string
+	}{
+		{name: "overlapping registers", conf: head + `
+[[attribute]]
+name = "a"
+table = "holding"
+address = 10
+type = "float32"
+[[attribute]]
+name = "b"
+table = "holding"
+address = 11
+`, wantErr: []string{`device "dev": attribute "b": holding registers 11-11 overlap attribute "a" (10-11)`}},
+		{name: "bits of one register may share it", conf: head + `
+[[attribute]]
+name = "a"
+table = "input"
+address = 5
+type = "bool"
+bit = 0
+[[attribute]]
+name = "b"
+table = "input"
+address = 5
+type = "bool"
+bit = 1
+`},
+		{name: "same bit twice", conf: head + `
+[[attribute]]
+name = "a"
+table = "input"
+address = 5
+type = "bool"
+bit = 1
+[[attribute]]
+name = "b"
+table = "input"
+address = 5
+type = "bool"
+bit = 1
+`, wantErr: []string{`attribute "b": input registers 5-5 overlap attribute "a"`}},
+		{name: "type needs more registers", conf: head + `
+[[attribute]]
+name = "t"
+table = "input"
+address = 0
+type = "float64"
+length = 2
+`, wantErr: []string{`device "dev": attribute "t": length: type float64 needs 4 registers, length gives 2`}},
+		{name: "unknown order", conf: head + `
+[[attribute]]
+name = "t"
+table = "input"
+address = 0
+type = "int32"
+order = "ACBD"
+`, wantErr: []string{`device "dev": attribute "t": order: unknown byte order "ACBD"`}},
+		{name: "unknown type and table", conf: head + `
+[[attribute]]
+name = "t"
+table = "input"
+address = 0
+type = "int24"
+[[attribute]]
+name = "u"
+table = "register"
+address = 0
+`, wantErr: []string{`attribute "t": type: unknown type "int24"`, `attribute "u": table: unknown table "register"`}},
+		{name: "bad url", conf: `url = "udp://x:1"
+[[attribute]]
+name = "t"
+table = "coil"
+address = 0
+`, wantErr: []string{`device "dev": url "udp://x:1": unknown scheme "udp"`}},
+		{name: "rtu url with host", conf: `url = "rtu://dev/ttyUSB0"
+unit = 1
+[[attribute]]
+name = "t"
+table = "coil"
+address = 0
+`, wantErr: []string{`want rtu:///dev/PORT`}},
+		{name: "serial keys on tcp", conf: head + `baud = 9600
+[[attribute]]
+name = "t"
+table = "coil"
+address = 0
+`, wantErr: []string{"apply to rtu:// and ascii:// links only"}},
+		{name: "coil not bool, input writable, bool without bit", conf: head + `
+[[attribute]]
+name = "c"
+table = "coil"
+address = 0
+type = "uint16"
+[[attribute]]
+name = "i"
+table = "input"
+address = 0
+writable = true
+[[attribute]]
+name = "b"
+table = "holding"
+address = 0
+type = "bool"
+`, wantErr: []string{`attribute "c": type: a coil holds bits`, `attribute "i": writable: a input is read-only`, `attribute "b": bit: a bool in a holding register needs bit`}},
+		{name: "string without length", conf: head + `
+[[attribute]]
+name = "s"
+table = "input"
+address = 0
+type = "string"
+`, wantErr: []string{`attribute "s": length: a string needs length`}},
+		{name: "unknown key", conf: head + `
+[[attribute]]
+name = "s"
+table = "input"
+address = 0
+adress = 3
+`, wantErr: []string{`unknown keys: attribute.adress`}},
+		{name: "event on missing attribute", conf: head + `
+[[attribute]]
+name = "t"
+table = "input"
+address = 0
+[[event]]
+name = "hot"
+attribute = "temp"
+above = 3.0
+`, wantErr: []string{`event "hot": attribute: no attribute "temp"`}},
+		{name: "operation with unknown param", conf: head + `
+[[attribute]]
+name = "t"
+table = "input"
+address = 0
+[[operation]]
+name = "go"
+[[operation.write]]
+table = "holding"
+address = 3
+value = "{speed}"
+`, wantErr: []string{`operation "go": write #1: value: no param "speed"`}},
+		{name: "serial unit 0 and bad parity", conf: `url = "rtu:///dev/ttyS0"
+parity = "X"
+[[attribute]]
+name = "t"
+table = "input"
+address = 0
+`, wantErr: []string{"parity: \"X\"", "unit: 0 is the broadcast address"}},
+		{name: "limits", conf: head + `max_registers = 200
+max_bits = 0
+[[attribute]]
+name = "t"
+table = "input"
+address = 65535
+type = "uint32"
+`, wantErr: []string{"max_registers: 200, want 1 to 125", "address: 65535 + 2 registers runs past 65535"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := New("dev", adapters.TOMLDecoder(tt.conf), adapters.Env{})
+			if len(tt.wantErr) == 0 {
+				if err != nil {
+					t.Fatalf("New() error %v, want none", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("New() = nil error, want %q", tt.wantErr)
+			}
+			for _, want := range tt.wantErr {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("New() error:\n%v\nwant it to contain %q", err, want)
+				}
+			}
+		})
+	}
+}
+
+func TestParseURL(t *testing.T) {
+	tests := []struct {
+		in, key string
+	}{
+		{in: "tcp://10.0.0.5", key: "tcp://10.0.0.5:502"},
+		{in: "tcp://[::1]:1502", key: "tcp://[::1]:1502"},
+		{in: "rtu:///dev/ttyUSB0", key: "rtu:///dev/ttyUSB0?baud=9600&data_bits=8&parity=N&stop_bits=1"},
+		{in: "ascii:///dev/ttyS1", key: "ascii:///dev/ttyS1?baud=9600&data_bits=7&parity=E&stop_bits=1"},
+	}
+	for _, tt := range tests {
+		l, err := ParseURL(tt.in)
+		if err != nil || l.key() != tt.key {
+			t.Errorf("ParseURL(%q) = %q, %v, want %q", tt.in, l.key(), err, tt.key)
+		}
+	}
+}

@@ -1,0 +1,49 @@
+// Package modbus is the adapter kind "modbus": Modbus TCP, RTU and ASCII
+// sensors as sub-devices, on github.com/goburrow/modbus.
+//
+// A [[device]] block with kind = "modbus" is one unit on one link. Its
+// registers (coils, discrete inputs, input and holding registers) become
+// attributes, threshold and change rules on them become events, and named
+// write sequences become operations. README.md lists every key.
+//
+// # Guarantees
+//
+//   - New is pure: it decodes and checks the configuration without opening
+//     anything. Every problem is reported, naming the device, the
+//     attribute (or event, operation) and the key: overlapping registers,
+//     a type that needs more registers than given, an unknown table, type
+//     or byte order, a bad URL.
+//   - Devices whose URL (and serial settings) are equal share one link,
+//     owned by one goroutine that sends one request at a time, keeping
+//     request_delay between them. The link starts with the first Run, Get,
+//     Set or Invoke that needs it and is closed when the last returns.
+//     Each request keeps its device's timeout on TCP; a serial port opens
+//     with the longest timeout its devices asked for.
+//   - The attributes of a unit polled at one interval are read with as few
+//     requests as Plan allows (gaps up to max_gap are read and discarded,
+//     at most max_registers registers or max_bits bits a request).
+//   - An exception response is an error naming the device, unit and
+//     registers; it does not stop the other reads of the poll. A timeout
+//     closes the connection (goburrow's TCP client would otherwise pair the
+//     late answer with the next request) and the next request reconnects. A
+//     failed connect or a broken connection makes the link refuse requests
+//     for a backoff that doubles from 200 ms to 30 s and resets at the
+//     first success.
+//   - A unit is reported offline (Sink.Status) after offline_after polls
+//     without an answer, and online at the first answer. A unit that is
+//     offline because it times out is skipped for skip_for, then probed,
+//     so a dead unit costs its bus one timeout per skip_for.
+//   - Run reports an attribute when it changes beyond its deadband, and at
+//     least every report_every. Values are bool, int64, float64 or string.
+//     Integer types without scale are int64; with scale or offset, float64.
+//     A uint64 beyond 2^63-1 is reported as a float64.
+//
+// # Caveats
+//
+//   - Writes to one bit of a register read the register and write it back:
+//     a change the device makes in between is lost.
+//   - Read-back compares the value read with the value written within half
+//     a scale step (1e-6 for floats).
+//   - Strings are read as bytes in register order (BADC and DCBA swap the
+//     two bytes of each register), trailing NULs and spaces removed.
+package modbus

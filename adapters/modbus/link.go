@@ -1,0 +1,324 @@
+package modbus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/goburrow/modbus"
+	"github.com/goburrow/serial"
+
+	"github.com/osapgw/osapgw/adapters"
+)
+
+// Backoff bounds of a link whose transport fails.
+const (
+	minBackoff = 200 * time.Millisecond
+	maxBackoff = 30 * time.Second
+)
+
+// errLinkDown is returned for requests refused while a failed link waits
+// before reconnecting. It wraps adapters.ErrOffline.
+var errLinkDown = fmt.Errorf("link down: %w", adapters.ErrOffline)
+
+// handler is what the link needs of goburrow's client handlers.
+type handler interface {
+	modbus.ClientHandler
+	Connect() error
+	Close() error
+}
+
+// newHandler builds the goburrow handler for l with no idle timer (the
+// link closes it itself). It returns the handler and functions to set the
+// unit and, on TCP, the timeout of the next request. A serial port's
+// timeout is fixed when it opens.
+func newHandler(l link, timeout time.Duration) (handler, func(byte), func(time.Duration)) {
+	switch l.Scheme {
+	case "rtu":
+		h := modbus.NewRTUClientHandler(l.Address)
+		h.BaudRate, h.DataBits, h.Parity, h.StopBits = l.Baud, l.DataBits, l.Parity, l.StopBits
+		h.Timeout, h.IdleTimeout = timeout, 0
+		return h, func(u byte) { h.SlaveId = u }, func(time.Duration) {}
+	case "ascii":
+		h := modbus.NewASCIIClientHandler(l.Address)
+		h.BaudRate, h.DataBits, h.Parity, h.StopBits = l.Baud, l.DataBits, l.Parity, l.StopBits
+		h.Timeout, h.IdleTimeout = timeout, 0
+		return h, func(u byte) { h.SlaveId = u }, func(time.Duration) {}
+	default:
+		h := modbus.NewTCPClientHandler(l.Address)
+		h.Timeout, h.IdleTimeout = timeout, 0
+		return h, func(u byte) { h.SlaveId = u }, func(d time.Duration) { h.Timeout = d }
+	}
+}
+
+// job is one request to run on a link for a unit.
+type job struct {
+	ctx     context.Context
+	unit    byte
+	timeout time.Duration
+	do      func(modbus.Client) ([]byte, error)
+	done    chan result
+}
+
+type result struct {
+	b   []byte
+	err error
+}
+
+// Pool shares links between devices: devices whose URL and serial settings
+// are equal use one link, owned by one goroutine that serializes their
+// requests. A link starts at the first Acquire and stops (closing its
+// connection or port) when the last holder releases it.
+type Pool struct {
+	mu    sync.Mutex
+	links map[string]*sharedLink
+}
+
+// NewPool returns an empty pool.
+func NewPool() *Pool { return &Pool{links: map[string]*sharedLink{}} }
+
+// defaultPool is the pool adapters use unless given another.
+var defaultPool = NewPool()
+
+// Len returns the number of running links.
+func (p *Pool) Len() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.links)
+}
+
+// Requests returns the number of requests sent so far on the links
+// running now.
+func (p *Pool) Requests() uint64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var n uint64
+	for _, sl := range p.links {
+		n += sl.Requests()
+	}
+	return n
+}
+
+// acquire returns the running link for l, starting it if needed. The caller
+// must call release exactly once. delay is the pause between requests; the
+// largest asked for by any holder applies.
+func (p *Pool) acquire(l link, delay time.Duration) *sharedLink {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	key := l.key()
+	sl := p.links[key]
+	if sl == nil {
+		ctx, cancel := context.WithCancel(context.Background())
+		sl = &sharedLink{
+			key: key, link: l, jobs: make(chan *job), cancel: cancel, stopped: make(chan struct{}),
+		}
+		p.links[key] = sl
+		go sl.run(ctx)
+	}
+	sl.refs++
+	if delay > sl.delay() {
+		sl.setDelay(delay)
+	}
+	return sl
+}
+
+// release drops one reference to sl, and stops it (waiting for its
+// goroutine) when it was the last.
+func (p *Pool) release(sl *sharedLink) {
+	p.mu.Lock()
+	sl.refs--
+	last := sl.refs == 0
+	if last {
+		delete(p.links, sl.key)
+	}
+	p.mu.Unlock()
+	if last {
+		sl.cancel()
+		<-sl.stopped
+	}
+}
+
+// sharedLink is one physical link and the goroutine that owns it.
+type sharedLink struct {
+	key     string
+	link    link
+	jobs    chan *job
+	cancel  context.CancelFunc
+	stopped chan struct{}
+	refs    int // guarded by Pool.mu
+
+	mu       sync.Mutex
+	reqDelay time.Duration
+	requests uint64
+}
+
+func (sl *sharedLink) delay() time.Duration {
+	sl.mu.Lock()
+	defer sl.mu.Unlock()
+	return sl.reqDelay
+}
+
+func (sl *sharedLink) setDelay(d time.Duration) {
+	sl.mu.Lock()
+	sl.reqDelay = d
+	sl.mu.Unlock()
+}
+
+// Requests returns the number of requests sent on the link.
+func (sl *sharedLink) Requests() uint64 {
+	sl.mu.Lock()
+	defer sl.mu.Unlock()
+	return sl.requests
+}
+
+// do runs fn for unit on the link and returns its response. It returns
+// ctx.Err() if ctx ends first, errLinkDown while the link backs off, and
+// otherwise what the request returned.
+func (sl *sharedLink) do(ctx context.Context, unit byte, timeout time.Duration, fn func(modbus.Client) ([]byte, error)) ([]byte, error) {
+	j := &job{ctx: ctx, unit: unit, timeout: timeout, do: fn, done: make(chan result, 1)}
+	select {
+	case sl.jobs <- j:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-sl.stopped:
+		return nil, errLinkDown
+	}
+	select {
+	case r := <-j.done:
+		return r.b, r.err
+	case <-ctx.Done():
+		// The link finishes the request (bounded by its timeout) and
+		// drops the answer into the buffered channel.
+		return nil, ctx.Err()
+	}
+}
+
+// run owns the handler: it serves jobs one at a time until ctx ends, then
+// closes the handler.
+func (sl *sharedLink) run(ctx context.Context) {
+	defer close(sl.stopped)
+	var (
+		h         handler
+		setUnit   func(byte)
+		setTime   func(time.Duration)
+		client    modbus.Client
+		htimeout  time.Duration // a serial port's: the longest asked for
+		failures  int
+		retryAt   time.Time
+		lastEnd   time.Time
+		lastError error
+	)
+	closeHandler := func() {
+		if h != nil {
+			_ = h.Close()
+			h, client = nil, nil
+		}
+	}
+	defer closeHandler()
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		var j *job
+		select {
+		case <-ctx.Done():
+			return
+		case j = <-sl.jobs:
+		}
+		if j.ctx.Err() != nil {
+			j.done <- result{err: j.ctx.Err()}
+			continue
+		}
+		now := time.Now()
+		if now.Before(retryAt) {
+			j.done <- result{err: fmt.Errorf("%w: retry in %v after %v", errLinkDown, retryAt.Sub(now).Round(time.Millisecond), lastError)}
+			continue
+		}
+		// Keep the inter-request delay of the bus.
+		if d := sl.delay(); d > 0 && !lastEnd.IsZero() {
+			if wait := time.Until(lastEnd.Add(d)); wait > 0 {
+				timer.Reset(wait)
+				select {
+				case <-ctx.Done():
+					j.done <- result{err: errLinkDown}
+					return
+				case <-timer.C:
+				}
+			}
+		}
+		if h != nil && sl.link.serial() && j.timeout > htimeout {
+			closeHandler() // reopen the port with the longer timeout
+		}
+		if h == nil {
+			if j.timeout > htimeout || !sl.link.serial() {
+				htimeout = j.timeout
+			}
+			h, setUnit, setTime = newHandler(sl.link, htimeout)
+			client = modbus.NewClient(h)
+			if err := h.Connect(); err != nil {
+				closeHandler()
+				failures++
+				retryAt = time.Now().Add(backoff(failures))
+				lastError = err
+				j.done <- result{err: fmt.Errorf("connect %s: %w", sl.link.Address, errors.Join(errLinkDown, err))}
+				continue
+			}
+		}
+		setUnit(j.unit)
+		setTime(j.timeout)
+		b, err := j.do(client)
+		lastEnd = time.Now()
+		sl.mu.Lock()
+		sl.requests++
+		sl.mu.Unlock()
+		var mbErr *modbus.ModbusError
+		switch {
+		case err == nil || errors.As(err, &mbErr):
+			failures = 0
+		case isTimeout(err):
+			// goburrow's TCP client would pair a late answer with the
+			// next request: start over on a fresh connection. No backoff:
+			// the unit is at fault, not the link, and the other units on
+			// it must go on; the adapter skips a unit that keeps silent.
+			closeHandler()
+			err = fmt.Errorf("%w: %v", adapters.ErrTimeout, err)
+		default:
+			// A broken connection or port, or a garbled answer.
+			closeHandler()
+			failures++
+			retryAt = time.Now().Add(backoff(failures))
+			lastError = err
+			err = fmt.Errorf("%w: %v", errLinkDown, err)
+		}
+		if b != nil {
+			b = append([]byte(nil), b...) // goburrow's buffer is reused
+		}
+		j.done <- result{b: b, err: err}
+	}
+}
+
+// backoff returns the wait after n consecutive failures: 200 ms doubling
+// up to 30 s.
+func backoff(n int) time.Duration {
+	d := minBackoff
+	for i := 1; i < n && d < maxBackoff; i++ {
+		d *= 2
+	}
+	if d > maxBackoff {
+		d = maxBackoff
+	}
+	return d
+}
+
+// isTimeout reports whether err is a timeout of the network or serial port.
+func isTimeout(err error) bool {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return true
+	}
+	return errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, syscall.ETIMEDOUT) || errors.Is(err, serial.ErrTimeout)
+}
