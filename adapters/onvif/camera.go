@@ -225,8 +225,8 @@ type setVideoEncoder struct {
 }
 
 type rawConfig struct {
-	XMLName struct{} `xml:"trt:Configuration"`
-	Token   string   `xml:"token,attr"`
+	XMLName struct{}   `xml:"trt:Configuration"`
+	Token   string     `xml:"token,attr"`
 	Attrs   []xml.Attr `xml:",any,attr"`
 	Inner   string     `xml:",innerxml"`
 }

@@ -524,4 +524,3 @@ func (c *Camera) profileIndex(token string) (int, bool) {
 	}
 	return i - 1, true
 }
-
