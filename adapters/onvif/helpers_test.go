@@ -40,7 +40,10 @@ func newAdapter(t testing.TB, id, url, extra string) *Adapter {
 	if err := os.WriteFile(pw, []byte("secret\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	conf := "url = \"" + url + "\"\nusername = \"admin\"\npassword_file = \"" + pw + "\"\ntimeout = \"5s\"\n" + extra
+	conf := "url = \"" + url + "\"\nusername = \"admin\"\npassword_file = \"" + pw + "\"\n" + extra
+	if !strings.Contains(extra, "timeout") {
+		conf += "\ntimeout = \"5s\"\n"
+	}
 	a, err := New(id, adapters.TOMLDecoder(conf), adapters.Env{})
 	if err != nil {
 		t.Fatalf("New: %v", err)
@@ -138,5 +141,3 @@ func countEvents(evs []model.EventOccurrence, resource, name string, state any) 
 	}
 	return n
 }
-
-var _ = strings.Contains
