@@ -141,3 +141,8 @@ func countEvents(evs []model.EventOccurrence, resource, name string, state any) 
 	}
 	return n
 }
+
+// tomlBlock decodes the text of one [[device]] block.
+func tomlBlock(text string) adapters.Decoder { return adapters.TOMLDecoder(text) }
+
+var envNone = adapters.Env{}
