@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/pem"
 	"errors"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -358,5 +360,38 @@ func TestUnsubscribeOnStop(t *testing.T) {
 	}
 	if n := cam.Subscriptions(); n != 0 || cam.Calls("Unsubscribe") != 1 {
 		t.Errorf("after stop: %d subscriptions, %d Unsubscribe calls; want 0 and 1", n, cam.Calls("Unsubscribe"))
+	}
+}
+
+func TestHTTPS(t *testing.T) {
+	cam := sim.New(sim.Config{User: "admin", Password: "secret"})
+	srv := httptest.NewUnstartedServer(cam)
+	srv.StartTLS()
+	defer srv.Close()
+	cam.SetBase(srv.URL)
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		extra   string
+		wantErr bool
+	}{
+		{name: "ca_file", extra: `ca_file = "` + ca + `"`},
+		{name: "insecure_tls", extra: `insecure_tls = true`},
+		{name: "unknown certificate", wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a := newAdapter(t, "tls", cam.URL(), tt.extra)
+			_, err := a.Describe(context.Background())
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("Describe over HTTPS = %v, want error %v", err, tt.wantErr)
+			}
+			if tt.wantErr && !strings.Contains(err.Error(), "certificate") {
+				t.Errorf("error %v does not mention the certificate", err)
+			}
+		})
 	}
 }

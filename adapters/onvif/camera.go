@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/use-go/onvif/device"
@@ -26,8 +27,35 @@ type camera struct {
 	base     *url.URL
 	svc      services
 	info     device.GetDeviceInformationResponse
-	profiles []profile
+	profiles []profile // fixed once connected, but for their encoders:
 	nodes    []ptzNode
+
+	mu  sync.Mutex
+	enc map[string]encoder // by profile token, refreshed by reads
+}
+
+// encoder returns the last known encoder settings of a profile.
+func (k *camera) encoder(token string) encoder {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.enc[token]
+}
+
+// updateEncoders records the encoder settings of freshly read profiles
+// (those of the profiles known since connecting; others are ignored).
+func (k *camera) updateEncoders(fresh []profile) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.enc == nil {
+		k.enc = make(map[string]encoder, len(k.profiles))
+	}
+	for _, p := range fresh {
+		for _, known := range k.profiles {
+			if known.Token == p.Token {
+				k.enc[p.Token] = p.Enc
+			}
+		}
+	}
 }
 
 // ptzNode is a PTZ head and the profile through which it is driven.
@@ -156,6 +184,7 @@ func (k *camera) refresh(ctx context.Context, rewrite bool) error {
 		}
 	}
 	k.profiles = profiles
+	k.updateEncoders(profiles)
 	k.nodes = nil
 	if k.svc.PTZ != "" {
 		var nr nodesResponse

@@ -85,6 +85,7 @@ func describe(id string, k *camera) model.Device {
 		}},
 	}})
 	for i, p := range k.profiles {
+		p.Enc = k.encoder(p.Token)
 		r := model.Resource{Name: resVideo + strconv.Itoa(i+1), Description: "profile " + p.Name}
 		r.Areas = append(r.Areas, model.Area{Name: "stream", Attributes: []model.Attribute{
 			str("profile", "ONVIF profile token"), str("name", ""), str("stream_uri", "RTSP stream address"), str("snapshot_uri", "JPEG snapshot address"),
@@ -158,15 +159,9 @@ func (a *Adapter) read(ctx context.Context, k *camera, resource string, names []
 		if err := k.call(ctx, "GetProfiles", k.svc.Media, mediaGetProfiles, &pr); err != nil {
 			return nil, err
 		}
+		k.updateEncoders(pr.profiles())
 		p := k.profiles[i]
-		for _, f := range pr.profiles() {
-			if f.Token == p.Token {
-				a.mu.Lock()
-				k.profiles[i].Enc = f.Enc
-				a.mu.Unlock()
-				p.Enc = f.Enc
-			}
-		}
+		p.Enc = k.encoder(p.Token)
 		put("profile", p.Token)
 		put("name", p.Name)
 		put("stream_uri", p.StreamURI)
@@ -324,7 +319,6 @@ func (a *Adapter) invoke(ctx context.Context, k *camera, resource, operation str
 	vec := func(ptSpace, zSpace string) tt.PTZVector {
 		return tt.PTZVector{PanTilt: tt.Vector2D{X: pan, Y: tilt, Space: xsd.AnyURI(ptSpace)}, Zoom: tt.Vector1D{X: zoom, Space: xsd.AnyURI(zSpace)}}
 	}
-	_ = hasPan || hasTilt || hasZoom
 	switch operation {
 	case OpContinuousMove:
 		timeout := 10.0

@@ -18,7 +18,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
-	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -161,14 +160,12 @@ func (a *Adapter) Describe(ctx context.Context) (model.Device, error) {
 // is reported offline and retried with backoff.
 func (a *Adapter) Run(ctx context.Context, sink adapters.Sink) error {
 	bo := backoff{min: time.Second, max: time.Minute}
-	online, reported := false, false
+	online, reported := false, false // reported: any status sent yet
 	for {
 		k, err := a.camera(ctx)
 		if err == nil {
-			if !online || !reported {
-				sink.Status(a.id, true, nil)
-				online, reported = true, true
-			}
+			sink.Status(a.id, true, nil)
+			online, reported = true, true
 			err = a.serve(ctx, k, sink, &bo)
 			a.drop(k)
 			err = a.wrap(err)
@@ -263,6 +260,7 @@ func (a *Adapter) Set(ctx context.Context, resource string, values map[string]mo
 	}
 	i, _ := resourceIndex(resource, "video/")
 	p := k.profiles[i]
+	p.Enc = k.encoder(p.Token)
 	frame, bitrate := p.Enc.FrameRate, p.Enc.Bitrate
 	if v, ok := coerced["frame_rate"]; ok {
 		frame = v
@@ -280,16 +278,7 @@ func (a *Adapter) Set(ctx context.Context, resource string, values map[string]mo
 	// Read back what the camera now holds.
 	var pr profilesResponse
 	if err := k.call(ctx, "GetProfiles", k.svc.Media, mediaGetProfiles, &pr); err == nil {
-		fresh := pr.profiles()
-		a.mu.Lock()
-		for j := range k.profiles {
-			for _, f := range fresh {
-				if f.Token == k.profiles[j].Token {
-					k.profiles[j].Enc = f.Enc
-				}
-			}
-		}
-		a.mu.Unlock()
+		k.updateEncoders(pr.profiles())
 	}
 	return nil
 }
@@ -341,13 +330,4 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	case <-t.C:
 		return true
 	}
-}
-
-// hostOf returns host:port of a URL, for messages.
-func hostOf(s string) string {
-	u, err := url.Parse(s)
-	if err != nil {
-		return s
-	}
-	return u.Host
 }

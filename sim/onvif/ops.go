@@ -101,14 +101,20 @@ func clamp(v, lo, hi float64) float64 { return min(max(v, lo), hi) }
 
 // positionLocked moves the head by its velocity since the last change.
 func (c *Camera) positionLocked(now time.Time) (float64, float64, float64) {
-	dt := now.Sub(c.ptz.since).Seconds()
 	p := &c.ptz
+	if !p.until.IsZero() && now.After(p.until) {
+		now = p.until
+	}
+	dt := max(0, now.Sub(p.since).Seconds())
 	return clamp(p.pan+p.vpan*dt, -1, 1), clamp(p.tilt+p.vtilt*dt, -1, 1), clamp(p.zoom+p.vzoom*dt, 0, 1)
 }
 
 func (c *Camera) settleLocked(now time.Time) {
 	c.ptz.pan, c.ptz.tilt, c.ptz.zoom = c.positionLocked(now)
 	c.ptz.since = now
+	if !c.ptz.until.IsZero() && now.After(c.ptz.until) {
+		c.ptz.vpan, c.ptz.vtilt, c.ptz.vzoom, c.ptz.until = 0, 0, 0, time.Time{}
+	}
 }
 
 func (c *Camera) ptzOp(w http.ResponseWriter, op string, q *reqOp) {
@@ -124,6 +130,7 @@ func (c *Camera) ptzOp(w http.ResponseWriter, op string, q *reqOp) {
 		writeOK(w, `<tptz:GetNodesResponse><tptz:PTZNode token="node_1" FixedHomePosition="false"><tt:Name>Head</tt:Name><tt:SupportedPTZSpaces></tt:SupportedPTZSpaces><tt:MaximumNumberOfPresets>16</tt:MaximumNumberOfPresets><tt:HomeSupported>true</tt:HomeSupported></tptz:PTZNode></tptz:GetNodesResponse>`)
 	case "GetStatus":
 		p, t, z := c.positionLocked(now)
+		c.settleLocked(now)
 		moving := "IDLE"
 		if c.ptz.vpan != 0 || c.ptz.vtilt != 0 || c.ptz.vzoom != 0 {
 			moving = "MOVING"
@@ -136,6 +143,10 @@ func (c *Camera) ptzOp(w http.ResponseWriter, op string, q *reqOp) {
 		}
 		if v := q.Velocity.Zoom; v != nil {
 			c.ptz.vzoom = clamp(v.X, -1, 1)
+		}
+		c.ptz.until = time.Time{}
+		if d := parseDuration(q.Timeout); d > 0 {
+			c.ptz.until = now.Add(d)
 		}
 		writeOK(w, `<tptz:ContinuousMoveResponse/>`)
 	case "Stop":

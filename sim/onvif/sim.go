@@ -106,6 +106,7 @@ type ptzState struct {
 	pan, tilt, zoom    float64
 	vpan, vtilt, vzoom float64
 	since              time.Time
+	until              time.Time // a continuous move stops here (zero: never)
 }
 
 type preset struct {
@@ -317,9 +318,17 @@ func (c *Camera) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c.mu.Lock()
 	f := c.faults
 	c.mu.Unlock()
+	// Read the request first: the server notices a client that gives up
+	// only once the body is consumed.
+	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	if err != nil {
+		return
+	}
 	if f.Slow > 0 {
+		t := time.NewTimer(f.Slow)
+		defer t.Stop()
 		select {
-		case <-time.After(f.Slow):
+		case <-t.C:
 		case <-r.Context().Done():
 			return
 		}
@@ -339,10 +348,6 @@ func (c *Camera) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if r.Method != http.MethodPost {
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
-		return
-	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
-	if err != nil {
 		return
 	}
 	var env reqEnvelope
