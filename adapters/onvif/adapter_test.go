@@ -395,3 +395,43 @@ func TestHTTPS(t *testing.T) {
 		})
 	}
 }
+
+func TestClockOffset(t *testing.T) {
+	now := time.Date(2026, 1, 1, 12, 0, 0, 700_000_000, time.UTC)
+	tests := []struct {
+		name string
+		cam  time.Time
+		want time.Duration
+	}{
+		{"same second", now.Truncate(time.Second), 0},
+		{"2s behind", now.Add(-2 * time.Second), 0},
+		{"an hour ahead", now.Add(time.Hour), time.Hour},
+		{"a minute behind", now.Add(-time.Minute), -time.Minute},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := clockOffset(tt.cam, now); got != tt.want {
+				t.Errorf("clockOffset(%v) = %v, want %v", tt.cam, got, tt.want)
+			}
+		})
+	}
+}
+
+// TestSkewedCamera: a camera whose clock is an hour ahead accepts the
+// UsernameToken (its Created is shifted) and its events are dated by the
+// gateway's clock.
+func TestSkewedCamera(t *testing.T) {
+	cam := startSim(t, sim.Config{User: "admin", Password: "secret", Auth: sim.AuthUsernameToken, ClockSkew: time.Hour})
+	a := newAdapter(t, "cam1", cam.URL(), "")
+	rec := newRecorder()
+	runAdapter(t, a, rec)
+	cam.SetMotion(true)
+	rec.waitFor(t, "motion", func() bool { return countEvents(rec.events, "video/1", EventMotion, true) == 1 })
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	for _, e := range rec.events {
+		if d := time.Since(e.At).Abs(); d > 10*time.Minute {
+			t.Errorf("event %s dated %v, %v away from now: the camera's offset was not applied", e.Event, e.At, d)
+		}
+	}
+}

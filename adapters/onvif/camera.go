@@ -118,7 +118,7 @@ func dial(ctx context.Context, cfg *Config, password string) (_ *camera, err err
 		return nil, err
 	}
 	if t, ok := dt.time(); ok {
-		k.c.SetClockOffset(time.Until(t))
+		k.c.SetClockOffset(clockOffset(t, time.Now()))
 	}
 	var caps capabilitiesResponse
 	if err := k.call(ctx, "GetCapabilities", dev, device.GetCapabilities{Category: "All"}, &caps); err == nil {
@@ -143,6 +143,17 @@ func dial(ctx context.Context, cfg *Config, password string) (_ *camera, err err
 		return nil, err
 	}
 	return k, nil
+}
+
+// clockOffset is how far a camera whose clock reads cam is ahead of ours
+// (now). The camera gives whole seconds, so an offset within 2s is taken
+// as none: within that, it is noise, and UsernameToken tolerates it.
+func clockOffset(cam, now time.Time) time.Duration {
+	d := cam.Sub(now)
+	if d.Abs() <= 2*time.Second {
+		return 0
+	}
+	return d
 }
 
 func isFault(err error) bool {
