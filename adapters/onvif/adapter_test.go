@@ -435,3 +435,18 @@ func TestSkewedCamera(t *testing.T) {
 		}
 	}
 }
+
+// TestRenew: a camera that grants short subscriptions gets them renewed
+// before they end, and keeps the same one.
+func TestRenew(t *testing.T) {
+	cam := startSim(t, sim.Config{User: "admin", Password: "secret", SubscriptionTTL: 2 * time.Second})
+	a := newAdapter(t, "cam1", cam.URL(), "")
+	rec := newRecorder()
+	runAdapter(t, a, rec)
+	rec.waitFor(t, "three renewals", func() bool { return cam.Calls("Renew") >= 3 })
+	if n := cam.Calls("CreatePullPointSubscription"); n != 1 {
+		t.Errorf("%d subscriptions made, want 1 (renewed, never lost)", n)
+	}
+	cam.SetMotion(true)
+	rec.waitFor(t, "motion", func() bool { return countEvents(rec.events, "video/1", EventMotion, true) == 1 })
+}

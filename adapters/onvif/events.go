@@ -60,6 +60,30 @@ type subscription struct {
 	// left is how long the subscription has, measured at at.
 	left time.Duration
 	at   time.Time
+	// granted is the lifetime the camera gave at the last subscribe or
+	// renew.
+	granted time.Duration
+}
+
+// remaining is how long the subscription has now.
+func (s *subscription) remaining() time.Duration { return time.Until(s.at.Add(s.left)) }
+
+// renewDue reports whether to renew now: when less than renewMargin is
+// left, or less than half the granted lifetime for cameras that grant
+// little.
+func (s *subscription) renewDue() bool {
+	return s.remaining() < min(renewMargin, s.granted/2)
+}
+
+// lifetime reads the lifetime a camera granted from its current and
+// termination times, or fallback when they are missing or inconsistent.
+func lifetime(current, termination string, fallback time.Duration) time.Duration {
+	cur, err1 := parseTime(current)
+	term, err2 := parseTime(termination)
+	if err1 != nil || err2 != nil || !term.After(cur) {
+		return fallback
+	}
+	return term.Sub(cur)
 }
 
 func (k *camera) do(ctx context.Context, name, addr, action string, req, resp any) error {
@@ -82,13 +106,8 @@ func (k *camera) subscribe(ctx context.Context, rewrite bool) (*subscription, er
 	if rewrite {
 		addr = rewriteHost(addr, k.base)
 	}
-	s := &subscription{addr: addr, at: time.Now(), left: subscriptionTTL}
-	if cur, err1 := parseTime(r.CurrentTime); err1 == nil {
-		if term, err2 := parseTime(r.TerminationTime); err2 == nil && term.After(cur) {
-			s.left = term.Sub(cur)
-		}
-	}
-	return s, nil
+	life := lifetime(r.CurrentTime, r.TerminationTime, subscriptionTTL)
+	return &subscription{addr: addr, at: time.Now(), left: life, granted: life}, nil
 }
 
 // events keeps a PullPoint subscription and reports what it brings until
@@ -132,21 +151,19 @@ func (a *Adapter) pull(ctx context.Context, k *camera, sub *subscription, seen *
 	wait := min(a.cfg.Timeout/2, 10*time.Second)
 	offset := k.c.ClockOffset()
 	for {
-		if time.Until(sub.at.Add(sub.left)) < renewMargin {
+		if sub.renewDue() {
 			var r renewResponse
 			req := renew{TerminationTime: "PT" + strconv.Itoa(int(subscriptionTTL.Seconds())) + "S"}
 			if err := k.do(ctx, "Renew", sub.addr, actionRenew, req, &r); err != nil {
 				return err
 			}
-			sub.at, sub.left = time.Now(), subscriptionTTL
-			if cur, err1 := parseTime(r.CurrentTime); err1 == nil {
-				if term, err2 := parseTime(r.TerminationTime); err2 == nil && term.After(cur) {
-					sub.left = term.Sub(cur)
-				}
-			}
+			life := lifetime(r.CurrentTime, r.TerminationTime, subscriptionTTL)
+			sub.at, sub.left, sub.granted = time.Now(), life, life
 		}
+		// Never wait past the point where the subscription needs renewing.
+		w := max(min(wait, sub.remaining()/2), 100*time.Millisecond)
 		var x pullXML
-		req := event.PullMessages{Timeout: xsDuration(wait), MessageLimit: 100}
+		req := event.PullMessages{Timeout: xsDuration(w), MessageLimit: 100}
 		if err := k.do(ctx, "PullMessages", sub.addr, actionPull, req, &x); err != nil {
 			return err
 		}

@@ -135,7 +135,7 @@ func (c *Camera) ptzOp(w http.ResponseWriter, op string, q *reqOp) {
 		if c.ptz.vpan != 0 || c.ptz.vtilt != 0 || c.ptz.vzoom != 0 {
 			moving = "MOVING"
 		}
-		writeOK(w, fmt.Sprintf(`<tptz:GetStatusResponse><tptz:PTZStatus><tt:Position><tt:PanTilt x="%g" y="%g" space="http://www.onvif.org/ver10/tptz/PanTiltSpaces/PositionGenericSpace"/><tt:Zoom x="%g" space="http://www.onvif.org/ver10/tptz/ZoomSpaces/PositionGenericSpace"/></tt:Position><tt:MoveStatus><tt:PanTilt>%s</tt:PanTilt><tt:Zoom>%s</tt:Zoom></tt:MoveStatus><tt:UtcTime>%s</tt:UtcTime></tptz:PTZStatus></tptz:GetStatusResponse>`, p, t, z, moving, moving, now.UTC().Format(time.RFC3339)))
+		writeOK(w, fmt.Sprintf(`<tptz:GetStatusResponse><tptz:PTZStatus><tt:Position><tt:PanTilt x="%g" y="%g" space="http://www.onvif.org/ver10/tptz/PanTiltSpaces/PositionGenericSpace"/><tt:Zoom x="%g" space="http://www.onvif.org/ver10/tptz/ZoomSpaces/PositionGenericSpace"/></tt:Position><tt:MoveStatus><tt:PanTilt>%s</tt:PanTilt><tt:Zoom>%s</tt:Zoom></tt:MoveStatus><tt:UtcTime>%s</tt:UtcTime></tptz:PTZStatus></tptz:GetStatusResponse>`, p, t, z, moving, moving, now.UTC().Format(tsLayout)))
 	case "ContinuousMove":
 		c.settleLocked(now)
 		if v := q.Velocity.PanTilt; v != nil {
@@ -226,12 +226,12 @@ func (c *Camera) eventOp(w http.ResponseWriter, r *http.Request, op string, q *r
 		c.mu.Lock()
 		c.nextSub++
 		id := strconv.Itoa(c.nextSub)
-		s := &subscription{id: id, termination: now.Add(60 * time.Second), wake: make(chan struct{}, 1)}
+		s := &subscription{id: id, termination: now.Add(c.cfg.SubscriptionTTL), wake: make(chan struct{}, 1)}
 		s.queue = append(s.queue, c.motionNote("Initialized", now), c.inputNote("Initialized", now))
 		c.subs[id] = s
 		c.mu.Unlock()
 		addr := c.advertised() + "/onvif/subscription/" + id
-		writeOK(w, `<tev:CreatePullPointSubscriptionResponse><tev:SubscriptionReference><wsa:Address>`+addr+`</wsa:Address></tev:SubscriptionReference><wsnt:CurrentTime>`+c.now().UTC().Format(time.RFC3339)+`</wsnt:CurrentTime><wsnt:TerminationTime>`+c.now().Add(60*time.Second).UTC().Format(time.RFC3339)+`</wsnt:TerminationTime></tev:CreatePullPointSubscriptionResponse>`)
+		writeOK(w, `<tev:CreatePullPointSubscriptionResponse><tev:SubscriptionReference><wsa:Address>`+addr+`</wsa:Address></tev:SubscriptionReference><wsnt:CurrentTime>`+c.now().UTC().Format(tsLayout)+`</wsnt:CurrentTime><wsnt:TerminationTime>`+c.now().Add(c.cfg.SubscriptionTTL).UTC().Format(tsLayout)+`</wsnt:TerminationTime></tev:CreatePullPointSubscriptionResponse>`)
 		return
 	case "PullMessages", "Renew", "Unsubscribe":
 	default:
@@ -253,9 +253,9 @@ func (c *Camera) eventOp(w http.ResponseWriter, r *http.Request, op string, q *r
 	switch op {
 	case "Renew":
 		c.mu.Lock()
-		s.termination = now.Add(60 * time.Second)
+		s.termination = now.Add(c.cfg.SubscriptionTTL)
 		c.mu.Unlock()
-		writeOK(w, `<wsnt:RenewResponse><wsnt:TerminationTime>`+c.now().Add(60*time.Second).UTC().Format(time.RFC3339)+`</wsnt:TerminationTime><wsnt:CurrentTime>`+c.now().UTC().Format(time.RFC3339)+`</wsnt:CurrentTime></wsnt:RenewResponse>`)
+		writeOK(w, `<wsnt:RenewResponse><wsnt:TerminationTime>`+c.now().Add(c.cfg.SubscriptionTTL).UTC().Format(tsLayout)+`</wsnt:TerminationTime><wsnt:CurrentTime>`+c.now().UTC().Format(tsLayout)+`</wsnt:CurrentTime></wsnt:RenewResponse>`)
 	case "Unsubscribe":
 		c.mu.Lock()
 		if _, ok := c.subs[id]; ok {
@@ -303,7 +303,7 @@ func (c *Camera) eventOp(w http.ResponseWriter, r *http.Request, op string, q *r
 		term := s.termination.Add(c.cfg.ClockSkew)
 		c.mu.Unlock()
 		var b strings.Builder
-		b.WriteString(`<tev:PullMessagesResponse><tev:CurrentTime>` + c.now().UTC().Format(time.RFC3339) + `</tev:CurrentTime><tev:TerminationTime>` + term.UTC().Format(time.RFC3339) + `</tev:TerminationTime>`)
+		b.WriteString(`<tev:PullMessagesResponse><tev:CurrentTime>` + c.now().UTC().Format(tsLayout) + `</tev:CurrentTime><tev:TerminationTime>` + term.UTC().Format(tsLayout) + `</tev:TerminationTime>`)
 		for _, n := range batch {
 			b.WriteString(`<wsnt:NotificationMessage><wsnt:Topic Dialect="http://www.onvif.org/ver10/tev/topicExpression/ConcreteSet">` + esc(n.topic) + `</wsnt:Topic><wsnt:Message><tt:Message UtcTime="` + n.at.Add(c.cfg.ClockSkew).UTC().Format("2006-01-02T15:04:05.000Z") + `" PropertyOperation="` + n.op + `"><tt:Source>`)
 			for _, it := range n.source {
@@ -343,3 +343,6 @@ func parseDuration(s string) time.Duration {
 	}
 	return d
 }
+
+// tsLayout is the xs:dateTime form the camera writes (milliseconds, UTC).
+const tsLayout = "2006-01-02T15:04:05.000Z07:00"

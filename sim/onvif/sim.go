@@ -57,6 +57,9 @@ type Config struct {
 	NoPTZ bool
 	// ClockSkew is how far the camera's clock is ahead of the host's.
 	ClockSkew time.Duration
+	// SubscriptionTTL is how long a subscription lives unless renewed
+	// (default 60s).
+	SubscriptionTTL time.Duration
 	// MotionEvery toggles the motion alarm at this period (0: only on
 	// SetMotion).
 	MotionEvery time.Duration
@@ -139,6 +142,9 @@ func New(cfg Config) *Camera {
 	}
 	if cfg.Auth == "" {
 		cfg.Auth = AuthDigest
+	}
+	if cfg.SubscriptionTTL <= 0 {
+		cfg.SubscriptionTTL = 60 * time.Second
 	}
 	if cfg.Profiles <= 0 {
 		cfg.Profiles = 2

@@ -235,6 +235,14 @@ func (c *Client) Do(ctx context.Context, req Request, resp any) error {
 		}
 		if status == http.StatusUnauthorized {
 			next, ok := c.onChallenge(hdr)
+			if !ok && c.user != "" {
+				// A 401 without a challenge: some cameras answer so when
+				// they want WS-UsernameToken.
+				next, ok = AuthUsernameToken, true
+				c.mu.Lock()
+				c.auth = AuthUsernameToken
+				c.mu.Unlock()
+			}
 			if ok && !switched[next] && attempt < 3 {
 				switched[next] = true
 				continue

@@ -3,6 +3,7 @@ package soap_test
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -202,4 +203,54 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("Decode returned both a fault and an error")
 		}
 	})
+}
+
+// A camera that answers 401 without any challenge gets UsernameToken.
+func TestUnauthorizedWithoutChallenge(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if !strings.Contains(string(body), "<wsse:Username>admin</wsse:Username>") {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		_, _ = io.WriteString(w, `<e:Envelope xmlns:e="http://www.w3.org/2003/05/soap-envelope"><e:Body><GetDeviceInformationResponse><Model>M</Model></GetDeviceInformationResponse></e:Body></e:Envelope>`)
+	}))
+	defer srv.Close()
+	c := soap.New(soap.Options{Username: "admin", Password: "pw"})
+	defer c.Close()
+	var got info
+	if err := c.Call(context.Background(), srv.URL, device.GetDeviceInformation{}, &got); err != nil || got.Model != "M" {
+		t.Fatalf("Call = %v, model %q", err, got.Model)
+	}
+	if c.Auth() != soap.AuthUsernameToken {
+		t.Errorf("Auth() = %v, want usernametoken", c.Auth())
+	}
+}
+
+func TestParseChallengeHeaders(t *testing.T) {
+	// Exercised through a server: several challenges in one header, the
+	// SHA-256 one preferred, quoted commas kept.
+	var seen []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if a := r.Header.Get("Authorization"); a != "" {
+			seen = append(seen, a)
+			p := soap.ParseAuthorization(a)
+			want := soap.DigestResponse(p["algorithm"], "admin", "a, b", "pw", r.Method, p["uri"], p["nonce"], p["nc"], p["cnonce"], p["qop"])
+			if p["response"] == want {
+				_, _ = io.WriteString(w, `<e:Envelope xmlns:e="http://www.w3.org/2003/05/soap-envelope"><e:Body/></e:Envelope>`)
+				return
+			}
+		}
+		w.Header().Set("WWW-Authenticate", `Basic realm="x", Digest realm="a, b", nonce="n1", qop="auth-int,auth", algorithm=MD5, Digest realm="a, b", nonce="n2", qop="auth", algorithm=SHA-256, opaque="o"`)
+		w.WriteHeader(http.StatusUnauthorized)
+	}))
+	defer srv.Close()
+	c := soap.New(soap.Options{Username: "admin", Password: "pw"})
+	defer c.Close()
+	if err := c.Call(context.Background(), srv.URL, device.GetDeviceInformation{}, nil); err != nil {
+		t.Fatalf("Call: %v (sent %q)", err, seen)
+	}
+	if len(seen) != 1 || !strings.Contains(seen[0], "algorithm=SHA-256") || !strings.Contains(seen[0], `nonce="n2"`) || !strings.Contains(seen[0], `opaque="o"`) {
+		t.Errorf("Authorization sent = %q, want the SHA-256 challenge answered", seen)
+	}
 }
