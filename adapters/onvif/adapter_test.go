@@ -182,6 +182,10 @@ func TestPTZ(t *testing.T) {
 		}
 		return out
 	}
+	// This camera protects its snapshot with Basic.
+	if out, err := a.Invoke(ctx, "video/1", OpSnapshot, nil); err != nil || out["size"] != int64(len(cam.Snapshot())) {
+		t.Errorf("snapshot with Basic = %v, %v", out, err)
+	}
 	inv(OpAbsoluteMove, map[string]any{"pan": 0.5, "tilt": -0.25, "zoom": 0.5})
 	if p, tl, z := cam.PTZPosition(); p != 0.5 || tl != -0.25 || z != 0.5 {
 		t.Fatalf("after absolute move: %v %v %v", p, tl, z)

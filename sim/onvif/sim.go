@@ -439,6 +439,12 @@ type reqOp struct {
 const realm = "simcam"
 
 func (c *Camera) challenge(w http.ResponseWriter) {
+	if c.cfg.Auth == AuthUsernameToken {
+		// Such cameras protect their snapshots with Basic.
+		w.Header().Add("WWW-Authenticate", `Basic realm="`+realm+`"`)
+		w.WriteHeader(http.StatusUnauthorized)
+		return
+	}
 	nonce := base64.RawURLEncoding.EncodeToString([]byte(soap.UUID()))
 	c.mu.Lock()
 	if len(c.nonces) > 10000 {
