@@ -454,3 +454,35 @@ func TestRenew(t *testing.T) {
 	cam.SetMotion(true)
 	rec.waitFor(t, "motion", func() bool { return countEvents(rec.events, "video/1", EventMotion, true) == 1 })
 }
+
+// TestNoDuplicatesAfterReconnect: a camera that goes offline and comes
+// back resends its states; the unchanged ones are not reported again.
+func TestNoDuplicatesAfterReconnect(t *testing.T) {
+	cam := startSim(t, sim.Config{User: "admin", Password: "secret"})
+	a := newAdapter(t, "cam1", cam.URL(), `poll = "1s"`)
+	rec := newRecorder()
+	runAdapter(t, a, rec)
+	rec.waitFor(t, "initial states", func() bool { return len(rec.events) >= 2 })
+	cam.SetMotion(true)
+	rec.waitFor(t, "motion", func() bool { return countEvents(rec.events, "video/1", EventMotion, true) == 1 })
+
+	cam.SetFaults(sim.Faults{Malformed: true})
+	rec.waitFor(t, "offline", func() bool { return len(rec.status) > 0 && !rec.status[len(rec.status)-1].online })
+	subs := cam.Calls("CreatePullPointSubscription")
+	cam.SetFaults(sim.Faults{})
+	rec.waitFor(t, "online and subscribed again", func() bool {
+		return rec.status[len(rec.status)-1].online && cam.Calls("CreatePullPointSubscription") > subs && cam.Subscriptions() >= 1
+	})
+	cam.SetInput(true)
+	rec.waitFor(t, "input", func() bool { return countEvents(rec.events, "device", EventDigitalInput, true) == 1 })
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	for _, c := range []struct {
+		resource, event string
+		state           bool
+	}{{"video/1", EventMotion, true}, {"video/1", EventMotion, false}, {"device", EventDigitalInput, false}} {
+		if n := countEvents(rec.events, c.resource, c.event, c.state); n != 1 {
+			t.Errorf("%s %s %v reported %d times, want 1", c.resource, c.event, c.state, n)
+		}
+	}
+}

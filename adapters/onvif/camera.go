@@ -220,6 +220,16 @@ func (k *camera) refresh(ctx context.Context, rewrite bool) error {
 
 func (k *camera) close() { k.c.Close() }
 
+// readEncoders reads the profiles again and records their encoders.
+func (k *camera) readEncoders(ctx context.Context) error {
+	var pr profilesResponse
+	if err := k.call(ctx, "GetProfiles", k.svc.Media, media.GetProfiles{}, &pr); err != nil {
+		return err
+	}
+	k.updateEncoders(pr.profiles())
+	return nil
+}
+
 // ptzStatus reads a head's position.
 func (k *camera) ptzStatus(ctx context.Context, profileToken string) (statusResponse, error) {
 	var st statusResponse

@@ -114,7 +114,7 @@ func (k *camera) subscribe(ctx context.Context, rewrite bool) (*subscription, er
 // ctx ends. A failed subscription is dropped and made again with backoff;
 // it returns an error only when the camera cannot be reached at all.
 func (a *Adapter) events(ctx context.Context, k *camera, sink adapters.Sink) error {
-	seen := newDedup()
+	seen := a.seen
 	bo := backoff{min: 500 * time.Millisecond, max: 30 * time.Second}
 	for {
 		sub, err := k.subscribe(ctx, a.cfg.hostRewrite())

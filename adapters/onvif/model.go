@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/use-go/onvif/device"
-	"github.com/use-go/onvif/media"
 	"github.com/use-go/onvif/ptz"
 	"github.com/use-go/onvif/xsd"
 	tt "github.com/use-go/onvif/xsd/onvif"
@@ -20,7 +19,6 @@ import (
 	"github.com/osapgw/osapgw/model"
 )
 
-var mediaGetProfiles = media.GetProfiles{}
 
 func xmlnsAttr(prefix, ns string) xml.Attr {
 	return xml.Attr{Name: xml.Name{Local: "xmlns:" + prefix}, Value: ns}
@@ -135,7 +133,9 @@ func describe(id string, k *camera) model.Device {
 }
 
 // read reads the attributes of a resource from the camera.
-func (a *Adapter) read(ctx context.Context, k *camera, resource string, names []string) (map[string]model.Value, error) {
+// A video resource's encoder settings are read again (GetProfiles) unless
+// fresh says the caller just did.
+func (a *Adapter) read(ctx context.Context, k *camera, resource string, names []string, fresh bool) (map[string]model.Value, error) {
 	now := time.Now()
 	out := map[string]model.Value{}
 	put := func(n string, v any) { out[n] = model.Value{V: v, At: now, Quality: model.QualityGood} }
@@ -155,11 +155,11 @@ func (a *Adapter) read(ctx context.Context, k *camera, resource string, names []
 		if !ok || i >= len(k.profiles) {
 			return nil, fmt.Errorf("resource %q: %w", resource, adapters.ErrNotFound)
 		}
-		var pr profilesResponse
-		if err := k.call(ctx, "GetProfiles", k.svc.Media, mediaGetProfiles, &pr); err != nil {
-			return nil, err
+		if !fresh {
+			if err := k.readEncoders(ctx); err != nil {
+				return nil, err
+			}
 		}
-		k.updateEncoders(pr.profiles())
 		p := k.profiles[i]
 		p.Enc = k.encoder(p.Token)
 		put("profile", p.Token)

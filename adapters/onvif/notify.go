@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/osapgw/osapgw/adapters/onvif/soap"
@@ -199,7 +200,10 @@ func parseBool(s string) (bool, error) {
 // dedup suppresses the states a camera resends when subscribed again: it
 // keeps the last data per (topic, source) and drops an "Initialized"
 // message whose data did not change.
+// It is kept by the adapter across connections, so a camera that comes
+// back after an outage does not report its unchanged states again.
 type dedup struct {
+	mu   sync.Mutex
 	last map[string]string
 }
 
@@ -212,6 +216,8 @@ func (d *dedup) keep(n Notification) bool {
 	}
 	key := n.Topic + "\x00" + flat(n.Source)
 	data := flat(n.Data)
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	prev, seen := d.last[key]
 	d.last[key] = data
 	if n.Operation == "Initialized" && seen && prev == data {

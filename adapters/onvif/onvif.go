@@ -52,6 +52,7 @@ type Adapter struct {
 	password string
 	log      *slog.Logger
 
+	seen   *dedup     // last states of the camera's properties
 	dialMu sync.Mutex // one dial at a time
 	mu     sync.Mutex
 	cam    *camera
@@ -67,7 +68,7 @@ func New(id string, dec adapters.Decoder, env adapters.Env) (*Adapter, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	a := &Adapter{id: id, cfg: cfg, log: env.Logger}
+	a := &Adapter{id: id, cfg: cfg, log: env.Logger, seen: newDedup()}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}
@@ -194,8 +195,11 @@ func (a *Adapter) serve(ctx context.Context, k *camera, sink adapters.Sink, bo *
 		t := time.NewTicker(a.cfg.Poll)
 		defer t.Stop()
 		for {
+			if err := k.readEncoders(ctx); err != nil {
+				return err
+			}
 			for _, r := range resourcesOf(k) {
-				vals, err := a.read(ctx, k, r, nil)
+				vals, err := a.read(ctx, k, r, nil, true)
 				if err != nil {
 					return err
 				}
@@ -225,7 +229,7 @@ func (a *Adapter) Get(ctx context.Context, resource string, names []string) (map
 	if err != nil {
 		return nil, err
 	}
-	vals, err := a.read(ctx, k, resource, names)
+	vals, err := a.read(ctx, k, resource, names, false)
 	if err != nil {
 		return nil, a.wrap(err)
 	}
@@ -276,9 +280,8 @@ func (a *Adapter) Set(ctx context.Context, resource string, values map[string]mo
 		return a.wrap(err)
 	}
 	// Read back what the camera now holds.
-	var pr profilesResponse
-	if err := k.call(ctx, "GetProfiles", k.svc.Media, mediaGetProfiles, &pr); err == nil {
-		k.updateEncoders(pr.profiles())
+	if err := k.readEncoders(ctx); err != nil {
+		a.log.Debug("reading encoders after set", "err", err)
 	}
 	return nil
 }
