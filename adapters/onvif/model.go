@@ -19,7 +19,6 @@ import (
 	"github.com/osapgw/osapgw/model"
 )
 
-
 func xmlnsAttr(prefix, ns string) xml.Attr {
 	return xml.Attr{Name: xml.Name{Local: "xmlns:" + prefix}, Value: ns}
 }
