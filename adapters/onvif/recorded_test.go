@@ -268,3 +268,41 @@ func FuzzParsePullMessages(f *testing.F) {
 		}
 	})
 }
+
+// A camera that names the schema namespace with another prefix gets it
+// declared on the configuration sent back.
+func TestSetEncoderRequestOtherPrefix(t *testing.T) {
+	raw := `<ns2:Name>enc</ns2:Name><ns2:Encoding>H264</ns2:Encoding><ns2:RateControl><ns2:FrameRateLimit>25</ns2:FrameRateLimit><ns2:BitrateLimit>4096</ns2:BitrateLimit></ns2:RateControl>`
+	env := `<e:Envelope xmlns:e="http://www.w3.org/2003/05/soap-envelope" xmlns:ns2="http://www.onvif.org/ver10/schema" xmlns:trt="http://www.onvif.org/ver10/media/wsdl"><e:Body><trt:GetProfilesResponse><trt:Profiles token="p"><ns2:Name>p</ns2:Name><ns2:VideoEncoderConfiguration token="e1">` + raw + `</ns2:VideoEncoderConfiguration></trt:Profiles></trt:GetProfilesResponse></e:Body></e:Envelope>`
+	var pr profilesResponse
+	if f, err := soap.Decode([]byte(env), &pr); f != nil || err != nil {
+		t.Fatal(f, err)
+	}
+	p := pr.profiles()[0]
+	if p.Enc.schemaPref != "ns2" || p.Enc.FrameRate != 25 {
+		t.Fatalf("encoder = %+v", p.Enc)
+	}
+	req := setVideoEncoder{Force: true, Configuration: rawConfig{Token: p.Enc.Token, Inner: p.Enc.withRates(10, 512),
+		Attrs: []xml.Attr{xmlnsAttr(p.Enc.schemaPref, soap.Namespaces["tt"])}}}
+	out, err := xml.Marshal(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The request, put in an envelope, reads back with the new rates.
+	back := `<e:Envelope xmlns:e="http://www.w3.org/2003/05/soap-envelope" xmlns:trt="http://www.onvif.org/ver10/media/wsdl"><e:Body>` + string(out) + `</e:Body></e:Envelope>`
+	var got struct {
+		Configuration struct {
+			Token       string `xml:"token,attr"`
+			RateControl struct {
+				FrameRateLimit int `xml:"http://www.onvif.org/ver10/schema FrameRateLimit"`
+				BitrateLimit   int `xml:"http://www.onvif.org/ver10/schema BitrateLimit"`
+			} `xml:"http://www.onvif.org/ver10/schema RateControl"`
+		} `xml:"Configuration"`
+	}
+	if f, err := soap.Decode([]byte(back), &got); f != nil || err != nil {
+		t.Fatalf("request does not parse: %v %v\n%s", f, err, out)
+	}
+	if got.Configuration.Token != "e1" || got.Configuration.RateControl.FrameRateLimit != 10 || got.Configuration.RateControl.BitrateLimit != 512 {
+		t.Errorf("request = %s", out)
+	}
+}
