@@ -201,11 +201,13 @@ func TestPTZ(t *testing.T) {
 	}
 	inv(OpContinuousMove, map[string]any{"pan": 1.0})
 	// The head moves until stopped: wait until the camera reports it moved.
-	for {
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
 		if p, _, _ := cam.PTZPosition(); p > 0.25 {
 			break
 		}
-		time.Sleep(10 * time.Millisecond)
+		if time.Now().After(deadline) {
+			t.Fatal("the head never moved under continuous move")
+		}
 	}
 	inv(OpStop, nil)
 	vals, err := a.Get(ctx, "ptz/1", nil)
