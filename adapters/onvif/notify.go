@@ -1,0 +1,240 @@
+package onvif
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/osapgw/osapgw/adapters/onvif/soap"
+)
+
+// Notification is one message of a PullMessages response.
+type Notification struct {
+	// Topic is the topic without namespace prefixes
+	// ("VideoSource/MotionAlarm").
+	Topic string
+	// Operation is the property operation: "Initialized", "Changed",
+	// "Deleted", or "" for plain events.
+	Operation string
+	// Source and Data are the SimpleItems of the message.
+	Source map[string]string
+	Data   map[string]string
+	// UTC is the message's UtcTime by the camera's clock (zero when
+	// absent or unreadable).
+	UTC time.Time
+}
+
+// PullResult is a parsed PullMessagesResponse.
+type PullResult struct {
+	// Current and Termination are the camera's times; Termination is when
+	// the subscription ends unless renewed.
+	Current, Termination time.Time
+	Messages             []Notification
+}
+
+type pullXML struct {
+	CurrentTime         string `xml:"CurrentTime"`
+	TerminationTime     string `xml:"TerminationTime"`
+	NotificationMessage []struct {
+		Topic   string `xml:"Topic"`
+		Message struct {
+			Message struct {
+				UtcTime           string  `xml:"UtcTime,attr"`
+				PropertyOperation string  `xml:"PropertyOperation,attr"`
+				Source            itemXML `xml:"Source"`
+				Data              itemXML `xml:"Data"`
+			} `xml:"Message"`
+		} `xml:"Message"`
+	} `xml:"NotificationMessage"`
+}
+
+type itemXML struct {
+	SimpleItem []struct {
+		Name  string `xml:"Name,attr"`
+		Value string `xml:"Value,attr"`
+	} `xml:"SimpleItem"`
+}
+
+func (x itemXML) m() map[string]string {
+	if len(x.SimpleItem) == 0 {
+		return nil
+	}
+	m := make(map[string]string, len(x.SimpleItem))
+	for _, it := range x.SimpleItem {
+		m[it.Name] = it.Value
+	}
+	return m
+}
+
+// ParsePullMessages parses a PullMessagesResponse envelope. A SOAP fault
+// is returned as its *soap.Fault; a body that is not a PullMessages
+// response as an error.
+func ParsePullMessages(data []byte) (PullResult, error) {
+	var x pullXML
+	fault, err := soap.Decode(data, &x)
+	if fault != nil {
+		return PullResult{}, fault
+	}
+	if err != nil {
+		return PullResult{}, err
+	}
+	return x.result()
+}
+
+func (x *pullXML) result() (PullResult, error) {
+	var r PullResult
+	var err error
+	if r.Current, err = parseTime(x.CurrentTime); err != nil {
+		return r, fmt.Errorf("CurrentTime: %w", err)
+	}
+	if r.Termination, err = parseTime(x.TerminationTime); err != nil {
+		return r, fmt.Errorf("TerminationTime: %w", err)
+	}
+	for _, n := range x.NotificationMessage {
+		m := n.Message.Message
+		utc, _ := parseTime(m.UtcTime)
+		r.Messages = append(r.Messages, Notification{Topic: normalizeTopic(n.Topic), Operation: m.PropertyOperation,
+			Source: m.Source.m(), Data: m.Data.m(), UTC: utc})
+	}
+	return r, nil
+}
+
+func parseTime(s string) (time.Time, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return time.Time{}, errors.New("missing")
+	}
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05", "2006-01-02T15:04:05.999999999"} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t.UTC(), nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("%q is not a date-time", s)
+}
+
+// normalizeTopic drops the namespace prefix of each topic segment:
+// "tns1:RuleEngine/tnsaxis:CellMotionDetector/Motion" gives
+// "RuleEngine/CellMotionDetector/Motion".
+func normalizeTopic(t string) string {
+	parts := strings.Split(strings.TrimSpace(t), "/")
+	for i, p := range parts {
+		if _, local, ok := strings.Cut(p, ":"); ok {
+			parts[i] = local
+		}
+	}
+	return strings.Join(parts, "/")
+}
+
+// The events a camera reports, by the model name.
+const (
+	EventMotion       = "motion"
+	EventTamper       = "tamper"
+	EventDigitalInput = "digital_input"
+	EventVideoLoss    = "video_loss"
+	EventGeneric      = "onvif.event"
+)
+
+// classify maps a notification to a model event and its parameters.
+func classify(n Notification) (string, map[string]any) {
+	state := func(keys ...string) map[string]any {
+		for _, k := range keys {
+			if v, ok := n.Data[k]; ok {
+				b, err := parseBool(v)
+				if err == nil {
+					return map[string]any{"state": b}
+				}
+			}
+		}
+		return map[string]any{}
+	}
+	switch n.Topic {
+	case "VideoSource/MotionAlarm", "RuleEngine/CellMotionDetector/Motion", "RuleEngine/MotionRegionDetector/Motion":
+		return EventMotion, state("State", "IsMotion")
+	case "RuleEngine/TamperDetector/Tamper", "VideoSource/GlobalSceneChange/ImagingService",
+		"VideoSource/GlobalSceneChange/AnalyticsService", "VideoSource/GlobalSceneChange/RecordingService", "VideoSource/GlobalSceneChange":
+		return EventTamper, state("IsTamper", "State")
+	case "Device/Trigger/DigitalInput", "Device/IO/VirtualPort":
+		p := state("LogicalState", "State", "Level")
+		for _, k := range []string{"InputToken", "Index", "Port"} {
+			if v, ok := n.Source[k]; ok {
+				p["input"] = v
+				break
+			}
+		}
+		return EventDigitalInput, p
+	case "VideoSource/SignalLoss":
+		return EventVideoLoss, state("State")
+	}
+	p := map[string]any{"topic": n.Topic}
+	if n.Source != nil {
+		p["source"] = toAny(n.Source)
+	}
+	if n.Data != nil {
+		p["data"] = toAny(n.Data)
+	}
+	return EventGeneric, p
+}
+
+func toAny(m map[string]string) map[string]any {
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+func parseBool(s string) (bool, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "true", "1", "active", "on":
+		return true, nil
+	case "false", "0", "inactive", "off":
+		return false, nil
+	}
+	return strconv.ParseBool(s)
+}
+
+// dedup suppresses the states a camera resends when subscribed again: it
+// keeps the last data per (topic, source) and drops an "Initialized"
+// message whose data did not change.
+// It is kept by the adapter across connections, so a camera that comes
+// back after an outage does not report its unchanged states again.
+type dedup struct {
+	mu   sync.Mutex
+	last map[string]string
+}
+
+func newDedup() *dedup { return &dedup{last: map[string]string{}} }
+
+// keep reports whether n should be reported, and records its state.
+func (d *dedup) keep(n Notification) bool {
+	if n.Operation == "" {
+		return true // a plain event, not a property
+	}
+	key := n.Topic + "\x00" + flat(n.Source)
+	data := flat(n.Data)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	prev, seen := d.last[key]
+	d.last[key] = data
+	if n.Operation == "Initialized" && seen && prev == data {
+		return false
+	}
+	return true
+}
+
+func flat(m map[string]string) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	for _, k := range keys {
+		b.WriteString(k + "=" + m[k] + "\x00")
+	}
+	return b.String()
+}

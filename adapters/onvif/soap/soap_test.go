@@ -1,0 +1,256 @@
+package soap_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/use-go/onvif/device"
+
+	"github.com/osapgw/osapgw/adapters/onvif/soap"
+	sim "github.com/osapgw/osapgw/sim/onvif"
+)
+
+// startSim serves a simulated camera on 127.0.0.1 until the test ends.
+func startSim(t *testing.T, cfg sim.Config) *sim.Camera {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cam := sim.New(cfg)
+	cam.SetBase("http://" + ln.Addr().String())
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); _ = cam.Serve(ctx, ln) }()
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	return cam
+}
+
+type info = device.GetDeviceInformationResponse
+
+func TestAuthChosenFromChallenge(t *testing.T) {
+	tests := []struct {
+		name     string
+		auth     sim.Auth
+		password string // the client's
+		want     soap.Auth
+		wantErr  error
+	}{
+		{name: "digest MD5", auth: sim.AuthDigest, password: "secret", want: soap.AuthDigest},
+		{name: "digest SHA-256", auth: sim.AuthDigestSHA256, password: "secret", want: soap.AuthDigest},
+		{name: "usernametoken", auth: sim.AuthUsernameToken, password: "secret", want: soap.AuthUsernameToken},
+		{name: "none", auth: sim.AuthNone, password: "secret", want: soap.AuthNone},
+		{name: "digest wrong password", auth: sim.AuthDigest, password: "nope", wantErr: soap.ErrUnauthorized},
+		{name: "usernametoken wrong password", auth: sim.AuthUsernameToken, password: "nope", wantErr: soap.ErrUnauthorized},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cam := startSim(t, sim.Config{User: "admin", Password: "secret", Auth: tt.auth, Name: "Cam"})
+			c := soap.New(soap.Options{Username: "admin", Password: tt.password, Timeout: 5 * time.Second})
+			defer c.Close()
+			var got info
+			err := c.Call(context.Background(), cam.URL(), device.GetDeviceInformation{}, &got)
+			if tt.wantErr != nil {
+				if !errors.Is(err, tt.wantErr) {
+					t.Fatalf("Call = %v, want %v", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Call: %v", err)
+			}
+			if got.Model != "Cam" || got.Manufacturer == "" {
+				t.Errorf("GetDeviceInformation = %+v, want model Cam", got)
+			}
+			if c.Auth() != tt.want {
+				t.Errorf("Auth() = %v, want %v", c.Auth(), tt.want)
+			}
+			// A second call goes straight through with the same auth.
+			if err := c.Call(context.Background(), cam.URL(), device.GetDeviceInformation{}, &got); err != nil {
+				t.Fatalf("second Call: %v", err)
+			}
+		})
+	}
+}
+
+func TestUsernameTokenUsesClockOffset(t *testing.T) {
+	skew := 3 * time.Hour
+	cam := startSim(t, sim.Config{User: "admin", Password: "secret", Auth: sim.AuthUsernameToken, ClockSkew: skew})
+	c := soap.New(soap.Options{Username: "admin", Password: "secret"})
+	defer c.Close()
+	var got info
+	if err := c.Call(context.Background(), cam.URL(), device.GetDeviceInformation{}, &got); !errors.Is(err, soap.ErrUnauthorized) {
+		t.Fatalf("Call without clock offset = %v, want ErrUnauthorized (the camera is 3h ahead)", err)
+	}
+	c.SetClockOffset(skew)
+	if err := c.Call(context.Background(), cam.URL(), device.GetDeviceInformation{}, &got); err != nil {
+		t.Fatalf("Call with clock offset: %v", err)
+	}
+}
+
+func TestFaultIsAnError(t *testing.T) {
+	cam := startSim(t, sim.Config{Auth: sim.AuthNone})
+	cam.SetFaults(sim.Faults{SOAPFault: true})
+	c := soap.New(soap.Options{})
+	defer c.Close()
+	var got info
+	err := c.Call(context.Background(), cam.URL(), device.GetDeviceInformation{}, &got)
+	var f *soap.Fault
+	if !errors.As(err, &f) {
+		t.Fatalf("Call = %v (%T), want a *soap.Fault", err, err)
+	}
+	if f.Code != "env:Receiver" || f.Subcode != "ter:Action" || f.Reason != "simulated failure" {
+		t.Errorf("fault = %+v, want Receiver/ter:Action/simulated failure", f)
+	}
+}
+
+func TestMalformedAndStatus(t *testing.T) {
+	tests := []struct {
+		name   string
+		status int
+		body   string
+		check  func(error) bool
+	}{
+		{name: "not XML", status: 200, body: "<<garbage", check: func(err error) bool { return errors.Is(err, soap.ErrMalformed) }},
+		{name: "not an envelope", status: 200, body: "<html><body>hi</body></html>", check: func(err error) bool { return errors.Is(err, soap.ErrMalformed) }},
+		{name: "truncated", status: 200, body: `<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope"><s:Body><x>`, check: func(err error) bool { return errors.Is(err, soap.ErrMalformed) }},
+		{name: "HTTP 500 without fault", status: 500, body: "oops", check: func(err error) bool {
+			var se *soap.StatusError
+			return errors.As(err, &se) && se.Status == 500
+		}},
+		{name: "SOAP 1.1 fault", status: 500, body: `<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><s:Fault><faultcode>s:Client</faultcode><faultstring>bad</faultstring></s:Fault></s:Body></s:Envelope>`, check: func(err error) bool {
+			var f *soap.Fault
+			return errors.As(err, &f) && f.Code == "s:Client" && f.Reason == "bad"
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.WriteHeader(tt.status)
+				_, _ = w.Write([]byte(tt.body))
+			}))
+			defer srv.Close()
+			c := soap.New(soap.Options{})
+			defer c.Close()
+			var got info
+			err := c.Call(context.Background(), srv.URL, device.GetDeviceInformation{}, &got)
+			if !tt.check(err) {
+				t.Errorf("Call = %v (%T), not the error expected", err, err)
+			}
+		})
+	}
+}
+
+func TestContextEndsSlowCall(t *testing.T) {
+	cam := startSim(t, sim.Config{Auth: sim.AuthNone})
+	cam.SetFaults(sim.Faults{Slow: time.Minute})
+	c := soap.New(soap.Options{Timeout: time.Minute})
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	err := c.Call(ctx, cam.URL(), device.GetDeviceInformation{}, nil)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Call = %v, want context.DeadlineExceeded", err)
+	}
+	// The client's own timeout bounds a call whose context has none.
+	c2 := soap.New(soap.Options{Timeout: 100 * time.Millisecond})
+	defer c2.Close()
+	if err := c2.Call(context.Background(), cam.URL(), device.GetDeviceInformation{}, nil); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Call with client timeout = %v, want context.DeadlineExceeded", err)
+	}
+}
+
+func TestSnapshotGetWithDigest(t *testing.T) {
+	cam := startSim(t, sim.Config{User: "u", Password: "p", Auth: sim.AuthDigestSHA256})
+	c := soap.New(soap.Options{Username: "u", Password: "p"})
+	defer c.Close()
+	url := strings.TrimSuffix(cam.URL(), "/onvif/device_service") + "/snapshot.jpg"
+	data, err := c.Get(context.Background(), url, 1<<20)
+	if err != nil {
+		t.Fatalf("Get: %v", err)
+	}
+	if string(data) != string(cam.Snapshot()) {
+		t.Errorf("Get returned %d bytes, want the camera's %d", len(data), len(cam.Snapshot()))
+	}
+	if _, err := c.Get(context.Background(), url, 10); err == nil {
+		t.Error("Get with a 10-byte limit succeeded, want an error")
+	}
+}
+
+func TestDecodeEmptyBody(t *testing.T) {
+	f, err := soap.Decode([]byte(`<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope"><s:Body></s:Body></s:Envelope>`), nil)
+	if f != nil || err != nil {
+		t.Fatalf("Decode(empty body) = %v, %v, want nil, nil", f, err)
+	}
+}
+
+func FuzzDecode(f *testing.F) {
+	f.Add([]byte(`<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope"><s:Body><x><Model>m</Model></x></s:Body></s:Envelope>`))
+	f.Add([]byte(`<e:Envelope xmlns:e="x"><e:Body><e:Fault><e:Code><e:Value>a</e:Value><e:Subcode><e:Value>b</e:Value></e:Subcode></e:Code></e:Fault></e:Body></e:Envelope>`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var got info
+		fault, err := soap.Decode(data, &got)
+		if fault != nil && err != nil {
+			t.Fatalf("Decode returned both a fault and an error")
+		}
+	})
+}
+
+// A camera that answers 401 without any challenge gets UsernameToken.
+func TestUnauthorizedWithoutChallenge(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if !strings.Contains(string(body), "<wsse:Username>admin</wsse:Username>") {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		_, _ = io.WriteString(w, `<e:Envelope xmlns:e="http://www.w3.org/2003/05/soap-envelope"><e:Body><GetDeviceInformationResponse><Model>M</Model></GetDeviceInformationResponse></e:Body></e:Envelope>`)
+	}))
+	defer srv.Close()
+	c := soap.New(soap.Options{Username: "admin", Password: "pw"})
+	defer c.Close()
+	var got info
+	if err := c.Call(context.Background(), srv.URL, device.GetDeviceInformation{}, &got); err != nil || got.Model != "M" {
+		t.Fatalf("Call = %v, model %q", err, got.Model)
+	}
+	if c.Auth() != soap.AuthUsernameToken {
+		t.Errorf("Auth() = %v, want usernametoken", c.Auth())
+	}
+}
+
+func TestParseChallengeHeaders(t *testing.T) {
+	// Exercised through a server: several challenges in one header, the
+	// SHA-256 one preferred, quoted commas kept.
+	var seen []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if a := r.Header.Get("Authorization"); a != "" {
+			seen = append(seen, a)
+			p := soap.ParseAuthorization(a)
+			want := soap.DigestResponse(p["algorithm"], "admin", "a, b", "pw", r.Method, p["uri"], p["nonce"], p["nc"], p["cnonce"], p["qop"])
+			if p["response"] == want {
+				_, _ = io.WriteString(w, `<e:Envelope xmlns:e="http://www.w3.org/2003/05/soap-envelope"><e:Body/></e:Envelope>`)
+				return
+			}
+		}
+		w.Header().Set("WWW-Authenticate", `Basic realm="x", Digest realm="a, b", nonce="n1", qop="auth-int,auth", algorithm=MD5, Digest realm="a, b", nonce="n2", qop="auth", algorithm=SHA-256, opaque="o"`)
+		w.WriteHeader(http.StatusUnauthorized)
+	}))
+	defer srv.Close()
+	c := soap.New(soap.Options{Username: "admin", Password: "pw"})
+	defer c.Close()
+	if err := c.Call(context.Background(), srv.URL, device.GetDeviceInformation{}, nil); err != nil {
+		t.Fatalf("Call: %v (sent %q)", err, seen)
+	}
+	if len(seen) != 1 || !strings.Contains(seen[0], "algorithm=SHA-256") || !strings.Contains(seen[0], `nonce="n2"`) || !strings.Contains(seen[0], `opaque="o"`) {
+		t.Errorf("Authorization sent = %q, want the SHA-256 challenge answered", seen)
+	}
+}

@@ -1,0 +1,69 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+
+	"golang.org/x/sync/errgroup"
+
+	sim "github.com/osapgw/osapgw/sim/onvif"
+)
+
+func init() {
+	simulators["onvif"] = struct {
+		summary string
+		run     func(ctx context.Context, args []string, stdout, stderr io.Writer) error
+	}{summary: "simulated ONVIF cameras (device, media, PTZ, events)", run: runONVIF}
+}
+
+// runONVIF serves --count cameras on consecutive ports from --listen.
+func runONVIF(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("devsim onvif", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	listen := fs.String("listen", "127.0.0.1:8080", "address of the first camera; the others take the next ports")
+	count := fs.Int("count", 1, "number of cameras")
+	user := fs.String("user", "admin", "camera user")
+	password := fs.String("password", "admin", "camera password")
+	auth := fs.String("auth", "digest", "authentication: digest, digest-sha256, usernametoken, none")
+	motion := fs.Duration("motion-every", 0, "toggle each camera's motion alarm at this period (0: never)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	switch sim.Auth(*auth) {
+	case sim.AuthDigest, sim.AuthDigestSHA256, sim.AuthUsernameToken, sim.AuthNone:
+	default:
+		return fmt.Errorf("--auth %q: want digest, digest-sha256, usernametoken or none", *auth)
+	}
+	if *count < 1 {
+		return fmt.Errorf("--count %d: want at least 1", *count)
+	}
+	host, portStr, err := net.SplitHostPort(*listen)
+	if err != nil {
+		return fmt.Errorf("--listen: %w", err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil {
+		return fmt.Errorf("--listen: port %q: %w", portStr, err)
+	}
+	g, ctx := errgroup.WithContext(ctx)
+	for i := range *count {
+		addr := net.JoinHostPort(host, strconv.Itoa(port+i))
+		if port == 0 {
+			addr = net.JoinHostPort(host, "0")
+		}
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return fmt.Errorf("listen %s: %w", addr, err)
+		}
+		cam := sim.New(sim.Config{Name: fmt.Sprintf("SimCam %d", i+1), Serial: fmt.Sprintf("SIM-%04d", i+1),
+			User: *user, Password: *password, Auth: sim.Auth(*auth), MotionEvery: *motion})
+		cam.SetBase("http://" + ln.Addr().String())
+		fmt.Fprintf(stdout, "camera %d: %s\n", i+1, cam.URL())
+		g.Go(func() error { return cam.Serve(ctx, ln) })
+	}
+	return g.Wait()
+}
