@@ -13,11 +13,11 @@ import (
 // The lead folds this under `osapgw discover modbus` once the discover
 // dispatcher exists; until then it is its own command.
 func init() {
-	commands["discover-modbus"] = command{summary: "list the Modbus unit ids that answer on a link", run: runDiscoverModbus}
+	discoverers["modbus"] = command{summary: "list the Modbus unit ids that answer on a link", run: runDiscoverModbus}
 }
 
 func runDiscoverModbus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("discover-modbus", "URL [--units 1-247] [--timeout 500ms]\n\n"+
+	fs := newFlags("discover modbus", "URL [--units 1-247] [--timeout 500ms]\n\n"+
 		"URL is tcp://HOST[:PORT], rtu:///dev/PORT or ascii:///dev/PORT (serial settings in the query:\n"+
 		"rtu:///dev/ttyUSB0?baud=19200&parity=E&data_bits=8&stop_bits=1).", stderr)
 	unitsFlag := fs.String("units", "1-247", "unit ids to probe: N, N-M, comma-separated")

@@ -24,14 +24,14 @@ func TestDiscoverModbus(t *testing.T) {
 		<-done
 	}()
 	var out, errOut bytes.Buffer
-	code := dispatch(context.Background(), []string{"discover-modbus", "tcp://" + ln.Addr().String(), "--units", "1-6"}, &out, &errOut)
+	code := dispatch(context.Background(), []string{"discover", "modbus", "tcp://" + ln.Addr().String(), "--units", "1-6"}, &out, &errOut)
 	if code != 0 {
-		t.Fatalf("discover-modbus = %d, stderr %q", code, errOut.String())
+		t.Fatalf("discover modbus = %d, stderr %q", code, errOut.String())
 	}
 	if want := "unit 2\tregisters\nunit 5\tregisters\n"; out.String() != want {
 		t.Fatalf("stdout = %q, want %q", out.String(), want)
 	}
-	if code := dispatch(context.Background(), []string{"discover-modbus"}, &out, &errOut); code != 2 {
-		t.Fatalf("discover-modbus without URL = %d, want 2", code)
+	if code := dispatch(context.Background(), []string{"discover", "modbus"}, &out, &errOut); code != 2 {
+		t.Fatalf("discover modbus without URL = %d, want 2", code)
 	}
 }

@@ -10,13 +10,13 @@ import (
 )
 
 func init() {
-	commands["discover-onvif"] = command{summary: "find ONVIF cameras (WS-Discovery) and print [[device]] blocks", run: runDiscoverONVIF}
+	discoverers["onvif"] = command{summary: "find ONVIF cameras (WS-Discovery) and print [[device]] blocks", run: runDiscoverONVIF}
 }
 
 // runDiscoverONVIF sends a WS-Discovery probe and prints a ready-to-paste
 // [[device]] block per camera that answers. It needs no credentials.
 func runDiscoverONVIF(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("discover-onvif", "[-iface NAME] [-timeout 3s]", stderr)
+	fs := newFlags("discover onvif", "[-iface NAME] [-timeout 3s]", stderr)
 	iface := fs.String("iface", "", "network interface to probe on (default: the route's choice)")
 	timeout := fs.Duration("timeout", 3*time.Second, "how long to wait for answers")
 	if err := parseFlags(fs, args); err != nil {

@@ -16,10 +16,10 @@ func TestDiscoverONVIFFlags(t *testing.T) {
 		wantCode   int
 		wantStderr string
 	}{
-		{name: "help", args: []string{"discover-onvif", "-h"}, wantCode: 0, wantStderr: "-iface"},
-		{name: "zero timeout", args: []string{"discover-onvif", "-timeout", "0s"}, wantCode: 2, wantStderr: "usage: osapgw discover-onvif"},
-		{name: "extra argument", args: []string{"discover-onvif", "eth0"}, wantCode: 2, wantStderr: "usage: osapgw discover-onvif"},
-		{name: "unknown interface", args: []string{"discover-onvif", "-iface", "no-such-if0"}, wantCode: 1, wantStderr: `interface "no-such-if0"`},
+		{name: "help", args: []string{"discover", "onvif", "-h"}, wantCode: 0, wantStderr: "-iface"},
+		{name: "zero timeout", args: []string{"discover", "onvif", "-timeout", "0s"}, wantCode: 2, wantStderr: "usage: osapgw discover onvif"},
+		{name: "extra argument", args: []string{"discover", "onvif", "eth0"}, wantCode: 2, wantStderr: "usage: osapgw discover onvif"},
+		{name: "unknown interface", args: []string{"discover", "onvif", "-iface", "no-such-if0"}, wantCode: 1, wantStderr: `interface "no-such-if0"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

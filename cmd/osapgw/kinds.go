@@ -2,5 +2,7 @@ package main
 
 // The adapter kinds this daemon ships; each registers itself.
 import (
+	_ "github.com/osapgw/osapgw/adapters/modbus"
+	_ "github.com/osapgw/osapgw/adapters/onvif"
 	_ "github.com/osapgw/osapgw/adapters/synthetic"
 )
