@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/osapgw/osapgw/model"
 )
@@ -138,5 +139,19 @@ func EmitEvents(sink Sink, dev string, evs []model.EventOccurrence) {
 	}
 	for _, ev := range evs {
 		sink.Event(dev, ev)
+	}
+}
+
+// PollObserver is implemented by sinks that keep per-device poll metrics.
+// Adapters that poll call ObservePoll once per poll cycle.
+type PollObserver interface {
+	Polled(dev string, took time.Duration, err error)
+}
+
+// ObservePoll reports one poll cycle of dev to sink when it keeps poll
+// metrics: how long it took and its error (nil when the device answered).
+func ObservePoll(sink Sink, dev string, took time.Duration, err error) {
+	if o, ok := sink.(PollObserver); ok {
+		o.Polled(dev, took, err)
 	}
 }

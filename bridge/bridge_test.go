@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/osapgw/osapgw/adapters"
 	"github.com/osapgw/osapgw/model"
 	"github.com/osapgw/osapgw/osap"
@@ -505,4 +507,24 @@ func TestApplyReload(t *testing.T) {
 	a2 := newFakeAdapter("a")
 	h.b.Apply([]Spec{spec(a2, "v2"), spec(c, "v1")})
 	<-a2.running
+}
+
+func TestPolledMetrics(t *testing.T) {
+	h := newHarness(t, Config{}, "boiler-1")
+	h.b.Polled("boiler-1", 20*time.Millisecond, nil)
+	h.b.Polled("boiler-1", time.Second, errors.New("timeout"))
+	h.b.Polled("unknown", time.Second, nil) // ignored
+	m := h.b.cfg.Metrics
+	if got := testutil.ToFloat64(m.Polls.WithLabelValues("boiler-1", "ok")); got != 1 {
+		t.Errorf("ok polls = %v, want 1", got)
+	}
+	if got := testutil.ToFloat64(m.Polls.WithLabelValues("boiler-1", "error")); got != 1 {
+		t.Errorf("failed polls = %v, want 1", got)
+	}
+	if n := testutil.CollectAndCount(m.PollDuration); n != 1 {
+		t.Errorf("poll duration series = %d, want 1 (unknown devices are not counted)", n)
+	}
+	if st := h.b.Devices()[0]; st.LastPoll.IsZero() {
+		t.Errorf("status has no last poll time: %+v", st)
+	}
 }

@@ -28,6 +28,7 @@ type device struct {
 	known     bool // online has been reported at least once
 	lastErr   string
 	lastData  time.Time
+	lastPoll  time.Time
 	reports   uint64
 }
 
@@ -176,6 +177,7 @@ type DeviceStatus struct {
 	Name      string    `json:"name,omitempty"`
 	State     string    `json:"state"`
 	LastData  time.Time `json:"last_data,omitzero"`
+	LastPoll  time.Time `json:"last_poll,omitzero"`
 	Reports   uint64    `json:"reports"`
 	LastError string    `json:"last_error,omitempty"`
 }
@@ -190,7 +192,7 @@ func (d *device) status() DeviceStatus {
 	case d.known:
 		state = "offline"
 	}
-	return DeviceStatus{ID: d.spec.ID, Kind: d.spec.Kind, Name: d.spec.Name, State: state, LastData: d.lastData, Reports: d.reports, LastError: d.lastErr}
+	return DeviceStatus{ID: d.spec.ID, Kind: d.spec.Kind, Name: d.spec.Name, State: state, LastData: d.lastData, LastPoll: d.lastPoll, Reports: d.reports, LastError: d.lastErr}
 }
 
 // handle carries out a downlink request on the device. The model is
@@ -331,4 +333,21 @@ func (b *Bridge) Devices() []DeviceStatus {
 		}
 	}
 	return out
+}
+
+// Polled implements adapters.PollObserver.
+func (b *Bridge) Polled(dev string, took time.Duration, err error) {
+	d := b.device(dev)
+	if d == nil {
+		return
+	}
+	d.mu.Lock()
+	d.lastPoll = b.cfg.Now()
+	d.mu.Unlock()
+	result := "ok"
+	if err != nil {
+		result = "error"
+	}
+	b.cfg.Metrics.Polls.WithLabelValues(dev, result).Inc()
+	b.cfg.Metrics.PollDuration.WithLabelValues(dev).Observe(took.Seconds())
 }

@@ -10,6 +10,8 @@ type Metrics struct {
 	DeviceOnline    *prometheus.GaugeVec
 	DeviceReports   *prometheus.CounterVec
 	DeviceErrors    *prometheus.CounterVec
+	Polls           *prometheus.CounterVec
+	PollDuration    *prometheus.HistogramVec
 	MessagesOut     *prometheus.CounterVec
 	MessagesIn      *prometheus.CounterVec
 	EventsCaptured  prometheus.Counter
@@ -30,6 +32,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		DeviceErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "osapgw_device_errors_total", Help: "Errors of the sub-device: failed describes, adapter stops, offline reports.",
 		}, []string{"device"}),
+		Polls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "osapgw_device_polls_total", Help: "Poll cycles of the sub-device, by result (ok, error).",
+		}, []string{"device", "result"}),
+		PollDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "osapgw_device_poll_duration_seconds", Help: "How long a poll cycle of the sub-device took.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+		}, []string{"device"}),
 		MessagesOut: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "osapgw_upstream_messages_out_total", Help: "Business messages handed to the upstream session, by type.",
 		}, []string{"type"}),
@@ -47,7 +56,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.DeviceOnline, m.DeviceReports, m.DeviceErrors, m.MessagesOut, m.MessagesIn,
+		reg.MustRegister(m.DeviceOnline, m.DeviceReports, m.DeviceErrors, m.Polls, m.PollDuration, m.MessagesOut, m.MessagesIn,
 			m.EventsCaptured, m.EventsDelivered, m.EventsLost)
 	}
 	return m
@@ -57,5 +66,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 func (m *Metrics) forget(id string) {
 	m.DeviceReports.DeleteLabelValues(id)
 	m.DeviceErrors.DeleteLabelValues(id)
+	m.PollDuration.DeleteLabelValues(id)
+	m.Polls.DeletePartialMatch(prometheus.Labels{"device": id})
 	m.DeviceOnline.DeletePartialMatch(prometheus.Labels{"device": id})
 }

@@ -364,6 +364,7 @@ func (a *Adapter) Run(ctx context.Context, sink adapters.Sink) error {
 				}
 			}
 		}
+		adapters.ObservePoll(sink, a.dev.id, time.Since(now), pollErr)
 		for res, vs := range values {
 			sink.Attributes(a.dev.id, res, vs)
 		}

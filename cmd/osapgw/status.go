@@ -62,9 +62,9 @@ func printStatus(w io.Writer, st gateway.Status, now time.Time) {
 	}
 	fmt.Fprintf(w, "outbox    %d events, %d bytes, oldest %.0fs, %d dropped\n\n", st.Outbox.Events, st.Outbox.Bytes, st.Outbox.OldestAgeSecs, st.Outbox.Dropped)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "DEVICE\tKIND\tSTATE\tLAST DATA\tREPORTS\tLAST ERROR")
+	fmt.Fprintln(tw, "DEVICE\tKIND\tSTATE\tLAST POLL\tLAST DATA\tREPORTS\tLAST ERROR")
 	for _, d := range st.Devices {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", d.ID, d.Kind, d.State, ago(now, d.LastData), d.Reports, orDash(d.LastError))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", d.ID, d.Kind, d.State, ago(now, d.LastPoll), ago(now, d.LastData), d.Reports, orDash(d.LastError))
 	}
 	tw.Flush()
 }
