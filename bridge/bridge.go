@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -40,6 +41,16 @@ type Outbox interface {
 type ValueStore interface {
 	PutValues(dev, resource string, values map[string]model.Value) error
 	DrainValues(fn func(dev, resource string, values map[string]model.Value) error) error
+}
+
+// topologyStore remembers which sub-devices the platform was told about,
+// so devices removed from the configuration while the daemon was stopped
+// are removed from the platform at the next connection (store.Store).
+// It is optional: a ValueStore without it only removes devices taken out
+// by a reload.
+type topologyStore interface {
+	Announced() ([]string, error)
+	SetAnnounced(ids []string) error
 }
 
 // Spec is one sub-device to run.
@@ -216,6 +227,39 @@ func (b *Bridge) Apply(specs []Spec) {
 	b.order = order
 	if len(b.removed) > 0 && b.up != nil && b.up.Connected() {
 		b.sendRemovedLocked()
+	}
+	b.recordAnnouncedLocked()
+}
+
+// recordAnnouncedLocked stores the configured device ids once no removal
+// is waiting to be sent.
+func (b *Bridge) recordAnnouncedLocked() {
+	tp, ok := b.vals.(topologyStore)
+	if !ok || len(b.removed) > 0 {
+		return
+	}
+	if err := tp.SetAnnounced(append([]string(nil), b.order...)); err != nil {
+		b.log.Warn("record the announced sub-devices", "err", err)
+	}
+}
+
+// forgottenLocked adds to b.removed the devices the platform was told
+// about before and that are no longer configured.
+func (b *Bridge) forgottenLocked() {
+	tp, ok := b.vals.(topologyStore)
+	if !ok {
+		return
+	}
+	prev, err := tp.Announced()
+	if err != nil {
+		b.log.Warn("read the announced sub-devices", "err", err)
+		return
+	}
+	for _, id := range prev {
+		if _, configured := b.devices[id]; configured || slices.Contains(b.removed, id) {
+			continue
+		}
+		b.removed = append(b.removed, id)
 	}
 }
 
@@ -426,9 +470,11 @@ func (b *Bridge) sendTopology() {
 			offline = append(offline, id)
 		}
 	}
+	b.forgottenLocked()
 	if len(b.removed) > 0 {
 		b.sendRemovedLocked()
 	}
+	b.recordAnnouncedLocked()
 	b.mu.Unlock()
 	for i := 0; i < len(models); i += b.cfg.TopoBatch {
 		batch := models[i:min(i+b.cfg.TopoBatch, len(models))]

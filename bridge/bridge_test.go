@@ -528,3 +528,28 @@ func TestPolledMetrics(t *testing.T) {
 		t.Errorf("status has no last poll time: %+v", st)
 	}
 }
+
+// TestRemovedWhileStopped: a device the platform knew from an earlier run
+// and that is no longer configured is removed at the next connection.
+func TestRemovedWhileStopped(t *testing.T) {
+	h := newHarness(t, Config{}, "a")
+	if err := h.st.SetAnnounced([]string{"a", "gone"}); err != nil {
+		t.Fatal(err)
+	}
+	h.connect()
+	rms := h.up.messages(osap.TypeTopoRemove)
+	if len(rms) != 1 {
+		t.Fatalf("%d topo.remove messages, want 1", len(rms))
+	}
+	var body osap.DeviceList
+	if err := json.Unmarshal(rms[0].body, &body); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(body.Devices, []string{"gone"}) {
+		t.Errorf("topo.remove = %v, want [gone]", body.Devices)
+	}
+	ids, err := h.st.Announced()
+	if err != nil || !slices.Equal(ids, []string{"a"}) {
+		t.Errorf("announced after connecting = %v, %v, want [a]", ids, err)
+	}
+}

@@ -46,3 +46,29 @@ func TestAppendBatch(t *testing.T) {
 		t.Fatal("AppendBatch of an oversized event succeeded")
 	}
 }
+
+func TestAnnounced(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state", "a.db")
+	s, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ids, err := s.Announced(); err != nil || len(ids) != 0 {
+		t.Fatalf("Announced() on a new store = %v, %v, want none", ids, err)
+	}
+	if err := s.SetAnnounced([]string{"a", "b"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err = Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ids, err := s.Announced()
+	if err != nil || len(ids) != 2 || ids[0] != "a" || ids[1] != "b" {
+		t.Fatalf("Announced() after reopening = %v, %v, want [a b]", ids, err)
+	}
+}
