@@ -44,6 +44,18 @@ func (c *Config) VerificationCode() (string, error) {
 	return code, nil
 }
 
+// Warnings returns what is valid but will keep the gateway from doing its
+// whole job: today, a verification code file that does not exist yet (a
+// box not yet provisioned: it runs its devices and keeps their events, and
+// connects to the platform once the file is there).
+func (c *Config) Warnings() []string {
+	var w []string
+	if _, err := os.Stat(c.Gateway.VerificationCodeFile); errors.Is(err, fs.ErrNotExist) {
+		w = append(w, fmt.Sprintf("gateway.verification_code_file: %s does not exist yet: the gateway will not connect to the platform until it does (write the code from the box label there, mode 0600)", c.Gateway.VerificationCodeFile))
+	}
+	return w
+}
+
 // Build parses the device's section with its kind and returns the adapter.
 // Errors name the device (the kind's own errors name the field).
 func (d Device) Build(env adapters.Env) (adapters.Adapter, error) {
@@ -75,8 +87,8 @@ func (d Device) placed(err error) error {
 // as its kind parses it. It returns every problem found, joined.
 func (c *Config) Check(env func(Device) adapters.Env) error {
 	var errs []error
-	if _, err := c.VerificationCode(); err != nil {
-		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission) {
+	if _, err := c.VerificationCode(); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if errors.Is(err, fs.ErrPermission) {
 			err = fmt.Errorf("%w (unreadable)", err)
 		}
 		errs = append(errs, fmt.Errorf("%s: %w", c.Path, err))

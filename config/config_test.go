@@ -161,8 +161,11 @@ func TestCheckSecretFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	env := func(Device) adapters.Env { return adapters.Env{} }
-	if err := c.Check(env); err == nil || !strings.Contains(err.Error(), "no such file") {
-		t.Errorf("Check() with no code file = %v, want an unreadable error", err)
+	if err := c.Check(env); err != nil {
+		t.Errorf("Check() with no code file yet = %v, want nil (a box not yet provisioned)", err)
+	}
+	if w := c.Warnings(); len(w) != 1 || !strings.Contains(w[0], "does not exist yet") {
+		t.Errorf("Warnings() with no code file = %q, want one about provisioning", w)
 	}
 	if err := os.WriteFile(code, []byte("ABCDEF\n"), 0o644); err != nil {
 		t.Fatal(err)

@@ -10,6 +10,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -62,10 +63,6 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 		opts.Logger = slog.Default()
 	}
 	log := opts.Logger
-	code, err := cfg.VerificationCode()
-	if err != nil {
-		return nil, err
-	}
 	suites, err := cfg.Upstream.SuiteSet()
 	if err != nil {
 		return nil, fmt.Errorf("upstream.suites: %w", err)
@@ -85,19 +82,22 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 	if !useTLS {
 		lbsTLS = nil
 	}
-	client, err := osap.NewClient(osap.ClientConfig{
-		Addr:             addr,
-		TLS:              lbsTLS,
-		Serial:           cfg.Gateway.Serial,
-		VerificationCode: code,
-		ShareKeyDomain:   cfg.Gateway.ShareKeyDomain,
-		Suites:           suites,
-		AllowLegacy:      cfg.Upstream.AllowLegacyCiphers,
-		DeviceInfo:       osap.DeviceInfo{Model: cfg.Gateway.Model, Firmware: version.Version, Kind: "gateway"},
-		Logger:           log.With("component", "lbs"),
-	})
-	if err != nil {
-		return nil, fmt.Errorf("osap client: %w", err)
+	auth := &provisioned{cfg: cfg, base: osap.ClientConfig{
+		Addr:           addr,
+		TLS:            lbsTLS,
+		Serial:         cfg.Gateway.Serial,
+		ShareKeyDomain: cfg.Gateway.ShareKeyDomain,
+		Suites:         suites,
+		AllowLegacy:    cfg.Upstream.AllowLegacyCiphers,
+		DeviceInfo:     osap.DeviceInfo{Model: cfg.Gateway.Model, Firmware: version.Version, Kind: "gateway"},
+		Logger:         log.With("component", "lbs"),
+	}}
+	if _, err := auth.client(); err != nil {
+		if !errors.Is(err, fs.ErrNotExist) {
+			return nil, err
+		}
+		log.Warn("not provisioned: the gateway runs its devices and keeps their events, and connects to the platform once the verification code file exists",
+			"file", cfg.Gateway.VerificationCodeFile)
 	}
 	st, err := store.Open(cfg.Store.Path, store.Options{
 		MaxBytes: int64(cfg.Store.MaxBytes),
@@ -121,7 +121,7 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 		TLS:          tlsCfg,
 		AttributeQoS: byte(cfg.Upstream.AttributeQoS),
 		Logger:       log.With("component", "upstream"),
-	}, client, credStore{st}, g.bridge)
+	}, auth, credStore{st}, g.bridge)
 	g.bridge.SetUpstream(g.session)
 	g.registerMetrics(reg)
 	g.bridge.Apply(specs(cfg, log))
@@ -270,4 +270,46 @@ func (c credStore) LoadCredentials() (osap.Credentials, bool, error) {
 func (c credStore) SaveCredentials(cr osap.Credentials) error {
 	return c.st.SaveCredentials(store.Credentials{DevID: cr.DevID, MasterKey: cr.MasterKey, Suite: uint8(cr.Suite), SessionKey: cr.SessionKey,
 		Lifetime: cr.Lifetime, SessionExpiry: cr.SessionExpiry, DASAddress: cr.DASAddress})
+}
+
+// provisioned authenticates with the LBS once the box is provisioned: it
+// reads the verification code at each authentication, so a code file
+// written after the daemon started is picked up at the next attempt, and
+// a missing one fails the attempt without dialling anywhere.
+type provisioned struct {
+	cfg  *config.Config
+	base osap.ClientConfig
+
+	mu   sync.Mutex
+	code string
+	c    *osap.Client
+}
+
+func (p *provisioned) client() (*osap.Client, error) {
+	code, err := p.cfg.VerificationCode()
+	if err != nil {
+		return nil, fmt.Errorf("not provisioned: %w", err)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.c != nil && code == p.code {
+		return p.c, nil
+	}
+	cc := p.base
+	cc.VerificationCode = code
+	c, err := osap.NewClient(cc)
+	if err != nil {
+		return nil, fmt.Errorf("osap client: %w", err)
+	}
+	p.code, p.c = code, c
+	return c, nil
+}
+
+// Authenticate implements upstream.Authenticator.
+func (p *provisioned) Authenticate(ctx context.Context, stored *osap.Credentials) (osap.Credentials, error) {
+	c, err := p.client()
+	if err != nil {
+		return osap.Credentials{}, err
+	}
+	return c.Authenticate(ctx, stored)
 }

@@ -272,3 +272,57 @@ every = "50ms"
 		t.Errorf("/status = %+v", st)
 	}
 }
+
+// TestNotProvisioned: with no verification code file the gateway runs its
+// devices, keeps their events and dials nowhere; once the file appears it
+// registers and delivers them.
+func TestNotProvisioned(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end; skipped with -short")
+	}
+	dir := t.TempDir()
+	log := testLogger(t)
+	emu, err := platform.NewEmulator(platform.EmulatorConfig{StateDir: filepath.Join(dir, "platform"), Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	emu.Registry.Add("GW-PROV", "ABCDEF")
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	wg.Add(1)
+	go func() { defer wg.Done(); _ = emu.Run(ctx) }()
+	code := filepath.Join(dir, "code")
+	text := fmt.Sprintf("[gateway]\nserial = \"GW-PROV\"\nverification_code_file = %q\n[upstream]\nlbs = \"tcp://%s\"\n[store]\npath = %q\n[http]\nlisten = \"off\"\n[[device]]\nid = \"p1\"\nkind = \"loop\"\n",
+		code, emu.LBSAddr(), filepath.Join(dir, "state", "osapgw.db"))
+	cfg, err := config.Parse("prov.toml", []byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw, err := New(cfg, Options{Logger: log})
+	if err != nil {
+		t.Fatalf("New() without a code file = %v, want a gateway that waits to be provisioned", err)
+	}
+	wg.Add(1)
+	go func() { defer wg.Done(); _ = gw.Run(ctx) }()
+	v, ok := loops.Load("p1")
+	for !ok {
+		time.Sleep(10 * time.Millisecond)
+		v, ok = loops.Load("p1")
+	}
+	a := v.(*loopAdapter)
+	a.events <- model.EventOccurrence{Resource: "main", Event: "tick", At: time.Now()}
+	waitFor(t, "the event in the outbox", 10*time.Second, func() bool { return gw.Status().Outbox.Events == 1 })
+	waitFor(t, "an authentication attempt to fail", 10*time.Second, func() bool {
+		return strings.Contains(gw.Status().Upstream.LastError, "not provisioned")
+	})
+	if n := len(emu.DAS[0].Devices()); n != 0 {
+		t.Fatalf("the platform knows %d gateways before provisioning, want 0", n)
+	}
+	if err := os.WriteFile(code, []byte("ABCDEF\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "registration once provisioned", 30*time.Second, func() bool { return gw.session.Connected() })
+	waitFor(t, "the kept event at the platform", 10*time.Second, func() bool { return gw.Status().Outbox.Events == 0 })
+}

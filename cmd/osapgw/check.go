@@ -36,6 +36,9 @@ func runCheck(_ context.Context, args []string, stdout, stderr io.Writer) error 
 		return errors.New("configuration is not valid")
 	}
 	printSummary(stdout, cfg)
+	for _, w := range cfg.Warnings() {
+		fmt.Fprintf(stdout, "\nwarning: %s\n", w)
+	}
 	return nil
 }
 

@@ -20,7 +20,7 @@ func TestCheckReportsEveryProblem(t *testing.T) {
 		`testdata/bad.toml:8: unknown key "upstream.colour"`,
 		`testdata/bad.toml:12: device "a": kind: unknown kind "nosuchkind"`,
 		`testdata/bad.toml:14: device "a": duplicate id (first at line 10)`,
-		`gateway.verification_code_file`,
+		`gateway.verification_code_file: testdata/public-code has mode 0644, readable by others; run: chmod 0600 testdata/public-code`,
 	} {
 		if !strings.Contains(errOut.String(), want) {
 			t.Errorf("check output lacks %q; got:\n%s", want, errOut.String())
