@@ -36,7 +36,7 @@ func (s *Store) maybeCompact() {
 		return
 	}
 	s.stmu.Lock()
-	live := s.state.bytes + 1<<20
+	live := s.state.bytes + s.otherLive + 1<<20
 	s.stmu.Unlock()
 	if size < s.opts.compactMinBytes || size < 2*live {
 		return
@@ -51,6 +51,9 @@ func (s *Store) maybeCompact() {
 // is intact and Open removes the leftover; after the rename, the new file
 // is complete. Runs on the committer goroutine only.
 func (s *Store) compact() error {
+	if s.dead != nil {
+		return s.dead
+	}
 	start := time.Now()
 	before, _ := s.fileSize()
 	tmp := s.path + compactSuffix
@@ -95,6 +98,12 @@ func (s *Store) compact() error {
 	}
 	s.db = db
 	after, _ := s.fileSize()
+	// What the compacted file holds beyond the outbox (values,
+	// credentials, bbolt's own pages) counts as live from now on, so that
+	// a large values bucket does not trigger a compaction every check.
+	s.stmu.Lock()
+	s.otherLive = max(0, after-s.state.bytes)
+	s.stmu.Unlock()
 	s.log.Info("compacted store", "bytes_before", before, "bytes_after", after, "duration_seconds", time.Since(start).Seconds())
 	return nil
 }

@@ -106,6 +106,10 @@
 // (a box without a real-time clock, before NTP) may be dropped as old, or
 // kept too long.
 //
+// On 32-bit systems MaxBytes is limited to 512 MiB: bbolt maps the file,
+// which may grow to twice the live data before compaction, and compaction
+// maps a second file, all in 2 GiB of address space.
+//
 // Open reads the whole file to check it: about a second per few hundred
 // MiB on a small board. Memory: bbolt maps the file (up to 2 GiB on 32-bit
 // ARM, which the default MaxBytes keeps far from); the Go heap stays flat
