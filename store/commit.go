@@ -75,7 +75,7 @@ func (s *Store) commitLoop() {
 	defer close(s.done)
 	tick := time.NewTicker(s.opts.tick)
 	defer tick.Stop()
-	s.lastCompactAt = time.Now()
+	s.nextCompactCheck = time.Now().Add(s.opts.compactEvery)
 	batch := make([]*request, 0, maxBatch)
 	linger := &lingerState{timer: time.NewTimer(time.Hour)}
 	linger.timer.Stop()
@@ -87,7 +87,9 @@ func (s *Store) commitLoop() {
 			batch = append(batch, r)
 		case <-tick.C:
 			s.expire()
-			s.maybeCompact()
+			if !time.Now().Before(s.nextCompactCheck) {
+				s.maybeCompact()
+			}
 			continue
 		case <-s.quit:
 			for {
@@ -117,7 +119,7 @@ func (s *Store) commitLoop() {
 		// into two alternating groups. Alone, a writer never waits.
 		linger.d = min(time.Since(start)/2, maxLinger)
 		linger.want = len(batch)
-		if time.Since(s.lastCompactAt) >= s.opts.compactEvery {
+		if !time.Now().Before(s.nextCompactCheck) {
 			s.maybeCompact()
 		}
 	}

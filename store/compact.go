@@ -15,6 +15,10 @@ import (
 // the store.
 const compactSuffix = ".compact"
 
+// compactRetry is how long the committer waits after a failed compaction
+// (say, on a full disk) before it tries again.
+const compactRetry = 10 * time.Minute
+
 // compactTxBytes bounds each transaction of the copy, to bound memory.
 const compactTxBytes = 4 << 20
 
@@ -29,7 +33,7 @@ func (s *Store) Compact(ctx context.Context) error {
 
 // maybeCompact compacts when the file is well past its live data.
 func (s *Store) maybeCompact() {
-	s.lastCompactAt = time.Now()
+	s.nextCompactCheck = time.Now().Add(s.opts.compactEvery)
 	size, err := s.fileSize()
 	if err != nil {
 		s.log.Warn("stat store file", "err", err)
@@ -42,7 +46,9 @@ func (s *Store) maybeCompact() {
 		return
 	}
 	if err := s.compact(); err != nil {
-		s.log.Warn("compaction failed; the store goes on with the uncompacted file", "err", err)
+		s.nextCompactCheck = time.Now().Add(compactRetry)
+		s.log.Warn("compaction failed; the store goes on with the uncompacted file",
+			"err", err, "retry_in_seconds", compactRetry.Seconds())
 	}
 }
 

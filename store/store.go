@@ -110,9 +110,9 @@ type Store struct {
 	commits, commitReqs, commitNanos atomic.Int64
 
 	// Owned by the committer goroutine.
-	overflowing   bool
-	episodeDrops  uint64
-	lastCompactAt time.Time
+	overflowing      bool
+	episodeDrops     uint64
+	nextCompactCheck time.Time
 }
 
 // state is the outbox's bookkeeping, kept in memory and in the meta bucket.
