@@ -128,6 +128,9 @@ func TestCrash(t *testing.T) {
 	t.Logf("seed %d (rerun with STORE_SEED)", seed)
 	rng := rand.New(rand.NewPCG(seed, 0))
 	rounds := 25
+	if testing.Short() {
+		rounds = 20 // the least the issue asks for
+	}
 	if v := envUint("STORE_CRASH_ROUNDS"); v != 0 {
 		rounds = int(v)
 	}
