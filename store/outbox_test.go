@@ -248,7 +248,7 @@ func TestAgeExpiryWithoutAppends(t *testing.T) {
 	clock := &fakeClock{now: time.Unix(1764150000, 0)}
 	s, _ := mustOpen(t, Options{MaxAge: time.Hour, Now: clock.Now, tick: time.Millisecond})
 	appendN(t, s, "d", 3) // At is the real time: about now
-	clock.now = time.Now().Add(2 * time.Hour)
+	clock.Set(time.Now().Add(2 * time.Hour))
 	// The committer's ticker expires them; wait for it (no timing asserted).
 	for s.Stats().Count != 0 {
 		time.Sleep(time.Millisecond)
