@@ -15,6 +15,10 @@ import (
 // the store.
 const compactSuffix = ".compact"
 
+// compactRetry is how long the committer waits after a failed compaction
+// (say, on a full disk) before it tries again.
+const compactRetry = 10 * time.Minute
+
 // compactTxBytes bounds each transaction of the copy, to bound memory.
 const compactTxBytes = 4 << 20
 
@@ -29,20 +33,22 @@ func (s *Store) Compact(ctx context.Context) error {
 
 // maybeCompact compacts when the file is well past its live data.
 func (s *Store) maybeCompact() {
-	s.lastCompactAt = time.Now()
+	s.nextCompactCheck = time.Now().Add(s.opts.compactEvery)
 	size, err := s.fileSize()
 	if err != nil {
 		s.log.Warn("stat store file", "err", err)
 		return
 	}
 	s.stmu.Lock()
-	live := s.state.bytes + 1<<20
+	live := s.state.bytes + s.otherLive + 1<<20
 	s.stmu.Unlock()
 	if size < s.opts.compactMinBytes || size < 2*live {
 		return
 	}
 	if err := s.compact(); err != nil {
-		s.log.Warn("compaction failed; the store goes on with the uncompacted file", "err", err)
+		s.nextCompactCheck = time.Now().Add(compactRetry)
+		s.log.Warn("compaction failed; the store goes on with the uncompacted file",
+			"err", err, "retry_in_seconds", compactRetry.Seconds())
 	}
 }
 
@@ -51,6 +57,9 @@ func (s *Store) maybeCompact() {
 // is intact and Open removes the leftover; after the rename, the new file
 // is complete. Runs on the committer goroutine only.
 func (s *Store) compact() error {
+	if s.dead != nil {
+		return s.dead
+	}
 	start := time.Now()
 	before, _ := s.fileSize()
 	tmp := s.path + compactSuffix
@@ -95,6 +104,12 @@ func (s *Store) compact() error {
 	}
 	s.db = db
 	after, _ := s.fileSize()
+	// What the compacted file holds beyond the outbox (values,
+	// credentials, bbolt's own pages) counts as live from now on, so that
+	// a large values bucket does not trigger a compaction every check.
+	s.stmu.Lock()
+	s.otherLive = max(0, after-s.state.bytes)
+	s.stmu.Unlock()
 	s.log.Info("compacted store", "bytes_before", before, "bytes_after", after, "duration_seconds", time.Since(start).Seconds())
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +13,8 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/osapgw/osapgw/model"
 )
 
 func TestOpenCreatesPrivateFile(t *testing.T) {
@@ -144,13 +147,17 @@ func TestOpenDamagedFileStartsAfresh(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			path := newPath(t)
 			tt.damage(t, path)
-			s, err := Open(path, Options{Logger: quietLogger(t)})
+			h := &countHandler{counts: map[slog.Level]int{}}
+			s, err := Open(path, Options{Logger: slog.New(h)})
 			if err != nil {
 				t.Fatalf("Open(damaged) = %v, want a fresh store", err)
 			}
 			defer func() { s.Close(); checkFile(t, path) }()
 			if got := s.Stats(); got.Corruptions != 1 || got.Count != 0 {
 				t.Errorf("Stats() = %+v, want Corruptions 1, Count 0", got)
+			}
+			if n := h.count(slog.LevelError); n != 1 {
+				t.Errorf("%d error logs, want 1", n)
 			}
 			aside, _ := filepath.Glob(path + ".corrupt-*")
 			if len(aside) != 1 {
@@ -295,5 +302,76 @@ func setSchema(t *testing.T, path string, v uint64) {
 	defer db.Close()
 	if err := db.Update(func(tx *bolt.Tx) error { return putU64(tx.Bucket(bucketMeta), keySchema, v) }); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestDamagedRecordsRemoved(t *testing.T) {
+	path := newPath(t)
+	s, err := Open(path, Options{Logger: quietLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := appendN(t, s, "d", 3)
+	if err := s.PutValues("d", "main", map[string]model.Value{"x": {V: 1.5}, "y": {V: "ok"}}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	// Damage the second event and one value in place (same length, so the
+	// stored byte count stays right).
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		ob := tx.Bucket(bucketOutbox)
+		v := append([]byte(nil), ob.Get(idKey(ids[1]))...)
+		v[0] = 0xee
+		if err := ob.Put(idKey(ids[1]), v); err != nil {
+			return err
+		}
+		vb := tx.Bucket(bucketValues)
+		k := valueKey("d", "main", "x")
+		v = append([]byte(nil), vb.Get(k)...)
+		v[10] = 0x7f // unknown kind
+		return vb.Put(k, v)
+	})
+	db.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	h := &countHandler{counts: map[slog.Level]int{}}
+	s, err = Open(path, Options{Logger: slog.New(h)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { s.Close(); checkFile(t, path) }()
+	recs, err := s.Pending(0, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 2 || recs[0].ID != ids[0] || recs[1].ID != ids[2] {
+		t.Errorf("Pending = %d records, want ids %d and %d", len(recs), ids[0], ids[2])
+	}
+	var got []string
+	if err := s.DrainValues(func(dev, res string, v map[string]model.Value) error {
+		for k := range v {
+			got = append(got, k)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0] != "y" {
+		t.Errorf("DrainValues offered %v, want [y]", got)
+	}
+	if st := s.Stats(); st.Corruptions != 2 || st.Count != 2 {
+		t.Errorf("Stats() = %+v, want Corruptions 2, Count 2", st)
+	}
+	if n := h.count(slog.LevelError); n != 2 {
+		t.Errorf("%d error logs, want 2 (one per damaged record)", n)
+	}
+	if recs, _ := s.Pending(0, 10); len(recs) != 2 {
+		t.Errorf("second Pending = %d records, want 2", len(recs))
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"sync"
 	"testing"
@@ -247,7 +248,7 @@ func TestAgeExpiryWithoutAppends(t *testing.T) {
 	clock := &fakeClock{now: time.Unix(1764150000, 0)}
 	s, _ := mustOpen(t, Options{MaxAge: time.Hour, Now: clock.Now, tick: time.Millisecond})
 	appendN(t, s, "d", 3) // At is the real time: about now
-	clock.now = time.Now().Add(2 * time.Hour)
+	clock.Set(time.Now().Add(2 * time.Hour))
 	// The committer's ticker expires them; wait for it (no timing asserted).
 	for s.Stats().Count != 0 {
 		time.Sleep(time.Millisecond)
@@ -393,4 +394,47 @@ func TestOutboxProperty(t *testing.T) {
 	// mustOpen's cleanup closes the first store; close the last one here
 	// if it was reopened.
 	t.Cleanup(func() { s.Close() })
+}
+
+// countHandler counts log records by level.
+type countHandler struct {
+	mu     sync.Mutex
+	counts map[slog.Level]int
+}
+
+func (h *countHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h *countHandler) Handle(_ context.Context, r slog.Record) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.counts[r.Level]++
+	return nil
+}
+func (h *countHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h *countHandler) WithGroup(string) slog.Handler      { return h }
+
+func (h *countHandler) count(l slog.Level) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.counts[l]
+}
+
+func TestOverflowLoggedOncePerEpisode(t *testing.T) {
+	h := &countHandler{counts: map[slog.Level]int{}}
+	s, _ := mustOpen(t, Options{MaxBytes: 1000, Logger: slog.New(h)})
+	appendN(t, s, "d", 30) // overflows on most appends: one episode
+	if got := h.count(slog.LevelWarn); got != 1 {
+		t.Errorf("%d warnings during one overflow episode, want 1", got)
+	}
+	recs, _ := s.Pending(0, 100)
+	var ids []uint64
+	for _, r := range recs {
+		ids = append(ids, r.ID)
+	}
+	if err := s.Ack(ids...); err != nil { // room again: the episode ends
+		t.Fatal(err)
+	}
+	appendN(t, s, "d", 30) // a second episode
+	if got := h.count(slog.LevelWarn); got != 2 {
+		t.Errorf("%d warnings after two overflow episodes, want 2", got)
+	}
 }

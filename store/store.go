@@ -10,7 +10,9 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -26,6 +28,11 @@ const (
 	// id and a few bytes of header).
 	MaxEventBytes = 1 << 20
 )
+
+// maxBytes32 bounds Options.MaxBytes on 32-bit systems: the file may grow
+// to about twice the live data before it is compacted, and compaction maps
+// a second file.
+const maxBytes32 = 512 << 20
 
 // SchemaVersion is the version of the layout this build writes. Open
 // migrates older files step by step (see migrations) and refuses newer ones.
@@ -61,7 +68,8 @@ var migrations = map[uint64]func(tx *bolt.Tx) error{}
 type Options struct {
 	// MaxBytes bounds the outbox: the sum over stored events of key, value
 	// and bbolt's per-entry overhead. When an append would exceed it, the
-	// oldest events are dropped. Default DefaultMaxBytes (256 MiB).
+	// oldest events are dropped. Default DefaultMaxBytes (256 MiB); at
+	// most 512 MiB on 32-bit systems (Open returns ErrInvalid beyond).
 	MaxBytes int64
 	// MaxAge bounds the outbox by capture time: events captured longer ago
 	// are dropped. Default DefaultMaxAge (7 days).
@@ -94,13 +102,17 @@ type Store struct {
 	db   *bolt.DB
 	dead error // set when the file could not be reopened after compaction
 
-	stmu  sync.Mutex
-	state state
+	stmu      sync.Mutex
+	state     state
+	otherLive int64 // file bytes beyond the outbox after the last compaction
+
+	// Commit figures for benchmarks: transactions, requests, time.
+	commits, commitReqs, commitNanos atomic.Int64
 
 	// Owned by the committer goroutine.
-	overflowing   bool
-	episodeDrops  uint64
-	lastCompactAt time.Time
+	overflowing      bool
+	episodeDrops     uint64
+	nextCompactCheck time.Time
 }
 
 // state is the outbox's bookkeeping, kept in memory and in the meta bucket.
@@ -126,6 +138,10 @@ func Open(path string, opts Options) (*Store, error) {
 	}
 	if opts.MaxAge <= 0 {
 		opts.MaxAge = DefaultMaxAge
+	}
+	if strconv.IntSize == 32 && opts.MaxBytes > maxBytes32 {
+		return nil, fmt.Errorf("store: max bytes %d over %d on a 32-bit system, where bbolt maps the file (and a compaction copy) into 2 GiB of address space: %w",
+			opts.MaxBytes, maxBytes32, ErrInvalid)
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()

@@ -135,3 +135,9 @@ func envUint(name string) uint64 {
 	fmt.Sscan(os.Getenv(name), &v)
 	return v
 }
+
+func (c *fakeClock) Set(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = t
+}

@@ -1,0 +1,128 @@
+// Package store keeps what the gateway must not lose, in one bbolt file
+// (go.etcd.io/bbolt): the outbox of events waiting for the platform's
+// acknowledgement, the gateway's OSAP credentials, and the last value of
+// every attribute.
+//
+// # Basics
+//
+// Open a store with Open and close it with Close. A Store is safe for
+// concurrent use; one goroutine, the committer, started by Open and
+// stopped by Close, does every write.
+//
+// Outbox: the bridge calls Append for each event before acknowledging it
+// to anyone; the OSAP client calls Pending to read the oldest events, sends
+// them, and calls Ack with the ids the platform acknowledged (PUBACK).
+// Stats gives the figures for metrics (count, bytes, age of the oldest,
+// drops, damage) without reading the file, and TakeOverflow the number of
+// events dropped since it was last called, for the outbox.overflow event.
+//
+// Credentials: LoadCredentials, SaveCredentials, ClearCredentials.
+//
+// Last values: PutValues records the newest value (by capture time) of
+// each attribute; DrainValues hands out the values not yet sent and marks
+// those accepted, so that after an outage only the latest state is sent,
+// once; LastValues reads them all.
+//
+// # Guarantees
+//
+// Durability. Append, Ack, PutValues, SaveCredentials, ClearCredentials
+// and TakeOverflow return only once their transaction is committed and
+// fsync'd: what they stored survives the process being killed and (as far
+// as the disk honours fsync) a power cut. Concurrent writes share one
+// transaction and one fsync (group commit): the committer takes every
+// request waiting, and after a batch of n it waits briefly (at most half a
+// commit, at most 2 ms) for up to n more, so that many writers share each
+// fsync; a lone writer never waits.
+//
+// Atomicity. Each transaction is all or nothing, including the outbox
+// counters kept with the data: after a crash the file holds exactly the
+// writes that returned (and possibly some that were in flight), never part
+// of one.
+//
+// Ids. Outbox ids come from a sequence stored in the file: strictly
+// increasing in commit order, never reused, even after the outbox empties,
+// after compaction, or after a crash. A new file starts its sequence at
+// the current time in microseconds, so a file started afresh (after damage
+// or deletion) continues above the ids of the old one if the clock is
+// right. Ids of appends that failed are never seen.
+//
+// Ordering. Pending returns events in id order, which is commit order; one
+// goroutine's appends get increasing ids. Ack is idempotent and ignores
+// unknown ids.
+//
+// Bounds. The outbox holds at most Options.MaxBytes (default 256 MiB,
+// counted as key + value + bbolt's 16-byte entry overhead, about 300 bytes
+// for a 256-byte event, so about 900,000 such events) and no event
+// captured more than Options.MaxAge (default 7 days) ago. Beyond that the
+// oldest events are dropped: counted in Stats().Dropped and in
+// TakeOverflow, logged as a warning once when an episode starts and at
+// info when the outbox has room again (below 90% of MaxBytes). Age is
+// enforced at each write and once a minute.
+//
+// Compaction. bbolt files never shrink. When the file exceeds twice the
+// live outbox (and 32 MiB), the committer copies it to <name>.compact,
+// fsyncs it, renames it over the store and fsyncs the directory. A crash
+// before the rename leaves the old file intact and Open deletes the
+// leftover; after it, the new file is complete. Writes wait meanwhile.
+//
+// Damage. Open runs bbolt's consistency check on the whole file, after
+// checking that the file is as long as its meta page says. A damaged or
+// truncated file, or one that is not a bbolt file at all, is renamed <name>.corrupt-<UTC time>, a
+// fresh store is started, an error is logged and Stats().Corruptions
+// counts it: the daemon keeps running, without the lost events and
+// credentials (the OSAP client then authenticates afresh). An outbox or
+// value record that fails to decode later is logged, counted, removed and
+// skipped. A valid bbolt file that is not a store is refused (ErrNotStore).
+//
+// Full disk. A write that meets ENOSPC (or EDQUOT, EFBIG) fails with an
+// error wrapping ErrNoSpace; nothing already stored is lost, the store
+// stays usable, and writes succeed again once there is space.
+//
+// Files. The directory is created 0700 and the file 0600. Open refuses a
+// directory or file that group or others can access (ErrInsecure), naming
+// the chmod command that fixes it; a systemd StateDirectory must then be
+// given StateDirectoryMode=0700.
+//
+// Schema. The meta bucket holds a schema version. Open migrates an older
+// file step by step in one transaction and refuses a newer one
+// (ErrNewerSchema) without touching it.
+//
+// # Caveats
+//
+// A context passed to Append bounds only the wait: if it ends after the
+// committer took the event, Append returns ctx.Err() but the event may be
+// stored, and then delivered. The platform deduplicates on id, and the
+// caller should not append it again.
+//
+// The SIGKILL crash test shows atomicity and ordering across process
+// death; durability across a power cut rests on fsync (bbolt fdatasyncs
+// the data pages, then the meta page), which no test here can show.
+//
+// Throughput is bounded by the disk's fsync latency: each commit costs two
+// fdatasyncs, so n concurrent writers get at most n / (2 × fsync latency)
+// appends per second. See docs/performance.md.
+//
+// MaxAge uses capture times. Events captured while the clock was wrong
+// (a box without a real-time clock, before NTP) may be dropped as old, or
+// kept too long.
+//
+// On 32-bit systems MaxBytes is limited to 512 MiB: bbolt maps the file,
+// which may grow to twice the live data before compaction, and compaction
+// maps a second file, all in 2 GiB of address space.
+//
+// Open reads the whole file to check it: 0.3 s for a 306 MiB file (a
+// million events) on the development VM, several times that on a small
+// board. Memory: bbolt maps the file (up to 2 GiB on 32-bit
+// ARM, which the default MaxBytes keeps far from); the Go heap stays flat
+// while a backlog is replayed page by page.
+//
+// A damaged file that makes bbolt panic inside its Open leaves one file
+// descriptor and mapping behind until the process exits.
+//
+// One process only: a second Open of the same file fails with ErrLocked
+// after one second.
+//
+// Values: a float64 with an integral value stays a float64 here (the wire
+// form, JSON, does not distinguish them). Event bodies are at most
+// MaxEventBytes (1 MiB) and are stored as given.
+package store
