@@ -3,6 +3,7 @@ package e2e
 import (
 	"bufio"
 	"fmt"
+	"net"
 	"os"
 	"slices"
 	"strconv"
@@ -170,5 +171,91 @@ func BenchmarkBacklogReplay(b *testing.B) {
 		b.ReportMetric(float64(backlog)/took.Seconds(), "replay_events/s")
 		b.ReportMetric(float64(len(live)), "live_events_during")
 		b.ReportMetric(float64(pct(lat, 0.99).Milliseconds()), "live_p99_ms")
+	}
+}
+
+// modbusDevices returns n [[device]] blocks polling 100 holding registers
+// (100-199, as devsim's --registers serves them) every second, merged into
+// as few reads as the protocol allows, or one read per register.
+func modbusDevices(base, n int, merge bool) string {
+	var sb strings.Builder
+	for i := range n {
+		fmt.Fprintf(&sb, "\n[[device]]\nid = \"mb-%03d\"\nkind = \"modbus\"\nurl = \"tcp://127.0.0.1:%d\"\nunit = 1\npoll = \"1s\"\ntimeout = \"2s\"\n", i, base+i)
+		if !merge {
+			sb.WriteString("max_registers = 1\nmax_gap = 0\n")
+		}
+		for r := range 100 {
+			fmt.Fprintf(&sb, "[[device.attribute]]\nname = \"r%03d\"\ntable = \"holding\"\naddress = %d\ntype = \"uint16\"\n", r, 100+r)
+		}
+	}
+	return sb.String()
+}
+
+// freeRange finds n consecutive free ports on 127.0.0.1.
+func freeRange(b *testing.B, n int) int {
+	for try := 0; try < 50; try++ {
+		base := 20000 + int(time.Now().UnixNano()%20000)
+		ok := true
+		var lns []net.Listener
+		for i := range n {
+			ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", base+i))
+			if err != nil {
+				ok = false
+				break
+			}
+			lns = append(lns, ln)
+		}
+		for _, ln := range lns {
+			ln.Close()
+		}
+		if ok {
+			return base
+		}
+	}
+	b.Fatal("no range of free ports")
+	return 0
+}
+
+// BenchmarkModbus100Devices is issue 5's benchmark with the whole gateway:
+// 100 simulated Modbus TCP devices (one port each), 100 holding registers
+// each changing every second, polled every second for 60 s, every change
+// published to the platform emulator. Reports the gateway's CPU and RSS,
+// merged (1 read per device per cycle) and not (100 reads).
+func BenchmarkModbus100Devices(b *testing.B) {
+	for _, merge := range []bool{true, false} {
+		name := "merged"
+		if !merge {
+			name = "unmerged"
+		}
+		b.Run(name, func(b *testing.B) {
+			for b.Loop() {
+				s := newSite(b, "-no-fsync", "-log-level", "warn")
+				base := freeRange(b, 100)
+				start(b, "devsim", "modbus", "-listen", fmt.Sprintf("127.0.0.1:%d", base), "-count", "100", "-registers", "100", "-change", "1s")
+				time.Sleep(time.Second)
+				s.writeConfig(modbusDevices(base, 100, merge))
+				s.startGateway()
+				devID := s.devID()
+				waitFor(s.t, "100 Modbus devices online", 60*time.Second, func() bool {
+					n := 0
+					for _, d := range s.gatewayStatus().Devices {
+						if d.State == "online" {
+							n++
+						}
+					}
+					return n == 100
+				})
+				time.Sleep(5 * time.Second)
+				rss, core := measure(b, s, 60*time.Second)
+				reads := 1
+				if !merge {
+					reads = 100
+				}
+				b.ReportMetric(core*100, "CPU_%")
+				b.ReportMetric(float64(rss)/(1<<20), "RSS_MB")
+				b.ReportMetric(float64(100*reads), "requests/cycle")
+				_ = devID
+			}
+		})
 	}
 }

@@ -85,6 +85,7 @@ func (g *Gateway) registerMetrics(reg prometheus.Registerer) {
 			}
 			return 0
 		}),
+		counter("osapgw_store_corruptions_total", "Damaged store files moved aside and damaged records removed.", func() float64 { return float64(g.store.Stats().Corruptions) }),
 		counter("osapgw_outbox_dropped_total", "Events dropped from the outbox because it was full or they were too old.", func() float64 { return float64(g.store.Stats().Dropped) }),
 		gauge("osapgw_upstream_connected", "1 when the gateway is registered with the platform's DAS.", func() float64 {
 			if g.session.Connected() {
