@@ -105,7 +105,8 @@ func (c *Client) Offer() SuiteSet { return c.offer }
 // Authenticate runs re-authentication (0x4/0x6, 0xA/0xB) when stored holds
 // a DevID, a master key and a suite, and first authentication (0x1/0x2,
 // 0x7/0x8/0x9, 0xA/0xB) otherwise, or when the LBS answers 0x4 with status
-// 4 (master key unknown) or 1 (stored suite no longer supported). It
+// 4 (master key unknown), 1 (stored suite no longer supported) or 2 (it
+// cannot open 0x4 with the master key it holds). It
 // returns the new credentials. LBS refusals are *StatusError (status 5
 // carries RetryAfter); a failed negotiation wraps ErrUnsupportedSuite and
 // names both sets. Every connection it opens is closed before it returns.
@@ -113,12 +114,21 @@ func (c *Client) Authenticate(ctx context.Context, stored *Credentials) (Credent
 	if stored.canReauth() {
 		cr, err := c.reauth(ctx, stored)
 		var se *StatusError
-		if err == nil || !errors.As(err, &se) || (se.Status != StatusNoMasterKey && se.Status != StatusUnsupported) {
+		if err == nil || !errors.As(err, &se) || !reauthFallback(se.Status) {
 			return cr, err
 		}
 		c.log.Info("re-authentication refused, running first authentication", "devid", stored.DevID, "status", uint8(se.Status), "reason", se.Status.String())
 	}
 	return c.firstAuth(ctx)
+}
+
+// reauthFallback reports whether status st in answer to 0x4 sends the
+// client back to first authentication: 4 (master key unknown), 1 (stored
+// suite no longer supported) and 2 (the LBS cannot open 0x4: the master
+// key it holds is not ours, e.g. after a restore from backup). First
+// authentication still needs the verification code, so this opens nothing.
+func reauthFallback(st StatusCode) bool {
+	return st == StatusNoMasterKey || st == StatusUnsupported || st == StatusAuthFailed
 }
 
 // conn is one LBS connection with its sequence numbers.
@@ -128,6 +138,10 @@ type conn struct {
 	ctx  context.Context
 	seq  uint16
 	stop func() bool
+	// deadline is ctx's: a timeout at or after it is ctx's, even when the
+	// conn's timer fires before ctx's own.
+	deadline    time.Time
+	hasDeadline bool
 }
 
 func (c *Client) dial(ctx context.Context) (*conn, error) {
@@ -148,8 +162,9 @@ func (c *Client) dial(ctx context.Context) (*conn, error) {
 		}
 		nc = tc
 	}
-	deadline, ok := ctx.Deadline()
-	if !ok {
+	ctxDeadline, hasDeadline := ctx.Deadline()
+	deadline := ctxDeadline
+	if !hasDeadline {
 		deadline = time.Now().Add(DefaultTimeout)
 	}
 	if err := nc.SetDeadline(deadline); err != nil {
@@ -158,7 +173,7 @@ func (c *Client) dial(ctx context.Context) (*conn, error) {
 	}
 	// Cancelling ctx unblocks any read or write at once.
 	stop := context.AfterFunc(ctx, func() { _ = nc.SetDeadline(time.Unix(1, 0)) })
-	return &conn{Conn: nc, r: bufio.NewReaderSize(nc, 4096), ctx: ctx, stop: stop}, nil
+	return &conn{Conn: nc, r: bufio.NewReaderSize(nc, 4096), ctx: ctx, stop: stop, deadline: ctxDeadline, hasDeadline: hasDeadline}, nil
 }
 
 func (lc *conn) Close() error {
@@ -169,6 +184,10 @@ func (lc *conn) Close() error {
 func (lc *conn) ioErr(what string, err error) error {
 	if cerr := lc.ctx.Err(); cerr != nil {
 		return fmt.Errorf("%s: %w", what, cerr)
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() && lc.hasDeadline && !time.Now().Before(lc.deadline) {
+		return fmt.Errorf("%s: %w", what, context.DeadlineExceeded)
 	}
 	return fmt.Errorf("%s: %w", what, err)
 }

@@ -127,6 +127,7 @@ const (
 // lbsConn is the state of one connection.
 type lbsConn struct {
 	l      *LBS
+	done   <-chan struct{} // closed when Serve is stopping
 	nc     net.Conn
 	r      *bufio.Reader
 	log    *slog.Logger
@@ -163,7 +164,7 @@ func (l *LBS) serveConn(ctx context.Context, nc net.Conn) {
 		}
 		nc = tc
 	}
-	c := &lbsConn{l: l, nc: nc, r: bufio.NewReaderSize(nc, 4096), log: log}
+	c := &lbsConn{l: l, done: ctx.Done(), nc: nc, r: bufio.NewReaderSize(nc, 4096), log: log}
 	select {
 	case l.sem <- struct{}{}:
 		defer func() { <-l.sem }()
@@ -179,6 +180,15 @@ func (l *LBS) serveConn(ctx context.Context, nc net.Conn) {
 			}
 			return
 		}
+	}
+}
+
+func (c *lbsConn) stopping() bool {
+	select {
+	case <-c.done:
+		return true
+	default:
+		return false
 	}
 }
 
@@ -256,6 +266,8 @@ func (c *lbsConn) step() error {
 		var ne net.Error
 		switch {
 		case errors.Is(err, io.EOF) && c.st == stStart:
+			return err
+		case c.stopping():
 			return err
 		case errors.As(err, &ne) && ne.Timeout():
 			c.log.Warn("read deadline passed, closing", "kind", c.kind, "serial", c.serial, "devid", c.devID, "state", int(c.st))

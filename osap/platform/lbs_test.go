@@ -1,17 +1,14 @@
 package platform
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
 	"runtime"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -91,7 +88,7 @@ type fakeDAS struct {
 	n   int
 }
 
-func (d *fakeDAS) URL() string      { return d.url }
+func (d *fakeDAS) URL() string     { return d.url }
 func (d *fakeDAS) Registered() int { return d.n }
 
 type testLBS struct {
@@ -216,7 +213,3 @@ func TestFirstAuthThenReauth(t *testing.T) {
 		t.Errorf("state file mode = %v, %v, want 0600", fi.Mode(), err)
 	}
 }
-
-var _ = bufio.NewReader
-var _ = errors.Is
-var _ = strings.Contains
