@@ -3,6 +3,7 @@ package platform
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
 	"errors"
 	"io"
 	"log/slog"
@@ -462,3 +463,62 @@ func TestSessionKeysDropExpiredPrevious(t *testing.T) {
 }
 
 func writeFile(p, s string) error { return os.WriteFile(p, []byte(s), 0o600) }
+
+// TestApplyCfmNotVerifying runs first authentication by hand up to 0x8 and
+// sends a 0x9 sealed with the wrong key: the LBS closes without answering
+// and records nothing.
+func TestApplyCfmNotVerifying(t *testing.T) {
+	s := startLBS(t, LBSConfig{})
+	nc, err := net.Dial("tcp", s.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	nc.SetDeadline(time.Now().Add(10 * time.Second))
+	r := bufio.NewReader(nc)
+	recv := func() *osap.Frame {
+		t.Helper()
+		raw, err := osap.ReadFrame(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, err := osap.DecodeFrame(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	share := osap.ShareKey("ABCDEF", "GW1", "")
+	priv, err := osap.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nonce := make([]byte, osap.NonceSize)
+	b, _ := osap.AuthReq{Serial: "GW1", PublicKey: priv.PublicKey().Bytes(), Nonce: nonce}.Encode(1, osap.DefaultSuites, share)
+	nc.Write(b)
+	f := recv()
+	shareC, _ := osap.NewCipher(osap.SuiteAESGCM, share)
+	rsp, err := osap.DecodeAuthRsp(f, shareC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, _ := osap.ParsePublicKey(rsp.PublicKey)
+	master, _ := osap.MasterKey(priv, pub, nonce, rsp.Nonce)
+	masterC, _ := osap.NewCipher(osap.SuiteAESGCM, master)
+	b, _ = osap.ApplyReq{Serial: "GW1", Nonce: nonce}.Encode(2, masterC, rand.Reader)
+	nc.Write(b)
+	apply, err := osap.DecodeApplyRsp(recv(), masterC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wrongC, _ := osap.NewCipher(osap.SuiteAESGCM, master) // the master key, not the session key
+	b, _ = osap.ApplyCfm{DevID: apply.DevID, Nonce: nonce}.Encode(3, wrongC, rand.Reader)
+	nc.Write(b)
+	if _, err := r.ReadByte(); !errors.Is(err, io.EOF) && !isReset(err) {
+		t.Fatalf("after a 0x9 that does not verify: %v, want the LBS to close without a response", err)
+	}
+	s.logs.waitLog(t, "authentication refused", 2)
+	if _, _, err := s.reg.SessionKeys(apply.DevID); !errors.Is(err, ErrUnknownDevice) {
+		t.Errorf("SessionKeys after a refused 0x9 = %v, want ErrUnknownDevice", err)
+	}
+}
