@@ -455,15 +455,16 @@ func (c *lbsConn) refreshReq(f *osap.Frame) error {
 	if !suite.Valid() || !c.l.cfg.Suites.Has(suite) {
 		return c.fail(rt, f.Seq, &osap.StatusError{Status: osap.StatusUnsupported, Message: fmt.Sprintf("suite %v not supported (%v)", f.Group, c.l.cfg.Suites)})
 	}
+	c.suite = suite // error responses from here on carry it
 	masterKey, stored, ok := c.l.cfg.Registry.master(devID)
 	if !ok {
 		return c.fail(rt, f.Seq, &osap.StatusError{Status: osap.StatusNoMasterKey})
 	}
 	c.serial, _ = c.l.cfg.Registry.DeviceSerial(devID)
 	if suite != stored {
+		c.suite = 0 // status 1 names the LBS's set
 		return c.fail(rt, f.Seq, &osap.StatusError{Status: osap.StatusUnsupported, Message: fmt.Sprintf("suite %v is not the one negotiated (%v)", suite, stored)})
 	}
-	c.suite = suite
 	if c.master, err = osap.NewCipher(suite, masterKey); err != nil {
 		return c.fail(rt, f.Seq, err)
 	}
