@@ -155,7 +155,15 @@ func (c *Client) dial(ctx context.Context) (*conn, error) {
 		return nil, fmt.Errorf("dial LBS %s: %w", c.cfg.Addr, err)
 	}
 	if c.cfg.TLS != nil {
-		tc := tls.Client(nc, c.cfg.TLS)
+		cfg := c.cfg.TLS
+		if cfg.ServerName == "" && !cfg.InsecureSkipVerify {
+			// As tls.Dial does: verify the name we dialled.
+			cfg = cfg.Clone()
+			if host, _, err := net.SplitHostPort(c.cfg.Addr); err == nil {
+				cfg.ServerName = host
+			}
+		}
+		tc := tls.Client(nc, cfg)
 		if err := tc.HandshakeContext(ctx); err != nil {
 			nc.Close()
 			return nil, fmt.Errorf("TLS with LBS %s: %w", c.cfg.Addr, err)

@@ -242,12 +242,10 @@ func wantStatus(t *testing.T, f *osap.Frame, typ osap.MsgType, st osap.StatusCod
 
 func TestMalformedInput(t *testing.T) {
 	s := startLBS(t, LBSConfig{})
-	c, _ := newClient(t, s.addr, nil)
 	good, err := osap.AuthReq{Serial: "GW1", PublicKey: make([]byte, osap.PublicKeySize), Nonce: make([]byte, osap.NonceSize)}.Encode(1, osap.DefaultSuites, make([]byte, osap.KeySize))
 	if err != nil {
 		t.Fatal(err)
 	}
-	_ = c
 	flagClear := append([]byte{byte(osap.MsgAuthReq) << 4}, good[1:]...)
 	noSerial, _ := osap.NewFrame(osap.MsgAuthReq, osap.DefaultSuites, 1).Encode()
 	badSeq, _ := osap.AuthReq{Serial: "GW1", PublicKey: make([]byte, osap.PublicKeySize), Nonce: make([]byte, osap.NonceSize)}.Encode(7, osap.DefaultSuites, make([]byte, osap.KeySize))
