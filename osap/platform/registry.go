@@ -34,6 +34,7 @@ type Registry struct {
 	gen       uint64 // bumped by every change, under mu
 	saveMu    sync.Mutex
 	savedGen  uint64 // the generation on disk, under mu
+	syncedGen uint64 // the generation on disk and fsynced, under mu
 	now       func() time.Time
 	bySerial  map[string]*entry
 	byDevID   map[string]*entry
@@ -312,8 +313,9 @@ func (r *Registry) refresh(devID string, session []byte, lifetime time.Duration)
 // Durable saves (a new DevID or master key) also fsync the file before the
 // rename; a session key refresh does not: lost to a power cut, it costs the
 // device one re-authentication, while an fsync per refresh would bound the
-// LBS to the disk's flush rate. Concurrent saves coalesce: a save finding
-// its generation already on disk returns at once.
+// LBS to the disk's flush rate. Concurrent saves coalesce (group commit):
+// a save finding its generation already on disk (and synced, when it must
+// be) returns at once.
 func (r *Registry) save(gen uint64, durable bool) error {
 	if r.statePath == "" {
 		return nil
@@ -321,7 +323,9 @@ func (r *Registry) save(gen uint64, durable bool) error {
 	r.saveMu.Lock()
 	defer r.saveMu.Unlock()
 	r.mu.Lock()
-	if r.savedGen >= gen && !durable {
+	if r.savedGen >= gen && (!durable || r.syncedGen >= gen) {
+		// Another save wrote (and, if need be, synced) a state at least
+		// as new while we waited: group commit.
 		r.mu.Unlock()
 		return nil
 	}
@@ -343,6 +347,9 @@ func (r *Registry) save(gen uint64, durable bool) error {
 	}
 	r.mu.Lock()
 	r.savedGen = cur
+	if durable {
+		r.syncedGen = cur
+	}
 	r.mu.Unlock()
 	return nil
 }
