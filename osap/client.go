@@ -29,6 +29,20 @@ type Credentials struct {
 	DASAddress    string
 }
 
+// LogValue keeps the keys out of logs: only the DevID, suite, lifetime,
+// expiry and DAS address are shown.
+func (cr Credentials) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("devid", cr.DevID), slog.String("suite", cr.Suite.String()),
+		slog.Float64("lifetime_s", cr.Lifetime.Seconds()), slog.Time("session_expiry", cr.SessionExpiry),
+		slog.String("das", cr.DASAddress))
+}
+
+// String describes cr without its keys, so that %v cannot leak them.
+func (cr Credentials) String() string {
+	return fmt.Sprintf("devid=%s suite=%v lifetime=%v expiry=%s das=%s", cr.DevID, cr.Suite, cr.Lifetime, cr.SessionExpiry.Format(time.RFC3339), cr.DASAddress)
+}
+
 // canReauth reports whether cr holds what re-authentication needs.
 func (cr *Credentials) canReauth() bool {
 	return cr != nil && cr.DevID != "" && len(cr.MasterKey) == KeySize && cr.Suite.Valid()

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -172,5 +173,16 @@ func TestNewClientConfig(t *testing.T) {
 				t.Fatalf("NewClient = offer %v, %v, want %v", c.Offer(), err, tt.offer)
 			}
 		})
+	}
+}
+
+func TestCredentialsHideKeys(t *testing.T) {
+	cr := Credentials{DevID: "d1", MasterKey: []byte("MASTERMASTERMAST"), SessionKey: []byte("SESSIONSESSIONSE"), Suite: SuiteAESGCM}
+	var buf strings.Builder
+	slog.New(slog.NewTextHandler(&buf, nil)).Info("creds", "cr", cr)
+	for _, s := range []string{fmt.Sprintf("%v %+v %s", cr, cr, cr), buf.String()} {
+		if strings.Contains(s, "MASTER") || strings.Contains(s, "SESSION") || strings.Contains(s, "4d4153") || !strings.Contains(s, "d1") {
+			t.Errorf("credentials printed as %q: keys visible or DevID missing", s)
+		}
 	}
 }
