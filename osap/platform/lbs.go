@@ -192,9 +192,13 @@ func (c *lbsConn) stopping() bool {
 	}
 }
 
+// busyTimeout bounds how long a connection over the limit is kept to read
+// its first frame, so that a flood cannot pile up goroutines.
+const busyTimeout = time.Second
+
 // busy answers the first frame with status 5.
 func (c *lbsConn) busy() {
-	_ = c.nc.SetDeadline(time.Now().Add(c.l.cfg.ReadTimeout))
+	_ = c.nc.SetDeadline(time.Now().Add(min(c.l.cfg.ReadTimeout, busyTimeout)))
 	raw, err := osap.ReadFrame(c.r)
 	t := osap.MsgAuthRsp
 	var seq uint16
@@ -344,7 +348,6 @@ func (c *lbsConn) authReq(f *osap.Frame, raw []byte) error {
 		return c.fail(osap.MsgAuthRsp, f.Seq, err)
 	}
 	c.serial = req.Serial
-	c.log = c.log.With("serial", req.Serial)
 	share, ok := c.l.cfg.Registry.shareKey(req.Serial, c.l.cfg.ShareKeyDomain)
 	if !ok {
 		return c.fail(osap.MsgAuthRsp, f.Seq, &osap.StatusError{Status: osap.StatusUnknown})
@@ -400,7 +403,6 @@ func (c *lbsConn) applyReq(f *osap.Frame) error {
 	if c.devID, err = c.l.cfg.Registry.devIDFor(c.serial); err != nil {
 		return c.fail(rt, f.Seq, &osap.StatusError{Status: osap.StatusUnknown})
 	}
-	c.log = c.log.With("devid", c.devID)
 	c.sessionKey = make([]byte, osap.KeySize)
 	if _, err := io.ReadFull(c.l.rand, c.sessionKey); err != nil {
 		return c.fail(rt, f.Seq, err)
@@ -421,7 +423,7 @@ func (c *lbsConn) applyReq(f *osap.Frame) error {
 // closes the connection.
 func (c *lbsConn) applyCfm(f *osap.Frame) error {
 	refuse := func(reason string) error {
-		c.log.Warn("authentication refused", "kind", c.kind, "status", uint8(osap.StatusAuthFailed), "reason", "0x9 does not verify: "+reason)
+		c.log.Warn("authentication refused", "kind", c.kind, "serial", c.serial, "devid", c.devID, "status", uint8(osap.StatusAuthFailed), "reason", "0x9 does not verify: "+reason)
 		return errClose
 	}
 	if err := c.checkGroup(f); err != nil {
@@ -435,7 +437,7 @@ func (c *lbsConn) applyCfm(f *osap.Frame) error {
 		return refuse("DevID or nonce differ from 0x7/0x8")
 	}
 	if err := c.l.cfg.Registry.confirm(c.serial, c.devID, c.masterKey, c.suite, c.info, c.sessionKey, c.l.cfg.SessionLifetime); err != nil {
-		c.log.Error("cannot record first authentication", "err", err)
+		c.log.Error("cannot record first authentication", "serial", c.serial, "devid", c.devID, "err", err)
 		return errClose
 	}
 	c.st = stSession
@@ -450,7 +452,6 @@ func (c *lbsConn) refreshReq(f *osap.Frame) error {
 		return c.fail(rt, f.Seq, err)
 	}
 	c.devID = devID
-	c.log = c.log.With("devid", devID)
 	suite := osap.Suite(f.Group)
 	if !suite.Valid() || !c.l.cfg.Suites.Has(suite) {
 		return c.fail(rt, f.Seq, &osap.StatusError{Status: osap.StatusUnsupported, Message: fmt.Sprintf("suite %v not supported (%v)", f.Group, c.l.cfg.Suites)})
@@ -528,6 +529,6 @@ func (c *lbsConn) accessReq(f *osap.Frame) error {
 	if err := c.send(b); err != nil {
 		return err
 	}
-	c.log.Info("device authenticated", "kind", c.kind, "status", 0, "suite", c.suite.String(), "das", das)
+	c.log.Info("device authenticated", "kind", c.kind, "serial", c.serial, "devid", c.devID, "status", 0, "suite", c.suite.String(), "das", das)
 	return io.EOF // done: close
 }

@@ -381,3 +381,33 @@ func writeAtomic(path string, b []byte, durable bool) error {
 	}
 	return os.Rename(tmp.Name(), path)
 }
+
+// Device is what the registry knows of one device, without its keys.
+type Device struct {
+	Serial string
+	DevID  string // empty until first authentication is confirmed
+	Suite  osap.Suite
+	Info   osap.DeviceInfo
+	// SessionExpiry is when the current session key's lifetime ends (zero
+	// without one).
+	SessionExpiry time.Time
+}
+
+// Devices lists the devices by serial.
+func (r *Registry) Devices() []Device {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]Device, 0, len(r.bySerial))
+	for _, e := range r.bySerial {
+		d := Device{Serial: e.Serial, Suite: e.Suite, Info: e.Info}
+		if len(e.MasterKey) > 0 {
+			d.DevID = e.DevID
+		}
+		if len(e.Sessions) > 0 {
+			d.SessionExpiry = e.Sessions[0].Expires
+		}
+		out = append(out, d)
+	}
+	slices.SortFunc(out, func(a, b Device) int { return strings.Compare(a.Serial, b.Serial) })
+	return out
+}
