@@ -129,13 +129,13 @@ func startLBS(t *testing.T, cfg LBSConfig) *testLBS {
 		if err := <-done; err != nil {
 			t.Errorf("Serve = %v", err)
 		}
-		checkGoroutines(t, base)
+		waitGoroutines(t, base)
 	})
 	return &testLBS{addr: ln.Addr().String(), reg: cfg.Registry, logs: logs, lbs: lbs}
 }
 
-// checkGoroutines waits for the goroutine count to come back to base.
-func checkGoroutines(t *testing.T, base int) {
+// waitGoroutines waits for the goroutine count to come back to base.
+func waitGoroutines(t *testing.T, base int) {
 	t.Helper()
 	var n int
 	for range 200 {

@@ -15,9 +15,9 @@ import (
 	"github.com/osapgw/osapgw/osap"
 )
 
-// selfSigned returns a server certificate for 127.0.0.1 and a pool
+// lbsTestCert returns a server certificate for 127.0.0.1 and a pool
 // trusting it.
-func selfSigned(t *testing.T) (tls.Certificate, *x509.CertPool) {
+func lbsTestCert(t *testing.T) (tls.Certificate, *x509.CertPool) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -43,7 +43,7 @@ func selfSigned(t *testing.T) (tls.Certificate, *x509.CertPool) {
 }
 
 func TestOverTLS(t *testing.T) {
-	cert, pool := selfSigned(t)
+	cert, pool := lbsTestCert(t)
 	s := startLBS(t, LBSConfig{TLS: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}})
 	c, _ := newClient(t, s.addr, func(cfg *osap.ClientConfig) { cfg.TLS = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12} })
 	ctx := testCtx(t)

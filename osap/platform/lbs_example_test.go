@@ -11,10 +11,10 @@ import (
 	"github.com/osapgw/osapgw/osap/platform"
 )
 
-type das string
+type staticDAS string
 
-func (d das) URL() string     { return string(d) }
-func (d das) Registered() int { return 0 }
+func (d staticDAS) URL() string     { return string(d) }
+func (d staticDAS) Registered() int { return 0 }
 
 // An LBS on loopback and a gateway that runs first authentication, then
 // re-authentication with what it stored.
@@ -22,7 +22,7 @@ func ExampleClient_Authenticate() {
 	reg, _ := platform.NewRegistry("") // in memory
 	reg.Add("GW1", "ABCDEF")
 	quiet := slog.New(slog.DiscardHandler)
-	lbs := platform.NewLBS(platform.LBSConfig{Registry: reg, DAS: []platform.AccessService{das("mqtt://127.0.0.1:1883")}, Logger: quiet})
+	lbs := platform.NewLBS(platform.LBSConfig{Registry: reg, DAS: []platform.AccessService{staticDAS("mqtt://127.0.0.1:1883")}, Logger: quiet})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		panic(err)
