@@ -58,9 +58,12 @@ type ClientConfig struct {
 	Suites           SuiteSet // offered; 0: DefaultSuites (AllSuites with AllowLegacy)
 	AllowLegacy      bool     // offer the legacy suites (bits 2 and 1) in Suites
 	DeviceInfo       DeviceInfo
-	Rand             io.Reader                                                         // nil: crypto/rand
-	Dial             func(ctx context.Context, network, addr string) (net.Conn, error) // nil: net.Dialer
-	Logger           *slog.Logger                                                      // nil: slog.Default()
+	// Rand gives nonces and IVs (nil: crypto/rand). Since Go 1.26,
+	// crypto/ecdh draws P-384 keys from the system source whatever it is
+	// given, so a fixed Rand does not fix the ECDH keys.
+	Rand   io.Reader
+	Dial   func(ctx context.Context, network, addr string) (net.Conn, error) // nil: net.Dialer
+	Logger *slog.Logger                                                      // nil: slog.Default()
 }
 
 // Client authenticates the gateway with the LBS. It is safe for concurrent

@@ -41,7 +41,7 @@ type LBSConfig struct {
 	TLS             *tls.Config     // nil: plain TCP
 	ShareKeyDomain  string          // empty: osap.DefaultShareKeyDomain
 	MaxConns        int             // connections served at once, beyond them status 5; 0: DefaultMaxConns
-	Rand            io.Reader       // nil: crypto/rand
+	Rand            io.Reader       // nonces, IVs, session keys (not ECDH keys, see osap.ClientConfig.Rand); nil: crypto/rand
 }
 
 // LBS is the location/authentication server: it runs first authentication
