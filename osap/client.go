@@ -29,6 +29,20 @@ type Credentials struct {
 	DASAddress    string
 }
 
+// LogValue keeps the keys out of logs: only the DevID, suite, lifetime,
+// expiry and DAS address are shown.
+func (cr Credentials) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("devid", cr.DevID), slog.String("suite", cr.Suite.String()),
+		slog.Float64("lifetime_s", cr.Lifetime.Seconds()), slog.Time("session_expiry", cr.SessionExpiry),
+		slog.String("das", cr.DASAddress))
+}
+
+// String describes cr without its keys, so that %v cannot leak them.
+func (cr Credentials) String() string {
+	return fmt.Sprintf("devid=%s suite=%v lifetime=%v expiry=%s das=%s", cr.DevID, cr.Suite, cr.Lifetime, cr.SessionExpiry.Format(time.RFC3339), cr.DASAddress)
+}
+
 // canReauth reports whether cr holds what re-authentication needs.
 func (cr *Credentials) canReauth() bool {
 	return cr != nil && cr.DevID != "" && len(cr.MasterKey) == KeySize && cr.Suite.Valid()
@@ -44,9 +58,12 @@ type ClientConfig struct {
 	Suites           SuiteSet // offered; 0: DefaultSuites (AllSuites with AllowLegacy)
 	AllowLegacy      bool     // offer the legacy suites (bits 2 and 1) in Suites
 	DeviceInfo       DeviceInfo
-	Rand             io.Reader                                                         // nil: crypto/rand
-	Dial             func(ctx context.Context, network, addr string) (net.Conn, error) // nil: net.Dialer
-	Logger           *slog.Logger                                                      // nil: slog.Default()
+	// Rand gives nonces and IVs (nil: crypto/rand). Since Go 1.26,
+	// crypto/ecdh draws P-384 keys from the system source whatever it is
+	// given, so a fixed Rand does not fix the ECDH keys.
+	Rand   io.Reader
+	Dial   func(ctx context.Context, network, addr string) (net.Conn, error) // nil: net.Dialer
+	Logger *slog.Logger                                                      // nil: slog.Default()
 }
 
 // Client authenticates the gateway with the LBS. It is safe for concurrent
@@ -105,7 +122,8 @@ func (c *Client) Offer() SuiteSet { return c.offer }
 // Authenticate runs re-authentication (0x4/0x6, 0xA/0xB) when stored holds
 // a DevID, a master key and a suite, and first authentication (0x1/0x2,
 // 0x7/0x8/0x9, 0xA/0xB) otherwise, or when the LBS answers 0x4 with status
-// 4 (master key unknown) or 1 (stored suite no longer supported). It
+// 4 (master key unknown), 1 (stored suite no longer supported) or 2 (it
+// cannot open 0x4 with the master key it holds). It
 // returns the new credentials. LBS refusals are *StatusError (status 5
 // carries RetryAfter); a failed negotiation wraps ErrUnsupportedSuite and
 // names both sets. Every connection it opens is closed before it returns.
@@ -113,12 +131,21 @@ func (c *Client) Authenticate(ctx context.Context, stored *Credentials) (Credent
 	if stored.canReauth() {
 		cr, err := c.reauth(ctx, stored)
 		var se *StatusError
-		if err == nil || !errors.As(err, &se) || (se.Status != StatusNoMasterKey && se.Status != StatusUnsupported) {
+		if err == nil || !errors.As(err, &se) || !reauthFallback(se.Status) {
 			return cr, err
 		}
 		c.log.Info("re-authentication refused, running first authentication", "devid", stored.DevID, "status", uint8(se.Status), "reason", se.Status.String())
 	}
 	return c.firstAuth(ctx)
+}
+
+// reauthFallback reports whether status st in answer to 0x4 sends the
+// client back to first authentication: 4 (master key unknown), 1 (stored
+// suite no longer supported) and 2 (the LBS cannot open 0x4: the master
+// key it holds is not ours, e.g. after a restore from backup). First
+// authentication still needs the verification code, so this opens nothing.
+func reauthFallback(st StatusCode) bool {
+	return st == StatusNoMasterKey || st == StatusUnsupported || st == StatusAuthFailed
 }
 
 // conn is one LBS connection with its sequence numbers.
@@ -128,6 +155,10 @@ type conn struct {
 	ctx  context.Context
 	seq  uint16
 	stop func() bool
+	// deadline is ctx's: a timeout at or after it is ctx's, even when the
+	// conn's timer fires before ctx's own.
+	deadline    time.Time
+	hasDeadline bool
 }
 
 func (c *Client) dial(ctx context.Context) (*conn, error) {
@@ -141,15 +172,24 @@ func (c *Client) dial(ctx context.Context) (*conn, error) {
 		return nil, fmt.Errorf("dial LBS %s: %w", c.cfg.Addr, err)
 	}
 	if c.cfg.TLS != nil {
-		tc := tls.Client(nc, c.cfg.TLS)
+		cfg := c.cfg.TLS
+		if cfg.ServerName == "" && !cfg.InsecureSkipVerify {
+			// As tls.Dial does: verify the name we dialled.
+			cfg = cfg.Clone()
+			if host, _, err := net.SplitHostPort(c.cfg.Addr); err == nil {
+				cfg.ServerName = host
+			}
+		}
+		tc := tls.Client(nc, cfg)
 		if err := tc.HandshakeContext(ctx); err != nil {
 			nc.Close()
 			return nil, fmt.Errorf("TLS with LBS %s: %w", c.cfg.Addr, err)
 		}
 		nc = tc
 	}
-	deadline, ok := ctx.Deadline()
-	if !ok {
+	ctxDeadline, hasDeadline := ctx.Deadline()
+	deadline := ctxDeadline
+	if !hasDeadline {
 		deadline = time.Now().Add(DefaultTimeout)
 	}
 	if err := nc.SetDeadline(deadline); err != nil {
@@ -158,7 +198,7 @@ func (c *Client) dial(ctx context.Context) (*conn, error) {
 	}
 	// Cancelling ctx unblocks any read or write at once.
 	stop := context.AfterFunc(ctx, func() { _ = nc.SetDeadline(time.Unix(1, 0)) })
-	return &conn{Conn: nc, r: bufio.NewReaderSize(nc, 4096), ctx: ctx, stop: stop}, nil
+	return &conn{Conn: nc, r: bufio.NewReaderSize(nc, 4096), ctx: ctx, stop: stop, deadline: ctxDeadline, hasDeadline: hasDeadline}, nil
 }
 
 func (lc *conn) Close() error {
@@ -169,6 +209,10 @@ func (lc *conn) Close() error {
 func (lc *conn) ioErr(what string, err error) error {
 	if cerr := lc.ctx.Err(); cerr != nil {
 		return fmt.Errorf("%s: %w", what, cerr)
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() && lc.hasDeadline && !time.Now().Before(lc.deadline) {
+		return fmt.Errorf("%s: %w", what, context.DeadlineExceeded)
 	}
 	return fmt.Errorf("%s: %w", what, err)
 }

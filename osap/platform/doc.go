@@ -30,9 +30,12 @@
 // # Guarantees
 //
 //   - The registry persists DevIDs, master keys, suites and session keys in
-//     a JSON state file written atomically (temporary file, fsync, rename,
-//     mode 0600): after a crash the file holds either the state before a
-//     change or the state after it.
+//     a JSON state file written atomically (temporary file, rename, mode
+//     0600): after a crash the file holds either the state before a change
+//     or the state after it. Changes of identity (a new DevID or master
+//     key) are fsynced before the LBS answers; session key refreshes are
+//     not (a refresh lost in a machine crash only makes the gateway
+//     re-authenticate).
 //   - The LBS closes every connection it accepts before Serve returns, and
 //     bounds every frame read with a deadline.
 //   - Events are deduplicated on (DevID, id). An event.report is written to

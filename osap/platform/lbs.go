@@ -41,7 +41,7 @@ type LBSConfig struct {
 	TLS             *tls.Config     // nil: plain TCP
 	ShareKeyDomain  string          // empty: osap.DefaultShareKeyDomain
 	MaxConns        int             // connections served at once, beyond them status 5; 0: DefaultMaxConns
-	Rand            io.Reader       // nil: crypto/rand
+	Rand            io.Reader       // nonces, IVs, session keys (not ECDH keys, see osap.ClientConfig.Rand); nil: crypto/rand
 }
 
 // LBS is the location/authentication server: it runs first authentication
@@ -127,6 +127,7 @@ const (
 // lbsConn is the state of one connection.
 type lbsConn struct {
 	l      *LBS
+	done   <-chan struct{} // closed when Serve is stopping
 	nc     net.Conn
 	r      *bufio.Reader
 	log    *slog.Logger
@@ -163,7 +164,7 @@ func (l *LBS) serveConn(ctx context.Context, nc net.Conn) {
 		}
 		nc = tc
 	}
-	c := &lbsConn{l: l, nc: nc, r: bufio.NewReaderSize(nc, 4096), log: log}
+	c := &lbsConn{l: l, done: ctx.Done(), nc: nc, r: bufio.NewReaderSize(nc, 4096), log: log}
 	select {
 	case l.sem <- struct{}{}:
 		defer func() { <-l.sem }()
@@ -182,9 +183,22 @@ func (l *LBS) serveConn(ctx context.Context, nc net.Conn) {
 	}
 }
 
+func (c *lbsConn) stopping() bool {
+	select {
+	case <-c.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// busyTimeout bounds how long a connection over the limit is kept to read
+// its first frame, so that a flood cannot pile up goroutines.
+const busyTimeout = time.Second
+
 // busy answers the first frame with status 5.
 func (c *lbsConn) busy() {
-	_ = c.nc.SetDeadline(time.Now().Add(c.l.cfg.ReadTimeout))
+	_ = c.nc.SetDeadline(time.Now().Add(min(c.l.cfg.ReadTimeout, busyTimeout)))
 	raw, err := osap.ReadFrame(c.r)
 	t := osap.MsgAuthRsp
 	var seq uint16
@@ -256,6 +270,8 @@ func (c *lbsConn) step() error {
 		var ne net.Error
 		switch {
 		case errors.Is(err, io.EOF) && c.st == stStart:
+			return err
+		case c.stopping():
 			return err
 		case errors.As(err, &ne) && ne.Timeout():
 			c.log.Warn("read deadline passed, closing", "kind", c.kind, "serial", c.serial, "devid", c.devID, "state", int(c.st))
@@ -332,7 +348,6 @@ func (c *lbsConn) authReq(f *osap.Frame, raw []byte) error {
 		return c.fail(osap.MsgAuthRsp, f.Seq, err)
 	}
 	c.serial = req.Serial
-	c.log = c.log.With("serial", req.Serial)
 	share, ok := c.l.cfg.Registry.shareKey(req.Serial, c.l.cfg.ShareKeyDomain)
 	if !ok {
 		return c.fail(osap.MsgAuthRsp, f.Seq, &osap.StatusError{Status: osap.StatusUnknown})
@@ -388,7 +403,6 @@ func (c *lbsConn) applyReq(f *osap.Frame) error {
 	if c.devID, err = c.l.cfg.Registry.devIDFor(c.serial); err != nil {
 		return c.fail(rt, f.Seq, &osap.StatusError{Status: osap.StatusUnknown})
 	}
-	c.log = c.log.With("devid", c.devID)
 	c.sessionKey = make([]byte, osap.KeySize)
 	if _, err := io.ReadFull(c.l.rand, c.sessionKey); err != nil {
 		return c.fail(rt, f.Seq, err)
@@ -409,7 +423,7 @@ func (c *lbsConn) applyReq(f *osap.Frame) error {
 // closes the connection.
 func (c *lbsConn) applyCfm(f *osap.Frame) error {
 	refuse := func(reason string) error {
-		c.log.Warn("authentication refused", "kind", c.kind, "status", uint8(osap.StatusAuthFailed), "reason", "0x9 does not verify: "+reason)
+		c.log.Warn("authentication refused", "kind", c.kind, "serial", c.serial, "devid", c.devID, "status", uint8(osap.StatusAuthFailed), "reason", "0x9 does not verify: "+reason)
 		return errClose
 	}
 	if err := c.checkGroup(f); err != nil {
@@ -423,7 +437,7 @@ func (c *lbsConn) applyCfm(f *osap.Frame) error {
 		return refuse("DevID or nonce differ from 0x7/0x8")
 	}
 	if err := c.l.cfg.Registry.confirm(c.serial, c.devID, c.masterKey, c.suite, c.info, c.sessionKey, c.l.cfg.SessionLifetime); err != nil {
-		c.log.Error("cannot record first authentication", "err", err)
+		c.log.Error("cannot record first authentication", "serial", c.serial, "devid", c.devID, "err", err)
 		return errClose
 	}
 	c.st = stSession
@@ -438,20 +452,20 @@ func (c *lbsConn) refreshReq(f *osap.Frame) error {
 		return c.fail(rt, f.Seq, err)
 	}
 	c.devID = devID
-	c.log = c.log.With("devid", devID)
 	suite := osap.Suite(f.Group)
 	if !suite.Valid() || !c.l.cfg.Suites.Has(suite) {
 		return c.fail(rt, f.Seq, &osap.StatusError{Status: osap.StatusUnsupported, Message: fmt.Sprintf("suite %v not supported (%v)", f.Group, c.l.cfg.Suites)})
 	}
+	c.suite = suite // error responses from here on carry it
 	masterKey, stored, ok := c.l.cfg.Registry.master(devID)
 	if !ok {
 		return c.fail(rt, f.Seq, &osap.StatusError{Status: osap.StatusNoMasterKey})
 	}
 	c.serial, _ = c.l.cfg.Registry.DeviceSerial(devID)
 	if suite != stored {
+		c.suite = 0 // status 1 names the LBS's set
 		return c.fail(rt, f.Seq, &osap.StatusError{Status: osap.StatusUnsupported, Message: fmt.Sprintf("suite %v is not the one negotiated (%v)", suite, stored)})
 	}
-	c.suite = suite
 	if c.master, err = osap.NewCipher(suite, masterKey); err != nil {
 		return c.fail(rt, f.Seq, err)
 	}
@@ -515,6 +529,6 @@ func (c *lbsConn) accessReq(f *osap.Frame) error {
 	if err := c.send(b); err != nil {
 		return err
 	}
-	c.log.Info("device authenticated", "kind", c.kind, "status", 0, "suite", c.suite.String(), "das", das)
+	c.log.Info("device authenticated", "kind", c.kind, "serial", c.serial, "devid", c.devID, "status", 0, "suite", c.suite.String(), "das", das)
 	return io.EOF // done: close
 }

@@ -1,17 +1,14 @@
 package platform
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
 	"runtime"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -191,6 +188,9 @@ func TestFirstAuthThenReauth(t *testing.T) {
 	if serial, ok := s.reg.DeviceSerial(cr.DevID); !ok || serial != "GW1" {
 		t.Errorf("DeviceSerial = %q, %v", serial, ok)
 	}
+	if ds := s.reg.Devices(); len(ds) != 1 || ds[0].DevID != cr.DevID || ds[0].Info.Model != "test" || ds[0].Info.Kind != "gateway" || ds[0].Suite != cr.Suite {
+		t.Errorf("Devices = %+v, want GW1 as %q with the device info of 0x7", ds, cr.DevID)
+	}
 	cr2, err := c.Authenticate(ctx, &cr)
 	if err != nil {
 		t.Fatalf("re-Authenticate = %v", err)
@@ -216,7 +216,3 @@ func TestFirstAuthThenReauth(t *testing.T) {
 		t.Errorf("state file mode = %v, %v, want 0600", fi.Mode(), err)
 	}
 }
-
-var _ = bufio.NewReader
-var _ = errors.Is
-var _ = strings.Contains

@@ -31,6 +31,10 @@ var ErrUnknownDevice = errors.New("unknown device")
 type Registry struct {
 	mu        sync.Mutex
 	statePath string // "" keeps the state in memory only
+	gen       uint64 // bumped by every change, under mu
+	saveMu    sync.Mutex
+	savedGen  uint64 // the generation on disk, under mu
+	syncedGen uint64 // the generation on disk and fsynced, under mu
 	now       func() time.Time
 	bySerial  map[string]*entry
 	byDevID   map[string]*entry
@@ -266,26 +270,30 @@ func (r *Registry) master(devID string) ([]byte, osap.Suite, bool) {
 	return e.MasterKey, e.Suite, true
 }
 
-// confirm records the outcome of a confirmed first authentication.
+// confirm records the outcome of a confirmed first authentication and
+// saves it durably.
 func (r *Registry) confirm(serial, devID string, master []byte, suite osap.Suite, info osap.DeviceInfo, session []byte, lifetime time.Duration) error {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	e := r.bySerial[serial]
 	if e == nil || e.DevID != devID {
+		r.mu.Unlock()
 		return fmt.Errorf("confirm %q as %q: %w", serial, devID, ErrUnknownDevice)
 	}
 	e.MasterKey, e.Suite, e.Info = slices.Clone(master), suite, info
 	e.Sessions = []sessionKey{{Key: slices.Clone(session), Expires: r.now().Add(lifetime)}}
-	return r.saveLocked()
+	r.gen++
+	gen := r.gen
+	r.mu.Unlock()
+	return r.save(gen, true)
 }
 
 // refresh makes session the current key of devID, keeping the previous one
 // while its lifetime lasts.
 func (r *Registry) refresh(devID string, session []byte, lifetime time.Duration) error {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	e := r.byDevID[devID]
 	if e == nil || len(e.MasterKey) == 0 {
+		r.mu.Unlock()
 		return fmt.Errorf("refresh %q: %w", devID, ErrUnknownDevice)
 	}
 	now := r.now()
@@ -294,46 +302,112 @@ func (r *Registry) refresh(devID string, session []byte, lifetime time.Duration)
 		next = append(next, e.Sessions[0])
 	}
 	e.Sessions = next
-	return r.saveLocked()
+	r.gen++
+	gen := r.gen
+	r.mu.Unlock()
+	return r.save(gen, false)
 }
 
-// saveLocked writes the state file atomically: a temporary file in the
-// same directory, fsync, rename.
-func (r *Registry) saveLocked() error {
+// save writes the state, at least as new as generation gen, to the state
+// file atomically: a temporary file in the same directory, then rename.
+// Durable saves (a new DevID or master key) also fsync the file before the
+// rename; a session key refresh does not: lost to a power cut, it costs the
+// device one re-authentication, while an fsync per refresh would bound the
+// LBS to the disk's flush rate. Concurrent saves coalesce (group commit):
+// a save finding its generation already on disk (and synced, when it must
+// be) returns at once.
+func (r *Registry) save(gen uint64, durable bool) error {
 	if r.statePath == "" {
+		return nil
+	}
+	r.saveMu.Lock()
+	defer r.saveMu.Unlock()
+	r.mu.Lock()
+	if r.savedGen >= gen && (!durable || r.syncedGen >= gen) {
+		// Another save wrote (and, if need be, synced) a state at least
+		// as new while we waited: group commit.
+		r.mu.Unlock()
 		return nil
 	}
 	st := stateFile{Devices: make([]*entry, 0, len(r.bySerial))}
 	for _, e := range r.bySerial {
-		st.Devices = append(st.Devices, e)
+		c := *e
+		c.Sessions = slices.Clone(e.Sessions)
+		st.Devices = append(st.Devices, &c)
 	}
+	cur := r.gen
+	r.mu.Unlock()
 	slices.SortFunc(st.Devices, func(a, b *entry) int { return strings.Compare(a.Serial, b.Serial) })
 	b, err := json.MarshalIndent(st, "", " ")
 	if err != nil {
 		return fmt.Errorf("registry state: %w", err)
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(r.statePath), ".registry-*")
-	if err != nil {
+	if err := writeAtomic(r.statePath, b, durable); err != nil {
 		return fmt.Errorf("registry state: %w", err)
+	}
+	r.mu.Lock()
+	r.savedGen = cur
+	if durable {
+		r.syncedGen = cur
+	}
+	r.mu.Unlock()
+	return nil
+}
+
+// writeAtomic replaces path with b (mode 0600) through a temporary file
+// and a rename, fsyncing the file first when durable.
+func writeAtomic(path string, b []byte, durable bool) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".registry-*")
+	if err != nil {
+		return err
 	}
 	defer os.Remove(tmp.Name()) // fails harmlessly after the rename
 	if err := tmp.Chmod(0o600); err != nil {
 		tmp.Close()
-		return fmt.Errorf("registry state: %w", err)
+		return err
 	}
 	if _, err := tmp.Write(b); err != nil {
 		tmp.Close()
-		return fmt.Errorf("registry state: %w", err)
+		return err
 	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("registry state: %w", err)
+	if durable {
+		if err := tmp.Sync(); err != nil {
+			tmp.Close()
+			return err
+		}
 	}
 	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("registry state: %w", err)
+		return err
 	}
-	if err := os.Rename(tmp.Name(), r.statePath); err != nil {
-		return fmt.Errorf("registry state: %w", err)
+	return os.Rename(tmp.Name(), path)
+}
+
+// Device is what the registry knows of one device, without its keys.
+type Device struct {
+	Serial string
+	DevID  string // empty until first authentication is confirmed
+	Suite  osap.Suite
+	Info   osap.DeviceInfo
+	// SessionExpiry is when the current session key's lifetime ends (zero
+	// without one).
+	SessionExpiry time.Time
+}
+
+// Devices lists the devices by serial.
+func (r *Registry) Devices() []Device {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]Device, 0, len(r.bySerial))
+	for _, e := range r.bySerial {
+		d := Device{Serial: e.Serial, Suite: e.Suite, Info: e.Info}
+		if len(e.MasterKey) > 0 {
+			d.DevID = e.DevID
+		}
+		if len(e.Sessions) > 0 {
+			d.SessionExpiry = e.Sessions[0].Expires
+		}
+		out = append(out, d)
 	}
-	return nil
+	slices.SortFunc(out, func(a, b Device) int { return strings.Compare(a.Serial, b.Serial) })
+	return out
 }
