@@ -135,7 +135,7 @@ func (s *site) stopGenerating() {
 	s.writeConfig("")
 	s.gateway.signal(syscall.SIGHUP)
 	waitFor(s.t, "the reload to stop every device", 20*time.Second, func() bool { return len(s.gatewayStatus().Devices) == 0 })
-	waitFor(s.t, "the outbox to drain", 120*time.Second, func() bool {
+	waitFor(s.t, "the outbox to drain", 5*time.Minute, func() bool {
 		st := s.gatewayStatus()
 		return st.Outbox.Events == 0 && st.Upstream.State == "connected"
 	})
@@ -166,6 +166,10 @@ func TestOutagesLoseNothing(t *testing.T) {
 	s.startGateway()
 	devID := s.devID()
 	for i := range outages {
+		// The gateway backs off exponentially (1 s to 5 min) while the
+		// platform is away: let it reconnect before the next outage, as
+		// the outages of a site come and go.
+		waitFor(t, "the gateway to reconnect", 3*time.Minute, func() bool { return s.gatewayStatus().Upstream.State == "connected" })
 		time.Sleep(time.Duration(1+rng.IntN(3)) * time.Second)
 		down := time.Duration(5+rng.IntN(maxDown-4)) * time.Second
 		t.Logf("outage %d: platform down for %v", i+1, down)
