@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -257,5 +258,48 @@ func BenchmarkModbus100Devices(b *testing.B) {
 				_ = devID
 			}
 		})
+	}
+}
+
+// BenchmarkCameras32 is issue 6's benchmark through the whole gateway: 32
+// simulated cameras (devsim, Digest auth) whose motion alarm toggles every
+// second, each with a PullPoint subscription, for 60 s. Reports the
+// gateway's CPU and RSS and the capture-to-platform latency of the motion
+// events (the camera's own event time to the platform's arrival time).
+func BenchmarkCameras32(b *testing.B) {
+	for b.Loop() {
+		s := newSite(b, "-no-fsync", "-log-level", "warn")
+		base := freeRange(b, 32)
+		start(b, "devsim", "onvif", "-listen", fmt.Sprintf("127.0.0.1:%d", base), "-count", "32",
+			"-user", "admin", "-password", "bench-pass", "-motion-every", "1s")
+		pw := filepath.Join(s.dir, "cam.password")
+		write(b, pw, "bench-pass", 0o600)
+		var sb strings.Builder
+		for i := range 32 {
+			fmt.Fprintf(&sb, "\n[[device]]\nid = \"cam-%02d\"\nkind = \"onvif\"\nurl = \"http://127.0.0.1:%d/onvif/device_service\"\nusername = \"admin\"\npassword_file = %q\npoll = \"30s\"\nevents = true\n", i, base+i, pw)
+		}
+		time.Sleep(time.Second)
+		s.writeConfig(sb.String())
+		s.startGateway()
+		devID := s.devID()
+		waitFor(s.t, "32 cameras online", 90*time.Second, func() bool {
+			n := 0
+			for _, d := range s.gatewayStatus().Devices {
+				if d.State == "online" {
+					n++
+				}
+			}
+			return n == 32
+		})
+		time.Sleep(5 * time.Second)
+		from := len(s.events(devID))
+		rss, core := measure(b, s, 60*time.Second)
+		evs := s.events(devID)[from:]
+		lat := latencies(evs)
+		b.ReportMetric(core*100, "CPU_%")
+		b.ReportMetric(float64(rss)/(1<<20), "RSS_MB")
+		b.ReportMetric(float64(len(evs))/60, "events/s")
+		b.ReportMetric(float64(pct(lat, 0.5).Microseconds())/1000, "p50_ms")
+		b.ReportMetric(float64(pct(lat, 0.99).Microseconds())/1000, "p99_ms")
 	}
 }
