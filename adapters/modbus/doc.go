@@ -38,6 +38,11 @@
 //     Integer types without scale are int64; with scale or offset, float64.
 //     A uint64 beyond 2^63-1 is reported as a float64.
 //
+//   - A serial port that hangs up (USB adapter unplugged) fails the request
+//     and is reopened after the backoff; goburrow's own serial
+//     transporters would spin on it forever, so serial links use goburrow's
+//     RTU and ASCII framing over a transport of this package.
+//
 // # Caveats
 //
 //   - Writes to one bit of a register read the register and write it back:
