@@ -262,7 +262,7 @@ func (sl *sharedLink) run(ctx context.Context) {
 		}
 		setUnit(j.unit)
 		setTime(j.timeout)
-		b, err := j.do(client)
+		b, err := safeDo(j.do, client)
 		lastEnd = time.Now()
 		sl.mu.Lock()
 		sl.requests++
@@ -313,4 +313,16 @@ func isTimeout(err error) bool {
 		return true
 	}
 	return errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, syscall.ETIMEDOUT) || errors.Is(err, serial.ErrTimeout)
+}
+
+// safeDo runs fn, turning a panic in the Modbus library (a malformed answer
+// it did not expect) into an error, so one broken device cannot bring the
+// gateway down.
+func safeDo(fn func(modbus.Client) ([]byte, error), c modbus.Client) (b []byte, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			b, err = nil, fmt.Errorf("modbus: malformed answer: %v", r)
+		}
+	}()
+	return fn(c)
 }
