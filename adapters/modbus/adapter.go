@@ -105,6 +105,12 @@ func NewFromConfig(id string, c Config, env adapters.Env, opts ...Option) (*Adap
 		}
 		a.ops[o.Resource][o.Name] = o
 	}
+	// The model must hold too: names unique within a resource across
+	// attributes, events and operations of every area.
+	m, _ := a.Describe(context.Background())
+	if err := m.Validate(); err != nil {
+		return nil, err
+	}
 	return a, nil
 }
 
