@@ -105,6 +105,12 @@ func NewFromConfig(id string, c Config, env adapters.Env, opts ...Option) (*Adap
 		}
 		a.ops[o.Resource][o.Name] = o
 	}
+	// The model must hold too: names unique within a resource across
+	// attributes, events and operations of every area.
+	m, _ := a.Describe(context.Background())
+	if err := m.Validate(); err != nil {
+		return nil, err
+	}
 	return a, nil
 }
 
@@ -271,7 +277,7 @@ func (a *Adapter) Run(ctx context.Context, sink adapters.Sink) error {
 	for i := range next {
 		next[i] = now
 	}
-	lastErr := map[string]string{} // read -> last error text, to log changes only
+	lastErr := map[[2]int]string{} // group and read -> last error text, to log changes only
 	var (
 		failed    int
 		known     bool // online state reported at least once
@@ -314,7 +320,7 @@ func (a *Adapter) Run(ctx context.Context, sink adapters.Sink) error {
 		values := map[string]map[string]model.Value{}
 		for ri, r := range g.reads {
 			b, err := a.doRead(ctx, sl, r)
-			key := fmt.Sprintf("%d/%d", gi, ri)
+			key := [2]int{gi, ri}
 			if err != nil {
 				if ctx.Err() != nil {
 					return nil
@@ -346,8 +352,7 @@ func (a *Adapter) Run(ctx context.Context, sink adapters.Sink) error {
 					a.log.Warn("modbus decode", "attribute", an.Name, "err", err)
 					continue
 				}
-				st := &attrState{}
-				*st = attrs[id]
+				st := &attrs[id]
 				if st.changed(v, an.Deadband) || at.Sub(st.reportedAt) >= a.dev.reportEvery {
 					if values[an.resource] == nil {
 						values[an.resource] = map[string]model.Value{}
@@ -355,7 +360,6 @@ func (a *Adapter) Run(ctx context.Context, sink adapters.Sink) error {
 					values[an.resource][an.Name] = model.Value{V: v, At: at, Quality: model.QualityGood}
 					st.have, st.last, st.reportedAt = true, v, at
 				}
-				attrs[id] = *st
 				for _, ei := range eventsOf[an] {
 					if ev, ok := a.dev.events[ei].fire(&events[ei], v); ok {
 						ev.At = at

@@ -2,8 +2,13 @@ package modbus
 
 import (
 	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/osapgw/osapgw/adapters"
 )
@@ -207,6 +212,32 @@ name = "t"
 table = "input"
 address = 0
 `, wantErr: []string{"parity: \"X\"", "unit: 0 is the broadcast address"}},
+		{name: "duplicate operation and event", conf: head + `
+[[attribute]]
+name = "t"
+table = "input"
+address = 0
+[[event]]
+name = "hot"
+attribute = "t"
+above = 3.0
+[[event]]
+name = "hot"
+attribute = "t"
+below = 1.0
+[[operation]]
+name = "go"
+[[operation.write]]
+table = "holding"
+address = 3
+value = 1
+[[operation]]
+name = "go"
+[[operation.write]]
+table = "coil"
+address = 3
+value = true
+`, wantErr: []string{`device "dev": resource "main": duplicate event "hot"`, `duplicate operation "go"`}},
 		{name: "limits", conf: head + `max_registers = 200
 max_bits = 0
 [[attribute]]
@@ -251,5 +282,36 @@ func TestParseURL(t *testing.T) {
 		if err != nil || l.key() != tt.key {
 			t.Errorf("ParseURL(%q) = %q, %v, want %q", tt.in, l.key(), err, tt.key)
 		}
+	}
+}
+
+// TestSampleModelGolden pins the device model (the DSL description sent in
+// topo.add) that sample.conf gives.
+func TestSampleModelGolden(t *testing.T) {
+	a, err := New("boiler-1", adapters.TOMLDecoder(blockBody(sampleConf)), adapters.Env{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := a.Describe(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := json.MarshalIndent(d, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got = append(got, '\n')
+	golden := filepath.Join("testdata", "sample_model.golden.json")
+	if *update {
+		if err := os.WriteFile(golden, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if diff := cmp.Diff(string(want), string(got)); diff != "" {
+		t.Errorf("model of sample.conf mismatch (-want +got):\n%s", diff)
 	}
 }

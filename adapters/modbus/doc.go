@@ -13,15 +13,18 @@
 //     attribute (or event, operation) and the key: overlapping registers,
 //     a type that needs more registers than given, an unknown table, type
 //     or byte order, a bad URL.
+//
 //   - Devices whose URL (and serial settings) are equal share one link,
 //     owned by one goroutine that sends one request at a time, keeping
 //     request_delay between them. The link starts with the first Run, Get,
 //     Set or Invoke that needs it and is closed when the last returns.
 //     Each request keeps its device's timeout on TCP; a serial port opens
 //     with the longest timeout its devices asked for.
+//
 //   - The attributes of a unit polled at one interval are read with as few
 //     requests as Plan allows (gaps up to max_gap are read and discarded,
 //     at most max_registers registers or max_bits bits a request).
+//
 //   - An exception response is an error naming the device, unit and
 //     registers; it does not stop the other reads of the poll. A timeout
 //     closes the connection (goburrow's TCP client would otherwise pair the
@@ -29,14 +32,21 @@
 //     failed connect or a broken connection makes the link refuse requests
 //     for a backoff that doubles from 200 ms to 30 s and resets at the
 //     first success.
+//
 //   - A unit is reported offline (Sink.Status) after offline_after polls
 //     without an answer, and online at the first answer. A unit that is
 //     offline because it times out is skipped for skip_for, then probed,
 //     so a dead unit costs its bus one timeout per skip_for.
+//
 //   - Run reports an attribute when it changes beyond its deadband, and at
 //     least every report_every. Values are bool, int64, float64 or string.
 //     Integer types without scale are int64; with scale or offset, float64.
 //     A uint64 beyond 2^63-1 is reported as a float64.
+//
+//   - A serial port that hangs up (USB adapter unplugged) fails the request
+//     and is reopened after the backoff; goburrow's own serial
+//     transporters would spin on it forever, so serial links use goburrow's
+//     RTU and ASCII framing over a transport of this package.
 //
 // # Caveats
 //

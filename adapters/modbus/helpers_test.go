@@ -1,7 +1,10 @@
 package modbus
 
 import (
+	"fmt"
 	"log/slog"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/osapgw/osapgw/adapters"
@@ -20,4 +23,22 @@ func (w testWriter) Write(b []byte) (int, error) {
 	w.t.Helper()
 	w.t.Log(string(b))
 	return len(b), nil
+}
+
+func trimFloat(f float64) string { return strconv.FormatFloat(f, 'f', -1, 64) }
+
+func fmtAny(v any) string { return fmt.Sprint(v) }
+
+func replaceOnce(t testing.TB, s, old, new string) string {
+	t.Helper()
+	if !strings.Contains(s, old) {
+		t.Fatalf("replaceOnce: %q not found", old)
+	}
+	return strings.Replace(s, old, new, 1)
+}
+
+func (r *recorder) count(name string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.counts[name]
 }

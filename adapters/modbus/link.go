@@ -33,27 +33,19 @@ type handler interface {
 	Close() error
 }
 
-// newHandler builds the goburrow handler for l with no idle timer (the
-// link closes it itself). It returns the handler and functions to set the
+// newHandler builds the handler for l: goburrow's TCP handler with no idle
+// timer (the link closes it itself), or goburrow's RTU or ASCII framing on
+// our serial transport. It returns the handler and functions to set the
 // unit and, on TCP, the timeout of the next request. A serial port's
 // timeout is fixed when it opens.
 func newHandler(l link, timeout time.Duration) (handler, func(byte), func(time.Duration)) {
-	switch l.Scheme {
-	case "rtu":
-		h := modbus.NewRTUClientHandler(l.Address)
-		h.BaudRate, h.DataBits, h.Parity, h.StopBits = l.Baud, l.DataBits, l.Parity, l.StopBits
-		h.Timeout, h.IdleTimeout = timeout, 0
-		return h, func(u byte) { h.SlaveId = u }, func(time.Duration) {}
-	case "ascii":
-		h := modbus.NewASCIIClientHandler(l.Address)
-		h.BaudRate, h.DataBits, h.Parity, h.StopBits = l.Baud, l.DataBits, l.Parity, l.StopBits
-		h.Timeout, h.IdleTimeout = timeout, 0
-		return h, func(u byte) { h.SlaveId = u }, func(time.Duration) {}
-	default:
-		h := modbus.NewTCPClientHandler(l.Address)
-		h.Timeout, h.IdleTimeout = timeout, 0
-		return h, func(u byte) { h.SlaveId = u }, func(d time.Duration) { h.Timeout = d }
+	if l.serial() {
+		h, setUnit := newSerialHandler(l, timeout)
+		return h, setUnit, func(time.Duration) {}
 	}
+	h := modbus.NewTCPClientHandler(l.Address)
+	h.Timeout, h.IdleTimeout = timeout, 0
+	return h, func(u byte) { h.SlaveId = u }, func(d time.Duration) { h.Timeout = d }
 }
 
 // job is one request to run on a link for a unit.
@@ -270,7 +262,7 @@ func (sl *sharedLink) run(ctx context.Context) {
 		}
 		setUnit(j.unit)
 		setTime(j.timeout)
-		b, err := j.do(client)
+		b, err := safeDo(j.do, client)
 		lastEnd = time.Now()
 		sl.mu.Lock()
 		sl.requests++
@@ -321,4 +313,16 @@ func isTimeout(err error) bool {
 		return true
 	}
 	return errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, syscall.ETIMEDOUT) || errors.Is(err, serial.ErrTimeout)
+}
+
+// safeDo runs fn, turning a panic in the Modbus library (a malformed answer
+// it did not expect) into an error, so one broken device cannot bring the
+// gateway down.
+func safeDo(fn func(modbus.Client) ([]byte, error), c modbus.Client) (b []byte, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			b, err = nil, fmt.Errorf("modbus: malformed answer: %v", r)
+		}
+	}()
+	return fn(c)
 }

@@ -229,3 +229,61 @@ func TestSimSerial(t *testing.T) {
 		})
 	}
 }
+
+// TestSerialCablePulled takes the pty pair away under a running RTU link
+// (socat stops: the port fails) and brings it back at the same path: the
+// adapter goes offline and recovers by itself.
+func TestSerialCablePulled(t *testing.T) {
+	if testing.Short() {
+		t.Skip("serial peer: skipped with -short")
+	}
+	socat := needSocat(t)
+	dir := t.TempDir()
+	pa, pb := filepath.Join(dir, "A"), filepath.Join(dir, "B")
+	sensors := map[byte]*sim.Sensor{1: sim.NewSensor(time.Hour, 0)}
+	plug := func() (unplug func()) {
+		os.Remove(pa)
+		os.Remove(pb)
+		cmd := exec.Command(socat, "pty,raw,echo=0,link="+pa, "pty,raw,echo=0,link="+pb)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "socat ptys", func() bool {
+			_, err1 := os.Stat(pa)
+			_, err2 := os.Stat(pb)
+			return err1 == nil && err2 == nil
+		})
+		port, err := sim.OpenSerial(pa)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- sim.NewServer(sensors).ServeRTU(ctx, port) }()
+		var once bool
+		unplug = func() {
+			if once {
+				return
+			}
+			once = true
+			_ = cmd.Process.Signal(os.Interrupt)
+			_ = cmd.Wait()
+			cancel()
+			<-done // the port failed or was closed: either way it is over
+		}
+		t.Cleanup(unplug)
+		return unplug
+	}
+	unplug := plug()
+	a, err := New("rtu-1", adaptersTOML(sensorConf("rtu://"+pb, 1, "")), envForTest(t), WithPool(NewPool()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := newRecorder()
+	runAdapter(t, a, rec)
+	waitFor(t, "online", func() bool { on, _ := rec.lastStatus(); return on })
+	unplug()
+	waitFor(t, "offline", func() bool { on, _ := rec.lastStatus(); return !on })
+	plug()
+	waitFor(t, "online again", func() bool { on, _ := rec.lastStatus(); return on })
+}

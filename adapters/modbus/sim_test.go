@@ -545,3 +545,31 @@ func TestCablePulled(t *testing.T) {
 	serveOn(t, addr, sensors)
 	waitFor(t, "online again", func() bool { on, _ := rec.lastStatus(); return on })
 }
+
+// TestLateAnswerNotPaired checks the reason a timeout closes the
+// connection: an answer that comes after the timeout must not be taken as
+// the answer to the next request.
+func TestLateAnswerNotPaired(t *testing.T) {
+	url, _, sensors := simTCP(t, time.Hour, 1)
+	sn := sensors[1]
+	a, err := New("late", adaptersTOML(sensorConf(url, 1, "")), envForTest(t), WithPool(NewPool()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.dev.timeout = 200 * time.Millisecond
+	sn.SetHolding(1, 2)
+	ctx := context.Background()
+	sl := a.pool.acquire(a.dev.link, 0) // one link for both requests
+	defer a.pool.release(sl)
+	sn.SetFault(sim.Fault{Delay: 400 * time.Millisecond, From: 0, To: 0})
+	if _, err := a.doRead(ctx, sl, Read{Table: Holding, Address: 0, Count: 1}); !errors.Is(err, adapters.ErrTimeout) {
+		t.Fatalf("read of holding 0 with a 400 ms delay = %v, want ErrTimeout", err)
+	}
+	// Next request at once, while the late answer is on its way.
+	sn.SetFault(sim.Fault{})
+	a.dev.timeout = 2 * time.Second
+	got, err := a.readAttrs(ctx, sl, []*attr{a.byRes["main"]["mode"]})
+	if err != nil || got["mode"].V != int64(2) {
+		t.Fatalf("mode after a late answer = %v, %v, want 2", got, err)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -34,6 +35,10 @@ func runModbus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	ascii := fs.String("ascii", "", "serve ASCII on this tty, or create a pty and link this path to it")
 	change := fs.Duration("change", time.Second, "how often the values change")
 	registers := fs.Int("registers", 0, "extra holding registers from 100, each changing every --change (benchmarks)")
+	faultExc := fs.Int("fault-exception", 0, "answer requests with this exception code (2 illegal address, 3 illegal value, 6 busy)")
+	faultDelay := fs.Duration("fault-delay", 0, "answer requests this late")
+	faultDrop := fs.Bool("fault-drop", false, "do not answer requests")
+	faultRange := fs.String("fault-registers", "", "apply the faults only to requests touching these addresses (N or N-M; all when empty)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: devsim modbus [flags]\n\nSensors with the register map of sim/modbus (go doc github.com/osapgw/osapgw/sim/modbus).")
 		fs.PrintDefaults()
@@ -45,10 +50,25 @@ func runModbus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
+	fault := sim.Fault{Exception: byte(*faultExc), Delay: *faultDelay, Drop: *faultDrop}
+	if *faultRange != "" {
+		lo, hi, isRange := strings.Cut(*faultRange, "-")
+		a, err1 := strconv.ParseUint(lo, 10, 16)
+		b := a
+		var err2 error
+		if isRange {
+			b, err2 = strconv.ParseUint(hi, 10, 16)
+		}
+		if err1 != nil || err2 != nil || a > b {
+			return fmt.Errorf("--fault-registers: %q, want N or N-M", *faultRange)
+		}
+		fault.From, fault.To = uint16(a), uint16(b)
+	}
 	newSensors := func() map[byte]*sim.Sensor {
 		m := map[byte]*sim.Sensor{}
 		for _, u := range units {
 			m[u] = sim.NewSensor(*change, *registers)
+			m[u].SetFault(fault)
 		}
 		return m
 	}
