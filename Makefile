@@ -23,3 +23,4 @@ demo:
 
 clean:
 	rm -rf bin dist
+include packaging/packaging.mk
