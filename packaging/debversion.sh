@@ -8,7 +8,7 @@
 #   v1.2.3-4-gabc1234         1.2.3+4.gabc1234
 #   v1.2.3-4-gabc1234-dirty   1.2.3+4.gabc1234.dirty
 #   abc1234 (no tag yet)      0.0.0+N.gabc1234, N = commits on HEAD
-#   anything else             0.0.0+dev
+#   anything else             0.0.0~dev
 set -eu
 v=${1:-$(git describe --tags --always --dirty 2>/dev/null || echo dev)}
 dirty=
@@ -37,6 +37,6 @@ case "$v" in
 	printf '%s%s%s\n' "$base" "$tail" "$dirty"
 	;;
 *)
-	printf '0.0.0+dev%s\n' "$dirty"
+	printf '0.0.0~dev%s\n' "$dirty"
 	;;
 esac
