@@ -251,13 +251,14 @@ func specs() []packageSpec {
 			files: map[string]entry{
 				"/usr/bin/osap-platform":                     exe,
 				"/etc/default/osap-platform":                 doc,
+				"/etc/osap-platform/devices.toml":            {mode: "-rw-------", owner: "root/root"},
 				"/lib/systemd/system/osap-platform.service":  doc,
 				"/usr/share/doc/osap-platform/copyright":     doc,
 				"/usr/share/doc/osap-platform/changelog.gz":  doc,
 				"/usr/share/man/man1/osap-platform.1.gz":     doc,
 				"/usr/share/lintian/overrides/osap-platform": doc,
 			},
-			conffiles: []string{"/etc/default/osap-platform"},
+			conffiles: []string{"/etc/default/osap-platform", "/etc/osap-platform/devices.toml"},
 			unit:      "/lib/systemd/system/osap-platform.service",
 			unitSrc:   "packaging/osap-platform.service",
 			conf:      "/etc/default/osap-platform",
@@ -311,7 +312,9 @@ func checkControl(t *testing.T, deb string, spec packageSpec, arch debArch) {
 	if err != nil {
 		t.Fatalf("%s: conffiles: %v", filepath.Base(deb), err)
 	}
-	if got := strings.Fields(string(conffiles)); !slices.Equal(got, spec.conffiles) {
+	got := strings.Fields(string(conffiles))
+	slices.Sort(got)
+	if !slices.Equal(got, spec.conffiles) {
 		t.Errorf("%s: conffiles = %q, want %q", filepath.Base(deb), got, spec.conffiles)
 	}
 	for _, script := range []string{"postinst", "prerm", "postrm"} {

@@ -368,6 +368,9 @@ func installCycle(t *testing.T, arch debArch) {
 	c.expect("stat -c '%a %U:%G' /etc/osapgw/osapgw.toml", "640 root:osapgw")
 	c.expect("systemctl is-enabled osapgw", "enabled")
 	c.expect("systemctl show -p Type -p WatchdogUSec -p User osapgw | sort | tr '\\n' ' '", "Type=notify User=osapgw WatchdogUSec=30s")
+	if out, err := c.sh("systemd-analyze security --no-pager osapgw.service | tail -n 1"); err == nil {
+		t.Logf("installed unit: %s", strings.TrimSpace(out))
+	}
 	if v := c.must("osapgw version"); !strings.Contains(v, gitVersion1) {
 		t.Errorf("osapgw version = %q, want it to contain %q", v, gitVersion1)
 	}
@@ -437,8 +440,16 @@ func installCycle(t *testing.T, arch debArch) {
 		c.expect("systemctl is-enabled osap-platform", "disabled")
 		c.expect("systemctl is-active osap-platform", "inactive")
 		c.must("test -x /usr/bin/osap-platform")
+		if _, err := c.sh("osap-platform -h 2>&1 | grep -q -- --registry"); err != nil {
+			t.Log("osap-platform has no --registry flag (not the emulator yet): its unit is not started")
+		} else {
+			c.must("systemctl start osap-platform")
+			c.expect("systemctl is-active osap-platform", "active")
+			c.expect(`for i in $(seq 1 30); do code=$(curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:7780/api/devices); [ "$code" = 000 ] || break; sleep 1; done; echo $code`, "200")
+		}
 		c.must("dpkg --purge osap-platform </dev/null")
-		if out, err := c.sh("test -e /usr/bin/osap-platform || test -e /etc/default/osap-platform"); err == nil {
+		c.expect("systemctl is-active osap-platform", "inactive")
+		if out, err := c.sh("test -e /usr/bin/osap-platform || test -e /etc/default/osap-platform || test -e /etc/osap-platform || test -e /var/lib/private/osap-platform"); err == nil {
 			t.Errorf("after purge of osap-platform, files are left: %s", out)
 		}
 	}
