@@ -1,15 +1,22 @@
 #!/bin/sh
 # gen-copyright.sh MAINTAINER BINARY... writes a machine-readable
 # (DEP-5) copyright file to stdout: packaging/copyright.in, then one stanza
-# per Go module linked into the binaries (from `go version -m`), with the
+# for the Go standard library and one per Go module linked into the
+# binaries (from `go version -m`), with the
 # licence text found in the module cache. A module whose licence file
 # cannot be found fails the build rather than ship an incomplete file.
 set -eu
 here=$(dirname "$0")
 maint=$1
 shift
+indent() {
+	sed -e 's/[[:space:]]*$//' -e 's/^$/./' -e 's/^/ /' "$1"
+}
 sed "s|@MAINTAINER@|$maint|" "$here/copyright.in"
 modcache=$(go env GOMODCACHE)
+# The Go runtime and standard library are linked into every binary.
+printf '\nFiles: go-modules/std/*\nCopyright: The Go Authors\nLicense: BSD-3-clause\n'
+indent "$(go env GOROOT)/LICENSE"
 go version -m "$@" | awk '$1 == "dep" { print $2, $3 }' | sort -u | while read -r mod ver; do
 	# The module cache escapes capitals as !lower.
 	esc=$(printf '%s' "$mod" | sed 's/\([A-Z]\)/!\1/g' | tr 'A-Z' 'a-z')
@@ -29,6 +36,19 @@ go version -m "$@" | awk '$1 == "dep" { print $2, $3 }' | sort -u | while read -
 	else name="other-$(printf '%s' "$mod" | tr '/.' '--')"
 	fi
 	printf '\nFiles: go-modules/%s/*\nCopyright: the authors of %s %s\nLicense: %s\n' "$mod" "$mod" "$ver" "$name"
-	# Licence text: every line indented by one space, empty lines as " .".
-	sed -e 's/[[:space:]]*$//' -e 's/^$/./' -e 's/^/ /' "$text"
+	case "$name" in
+	Apache-2.0|MPL-2.0)
+		# Debian ships these texts; lintian wants a reference, not a copy.
+		printf ' On Debian systems, the complete text of this licence is in\n /usr/share/common-licenses/%s.\n' "$name"
+		;;
+	*)
+		# Licence text: every line indented by one space, empty lines as " .".
+		indent "$text"
+		;;
+	esac
+	notice=$(ls "$dir" | grep -i -E '^notice' | head -n 1 || true)
+	if [ -n "$notice" ]; then
+		echo "Comment: the module's $notice file:"
+		indent "$dir/$notice"
+	fi
 done

@@ -364,7 +364,7 @@ func installCycle(t *testing.T, arch debArch) {
 	if groups := strings.Fields(c.must("id -nG osapgw")); !slices.Contains(groups, "osapgw") || !slices.Contains(groups, "dialout") {
 		t.Errorf("osapgw is in groups %q, want osapgw and dialout", groups)
 	}
-	c.expect("stat -c '%a %U:%G' /var/lib/osapgw", "750 osapgw:osapgw")
+	c.expect("stat -c '%a %U:%G' /var/lib/osapgw", "700 osapgw:osapgw")
 	c.expect("stat -c '%a %U:%G' /etc/osapgw/osapgw.toml", "640 root:osapgw")
 	c.expect("systemctl is-enabled osapgw", "enabled")
 	c.expect("systemctl show -p Type -p WatchdogUSec -p User osapgw | sort | tr '\\n' ' '", "Type=notify User=osapgw WatchdogUSec=30s")
