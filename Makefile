@@ -26,3 +26,4 @@ demo:
 
 clean:
 	rm -rf bin dist
+include packaging/packaging.mk
