@@ -2,8 +2,10 @@ package adapters
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/osapgw/osapgw/model"
 )
@@ -25,20 +27,21 @@ func (nopAdapter) Invoke(context.Context, string, string, map[string]any) (map[s
 var _ Adapter = nopAdapter{}
 
 func TestRegistry(t *testing.T) {
-	Register(Kind{Name: "test-nop", New: func(string, Decoder, Env) (Adapter, error) { return nopAdapter{}, nil }})
-	if _, ok := Lookup("test-nop"); !ok {
-		t.Fatal("Lookup(test-nop) = false after Register")
+	name := fmt.Sprintf("test-nop-%d", time.Now().UnixNano()) // unique: the registry is global and -count may repeat the test
+	Register(Kind{Name: name, New: func(string, Decoder, Env) (Adapter, error) { return nopAdapter{}, nil }})
+	if _, ok := Lookup(name); !ok {
+		t.Fatalf("Lookup(%s) = false after Register", name)
 	}
 	if _, ok := Lookup("nope"); ok {
 		t.Fatal("Lookup(nope) = true, want false")
 	}
-	if !slices.Contains(Kinds(), "test-nop") {
-		t.Fatalf("Kinds() = %v, want it to contain test-nop", Kinds())
+	if !slices.Contains(Kinds(), name) {
+		t.Fatalf("Kinds() = %v, want it to contain %s", Kinds(), name)
 	}
 	defer func() {
 		if recover() == nil {
-			t.Fatal("second Register of test-nop did not panic")
+			t.Fatal("second Register of the same name did not panic")
 		}
 	}()
-	Register(Kind{Name: "test-nop", New: func(string, Decoder, Env) (Adapter, error) { return nopAdapter{}, nil }})
+	Register(Kind{Name: name, New: func(string, Decoder, Env) (Adapter, error) { return nopAdapter{}, nil }})
 }
