@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/osapgw/osapgw/adapters"
+	"github.com/osapgw/osapgw/internal/backoff"
 	"github.com/osapgw/osapgw/model"
 	"github.com/osapgw/osapgw/osap"
 )
@@ -56,7 +57,9 @@ func (d *device) run(ctx context.Context) {
 	d.adapter = a
 	d.mu.Unlock()
 
-	delay := d.b.cfg.DescribeRetry
+	// The delay doubles from DescribeRetry to a minute (or DescribeRetry,
+	// if longer).
+	bo := backoff.Backoff{Min: d.b.cfg.DescribeRetry, Max: max(time.Minute, d.b.cfg.DescribeRetry)}
 	for ctx.Err() == nil {
 		m, err := a.Describe(ctx)
 		if err != nil {
@@ -65,11 +68,11 @@ func (d *device) run(ctx context.Context) {
 			}
 			d.setErr(err)
 			d.b.Status(d.spec.ID, false, err)
+			delay := bo.Next()
 			d.log.Warn("describe device", "err", err, "retry_in_seconds", delay.Seconds())
-			if !sleep(ctx, delay) {
+			if !backoff.Sleep(ctx, delay) {
 				return
 			}
-			delay = min(delay*2, time.Minute)
 			continue
 		}
 		if m.ID == "" {
@@ -92,7 +95,7 @@ func (d *device) run(ctx context.Context) {
 		d.b.announce(m)
 		break
 	}
-	delay = d.b.cfg.DescribeRetry
+	bo.Reset()
 	for ctx.Err() == nil {
 		started := time.Now()
 		err := a.Run(ctx, d.b)
@@ -104,25 +107,14 @@ func (d *device) run(ctx context.Context) {
 		}
 		d.setErr(err)
 		d.b.Status(d.spec.ID, false, err)
-		d.log.Error("device adapter stopped", "err", err, "retry_in_seconds", delay.Seconds())
 		if time.Since(started) > time.Minute {
-			delay = d.b.cfg.DescribeRetry
+			bo.Reset() // it ran a good while: start again from the first delay
 		}
-		if !sleep(ctx, delay) {
+		delay := bo.Next()
+		d.log.Error("device adapter stopped", "err", err, "retry_in_seconds", delay.Seconds())
+		if !backoff.Sleep(ctx, delay) {
 			return
 		}
-		delay = min(delay*2, time.Minute)
-	}
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
 	}
 }
 
