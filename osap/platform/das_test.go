@@ -3,18 +3,13 @@ package platform
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"math/big"
 	"net"
 	"os"
 	"path/filepath"
@@ -27,6 +22,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/eclipse/paho.mqtt.golang/packets"
 	"github.com/google/go-cmp/cmp"
+	"github.com/osapgw/osapgw/internal/testpki"
 	"github.com/osapgw/osapgw/model"
 	"github.com/osapgw/osapgw/osap"
 )
@@ -751,7 +747,7 @@ func TestSilentAndGarbageConnectionsClosed(t *testing.T) {
 
 func TestTLS(t *testing.T) {
 	checkGoroutines(t)
-	cert, pool := selfSigned(t)
+	cert, pool := testpki.Server(t)
 	keys := newFakeKeys()
 	d := serve(t, newDAS(t, DASConfig{Keys: keys, TLS: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}}))
 	if !strings.HasPrefix(d.URL(), "mqtts://127.0.0.1:") {
@@ -764,35 +760,6 @@ func TestTLS(t *testing.T) {
 	if got := len(d.Events("gw-tls", 0, 0)); got != 1 {
 		t.Errorf("%d events stored over TLS, want 1", got)
 	}
-}
-
-// selfSigned returns a certificate for 127.0.0.1 and a pool that trusts it.
-func selfSigned(t *testing.T) (tls.Certificate, *x509.CertPool) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "osap-platform test"},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(leaf)
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool
 }
 
 func TestTakeOver(t *testing.T) {
