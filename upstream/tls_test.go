@@ -14,6 +14,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/listeners"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/osapgw/osapgw/internal/leaktest"
 	"github.com/osapgw/osapgw/internal/testpki"
 )
 
@@ -33,7 +34,7 @@ func TestSessionTLS(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			checkLeaks(t)
+			leaktest.Check(t)
 			srv := mochi.New(&mochi.Options{Logger: slog.New(slog.DiscardHandler)})
 			if err := srv.AddHook(&recordHook{disconnects: make(chan string, 100), wills: make(chan string, 100)}, nil); err != nil {
 				t.Fatal(err)
@@ -78,7 +79,7 @@ func TestSessionTLS(t *testing.T) {
 // TestRunStopsWhileConnecting stops Run while the DAS accepts TCP but never
 // answers CONNECT: Run returns, and leaves nothing running.
 func TestRunStopsWhileConnecting(t *testing.T) {
-	checkLeaks(t)
+	leaktest.Check(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -13,7 +13,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -22,6 +21,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/eclipse/paho.mqtt.golang/packets"
 	"github.com/google/go-cmp/cmp"
+	"github.com/osapgw/osapgw/internal/leaktest"
 	"github.com/osapgw/osapgw/internal/testpki"
 	"github.com/osapgw/osapgw/model"
 	"github.com/osapgw/osapgw/osap"
@@ -67,27 +67,6 @@ func testLogger(t testing.TB) *slog.Logger {
 		return slog.New(slog.DiscardHandler)
 	}
 	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-// checkGoroutines fails the test if goroutines started during it are still
-// running once its cleanups have run. Register it first.
-func checkGoroutines(t *testing.T) {
-	before := runtime.NumGoroutine()
-	t.Cleanup(func() {
-		deadline := time.Now().Add(waitLimit)
-		for {
-			n := runtime.NumGoroutine()
-			if n <= before {
-				return
-			}
-			if time.Now().After(deadline) {
-				buf := make([]byte, 1<<20)
-				buf = buf[:runtime.Stack(buf, true)]
-				t.Fatalf("%d goroutines left, want at most %d:\n%s", n, before, buf)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	})
 }
 
 // runningDAS is a DAS serving in the background of a test.
@@ -283,7 +262,7 @@ func (td *testDevice) recv() osap.Message {
 }
 
 func TestLogin(t *testing.T) {
-	checkGoroutines(t)
+	leaktest.Check(t)
 	now := time.Unix(1764150000, 0)
 	keys := newFakeKeys()
 	d := serve(t, newDAS(t, DASConfig{Keys: keys, Now: func() time.Time { return now }}))
@@ -362,7 +341,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 }
 
 func TestLoginReplay(t *testing.T) {
-	checkGoroutines(t)
+	leaktest.Check(t)
 	keys := newFakeKeys()
 	d := serve(t, newDAS(t, DASConfig{Keys: keys}))
 	td := newDevice(t, "gw-replay", keys.add("gw-replay"))
@@ -398,7 +377,7 @@ func TestReplayCachePruned(t *testing.T) {
 }
 
 func TestTopicACL(t *testing.T) {
-	checkGoroutines(t)
+	leaktest.Check(t)
 	keys := newFakeKeys()
 	d := serve(t, newDAS(t, DASConfig{Keys: keys}))
 	keys.add("gw-b")
@@ -460,7 +439,7 @@ func (td *testDevice) ci2key(keys *fakeKeys) []byte {
 }
 
 func TestEventsDeduplicatedAcrossRestart(t *testing.T) {
-	checkGoroutines(t)
+	leaktest.Check(t)
 	keys := newFakeKeys()
 	dir := t.TempDir()
 	key := keys.add("gw-ev")
@@ -530,7 +509,7 @@ func TestEventsDeduplicatedAcrossRestart(t *testing.T) {
 }
 
 func TestTopology(t *testing.T) {
-	checkGoroutines(t)
+	leaktest.Check(t)
 	keys := newFakeKeys()
 	d := serve(t, newDAS(t, DASConfig{Keys: keys}))
 	td := newDevice(t, "gw-topo", keys.add("gw-topo"))
@@ -587,7 +566,7 @@ func TestTopology(t *testing.T) {
 }
 
 func TestRequest(t *testing.T) {
-	checkGoroutines(t)
+	leaktest.Check(t)
 	keys := newFakeKeys()
 	d := serve(t, newDAS(t, DASConfig{Keys: keys}))
 	td := newDevice(t, "gw-req", keys.add("gw-req"))
@@ -648,7 +627,7 @@ func TestRequest(t *testing.T) {
 }
 
 func TestServeAgain(t *testing.T) {
-	checkGoroutines(t)
+	leaktest.Check(t)
 	keys := newFakeKeys()
 	key := keys.add("gw-out")
 	d := newDAS(t, DASConfig{Keys: keys})
@@ -687,7 +666,7 @@ func TestServeAgain(t *testing.T) {
 }
 
 func TestUndecryptableUplinkDropped(t *testing.T) {
-	checkGoroutines(t)
+	leaktest.Check(t)
 	keys := newFakeKeys()
 	d := serve(t, newDAS(t, DASConfig{Keys: keys}))
 	td := newDevice(t, "gw-junk", keys.add("gw-junk"))
@@ -714,7 +693,7 @@ func TestUndecryptableUplinkDropped(t *testing.T) {
 }
 
 func TestSilentAndGarbageConnectionsClosed(t *testing.T) {
-	checkGoroutines(t)
+	leaktest.Check(t)
 	d := serve(t, newDAS(t, DASConfig{Keys: newFakeKeys(), ConnectTimeout: 100 * time.Millisecond}))
 	for _, tt := range []struct {
 		name string
@@ -746,7 +725,7 @@ func TestSilentAndGarbageConnectionsClosed(t *testing.T) {
 }
 
 func TestTLS(t *testing.T) {
-	checkGoroutines(t)
+	leaktest.Check(t)
 	cert, pool := testpki.Server(t)
 	keys := newFakeKeys()
 	d := serve(t, newDAS(t, DASConfig{Keys: keys, TLS: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}}))
@@ -763,7 +742,7 @@ func TestTLS(t *testing.T) {
 }
 
 func TestTakeOver(t *testing.T) {
-	checkGoroutines(t)
+	leaktest.Check(t)
 	keys := newFakeKeys()
 	key := keys.add("gw-twice")
 	d := serve(t, newDAS(t, DASConfig{Keys: keys}))
