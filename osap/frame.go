@@ -25,6 +25,8 @@ const (
 	MsgAccessRsp     MsgType = 0xB // Get Access Service Rsp, LBS → device
 )
 
+// String returns the type's number and its name in the specification
+// ("0x1 Authentication ECDH Req"), or "type(0x…)" for an unknown type.
 func (t MsgType) String() string {
 	switch t {
 	case MsgAuthReq:

@@ -42,6 +42,8 @@ func (s Suite) Valid() bool {
 	return s == SuiteAESGCM || s == SuiteAESCBCHMAC || s == SuiteAESCBC || s == SuiteAESECB
 }
 
+// String returns the suite's name as ParseSuite accepts it
+// ("aes-128-gcm"), or "suite(0x…)" for an unknown suite.
 func (s Suite) String() string {
 	switch s {
 	case SuiteAESGCM:
@@ -79,6 +81,8 @@ func (ss SuiteSet) Best() (Suite, bool) {
 	return Suite(1 << (7 - bits.LeadingZeros8(m))), true
 }
 
+// String returns the set's bit mask and the names of its suites, best
+// first ("0xc[aes-128-gcm,aes-128-cbc-hmac-sha256]").
 func (ss SuiteSet) String() string {
 	var names []string
 	for _, s := range []Suite{SuiteAESGCM, SuiteAESCBCHMAC, SuiteAESCBC, SuiteAESECB} {
