@@ -470,6 +470,57 @@ func TestDownlinkReplyCodes(t *testing.T) {
 	})
 }
 
+// TestDownlinkToOfflineDevice checks that a request the device model
+// refuses gets its own code (400, 404, 409) even while the device is
+// offline: only a request that would reach the device gets 503, which
+// tells the platform to try again later.
+func TestDownlinkToOfflineDevice(t *testing.T) {
+	h := newHarness(t, Config{}, "boiler-1")
+	h.connect()
+	h.b.Status("boiler-1", false, errors.New("no answer"))
+	tests := []struct {
+		name     string
+		typ      string
+		body     string
+		wantCode int
+	}{
+		{"unknown resource", osap.TypeAttributeSet, `{"resource":"aux","values":{"setpoint":42}}`, 404},
+		{"unknown attribute", osap.TypeAttributeGet, `{"resource":"main","names":["colour"]}`, 404},
+		{"unknown operation", osap.TypeOperationInvoke, `{"resource":"main","operation":"explode"}`, 404},
+		{"not writable", osap.TypeAttributeSet, `{"resource":"main","values":{"temperature":1}}`, 409},
+		{"out of range", osap.TypeAttributeSet, `{"resource":"main","values":{"setpoint":400}}`, 400},
+		{"malformed body", osap.TypeAttributeGet, `[1]`, 400},
+		{"valid set", osap.TypeAttributeSet, `{"resource":"main","values":{"setpoint":42}}`, 503},
+		{"valid get", osap.TypeAttributeGet, `{"resource":"main","names":["temperature"]}`, 503},
+		{"valid invoke", osap.TypeOperationInvoke, `{"resource":"main","operation":"reset","input":{"mode":2}}`, 503},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			id := fmt.Sprintf("off-%d", i)
+			h.b.Downlink(osap.Message{Header: osap.Header{ID: id, Type: tt.typ, Dev: "boiler-1"}, Body: json.RawMessage(tt.body)})
+			var reply sent
+			waitFor(t, "the reply to "+id, func() bool {
+				for _, m := range h.up.messages(osap.TypeReply) {
+					if m.h.ID == id {
+						reply = m
+						return true
+					}
+				}
+				return false
+			})
+			if reply.h.Code != tt.wantCode {
+				t.Errorf("reply code = %d (%s), want %d", reply.h.Code, reply.h.Msg, tt.wantCode)
+			}
+		})
+	}
+	h.devs["boiler-1"].mu.Lock()
+	set := h.devs["boiler-1"].set
+	h.devs["boiler-1"].mu.Unlock()
+	if set != nil {
+		t.Errorf("offline adapter was asked to set %v, want not asked", set)
+	}
+}
+
 func TestApplyReload(t *testing.T) {
 	h := newHarness(t, Config{}, "a", "b")
 	h.connect()

@@ -187,9 +187,11 @@ func (d *device) status() DeviceStatus {
 	return DeviceStatus{ID: d.spec.ID, Kind: d.spec.Kind, Name: d.spec.Name, State: state, LastData: d.lastData, LastPoll: d.lastPoll, Reports: d.reports, LastError: d.lastErr}
 }
 
-// handle carries out a downlink request on the device. The model is
-// checked first so that the platform gets 404/409/400 without the device
-// being bothered.
+// handle carries out a downlink request on the device. The request is
+// checked against the model first, so that the platform gets 404/409/400
+// without the device being bothered, and gets them even while the device
+// is offline: 503 (try again later) is only for a request that would
+// reach the device.
 func (d *device) handle(ctx context.Context, m osap.Message) (any, error) {
 	d.mu.Lock()
 	a, desc, described, online, known := d.adapter, d.desc, d.described, d.online, d.known
@@ -197,8 +199,11 @@ func (d *device) handle(ctx context.Context, m osap.Message) (any, error) {
 	if a == nil || !described {
 		return nil, fmt.Errorf("%w: sub-device %q is not running yet", adapters.ErrOffline, d.spec.ID)
 	}
-	if known && !online {
-		return nil, fmt.Errorf("%w: sub-device %q", adapters.ErrOffline, d.spec.ID)
+	reachable := func() error {
+		if known && !online {
+			return fmt.Errorf("%w: sub-device %q", adapters.ErrOffline, d.spec.ID)
+		}
+		return nil
 	}
 	switch m.Type {
 	case osap.TypeAttributeSet:
@@ -229,6 +234,9 @@ func (d *device) handle(ctx context.Context, m osap.Message) (any, error) {
 			}
 			values[name] = model.Value{V: v, At: now, Quality: model.QualityGood}
 		}
+		if err := reachable(); err != nil {
+			return nil, err
+		}
 		return nil, a.Set(ctx, req.Resource, values)
 	case osap.TypeAttributeGet:
 		var req osap.AttributeGet
@@ -243,6 +251,9 @@ func (d *device) handle(ctx context.Context, m osap.Message) (any, error) {
 			if _, ok := res.Attribute(name); !ok {
 				return nil, fmt.Errorf("%w: resource %q has no attribute %q", adapters.ErrNotFound, req.Resource, name)
 			}
+		}
+		if err := reachable(); err != nil {
+			return nil, err
 		}
 		vals, err := a.Get(ctx, req.Resource, req.Names)
 		if err != nil {
@@ -264,6 +275,9 @@ func (d *device) handle(ctx context.Context, m osap.Message) (any, error) {
 		}
 		in, err := coerceInputs(op, req.Input)
 		if err != nil {
+			return nil, err
+		}
+		if err := reachable(); err != nil {
 			return nil, err
 		}
 		out, err := a.Invoke(ctx, req.Resource, req.Operation, in)
