@@ -124,6 +124,7 @@ type Bridge struct {
 	wg      sync.WaitGroup  // device and request goroutines
 
 	mu      sync.Mutex
+	stopped bool // Run is stopping or returned: start no more goroutines
 	devices map[string]*device
 	order   []string // device ids in configuration order
 	removed []string // ids to announce in topo.remove at the next chance
@@ -178,6 +179,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 	go func() { defer loops.Done(); b.ackLoop(ctx) }()
 	<-ctx.Done()
 	b.mu.Lock()
+	b.stopped = true
 	for _, d := range b.devices {
 		d.stop()
 	}
@@ -220,7 +222,7 @@ func (b *Bridge) Apply(specs []Spec) {
 		}
 		d := newDevice(b, want[id])
 		b.devices[id] = d
-		if b.runCtx != nil {
+		if b.runCtx != nil && !b.stopped {
 			b.startLocked(d)
 		}
 	}
@@ -676,7 +678,17 @@ func (b *Bridge) Downlink(m osap.Message) {
 		b.reply(m, osap.CodeOffline, "gateway busy: too many requests in progress", nil)
 		return
 	}
+	// Join b.wg under b.mu, so that Run, once it has set stopped, waits
+	// for every request goroutine and none starts after it.
+	b.mu.Lock()
+	if b.stopped {
+		b.mu.Unlock()
+		<-b.reqs
+		b.reply(m, osap.CodeOffline, "gateway stopping", nil)
+		return
+	}
 	b.wg.Add(1)
+	b.mu.Unlock()
 	go func() {
 		defer b.wg.Done()
 		defer func() { <-b.reqs }()

@@ -125,6 +125,7 @@ type fakeAdapter struct {
 	set     map[string]model.Value
 	setErr  error
 	block   bool // Set blocks until its context ends
+	gets    int  // calls of Get
 	running chan struct{}
 }
 
@@ -171,6 +172,9 @@ func (a *fakeAdapter) Set(ctx context.Context, resource string, values map[strin
 }
 
 func (a *fakeAdapter) Get(_ context.Context, resource string, names []string) (map[string]model.Value, error) {
+	a.mu.Lock()
+	a.gets++
+	a.mu.Unlock()
 	return map[string]model.Value{"temperature": {V: 21.5, At: time.UnixMilli(1000)}}, nil
 }
 
@@ -185,6 +189,19 @@ type harness struct {
 	cancel context.CancelFunc
 	done   chan error
 	devs   map[string]*fakeAdapter
+
+	stopOnce sync.Once
+	runErr   error // what Run returned, once stop returned
+}
+
+// stop ends Run and waits for it to return; the test's cleanup calls it
+// too, so a test may stop the bridge early.
+func (h *harness) stop() error {
+	h.stopOnce.Do(func() {
+		h.cancel()
+		h.runErr = <-h.done
+	})
+	return h.runErr
 }
 
 func spec(a *fakeAdapter, hash string) Spec {
@@ -217,8 +234,7 @@ func newHarness(t *testing.T, cfg Config, ids ...string) *harness {
 		<-a.running
 	}
 	t.Cleanup(func() {
-		cancel()
-		if err := <-h.done; err != nil {
+		if err := h.stop(); err != nil {
 			t.Errorf("Run() = %v", err)
 		}
 		if err := st.Close(); err != nil {
@@ -518,6 +534,39 @@ func TestDownlinkToOfflineDevice(t *testing.T) {
 	h.devs["boiler-1"].mu.Unlock()
 	if set != nil {
 		t.Errorf("offline adapter was asked to set %v, want not asked", set)
+	}
+}
+
+// TestDownlinkAfterRun checks that a downlink arriving after Run returned
+// (the session may still deliver one while it drains) is answered 503
+// without reaching the device, and starts no goroutine that Run, gone,
+// would not wait for.
+func TestDownlinkAfterRun(t *testing.T) {
+	h := newHarness(t, Config{}, "boiler-1")
+	h.connect()
+	if err := h.stop(); err != nil {
+		t.Fatalf("Run() = %v", err)
+	}
+	h.b.Downlink(osap.Message{Header: osap.Header{ID: "late", Type: osap.TypeAttributeGet, Dev: "boiler-1"}, Body: json.RawMessage(`{"resource":"main","names":["temperature"]}`)})
+	var reply sent
+	waitFor(t, "the reply to late", func() bool {
+		for _, m := range h.up.messages(osap.TypeReply) {
+			if m.h.ID == "late" {
+				reply = m
+				return true
+			}
+		}
+		return false
+	})
+	if reply.h.Code != osap.CodeOffline {
+		t.Errorf("reply code = %d (%s), want %d", reply.h.Code, reply.h.Msg, osap.CodeOffline)
+	}
+	a := h.devs["boiler-1"]
+	a.mu.Lock()
+	gets := a.gets
+	a.mu.Unlock()
+	if gets != 0 {
+		t.Errorf("adapter Get called %d times after Run returned, want 0", gets)
 	}
 }
 
