@@ -55,6 +55,7 @@ type topologyStore interface {
 
 // Spec is one sub-device to run.
 type Spec struct {
+	// ID, Kind and Name are the device's [[device]] id, kind and name.
 	ID, Kind, Name string
 	// Hash identifies the configuration; Apply restarts a device only when
 	// its hash changed.
@@ -78,9 +79,12 @@ type Config struct {
 	// DescribeRetry is the first delay before describing a device again
 	// after a failure; it doubles up to a minute (2 s).
 	DescribeRetry time.Duration
-	Logger        *slog.Logger
-	Now           func() time.Time
-	Metrics       *Metrics
+	// Logger receives the bridge's logs (discarded when nil).
+	Logger *slog.Logger
+	// Now is the clock of timestamps and status (time.Now when nil).
+	Now func() time.Time
+	// Metrics are updated as the bridge works (unregistered ones when nil).
+	Metrics *Metrics
 }
 
 func (c *Config) defaults() {
@@ -160,7 +164,8 @@ func (b *Bridge) SetUpstream(up Upstream) { b.up = up }
 
 // Run runs the devices given to Apply (before or after Run starts) and
 // the event sender until ctx ends, then stops every device and waits for
-// all its goroutines.
+// all its goroutines. It returns an error only when called before
+// SetUpstream; it returns nil once ctx has ended.
 func (b *Bridge) Run(ctx context.Context) error {
 	if b.up == nil {
 		return errors.New("bridge: Run before SetUpstream")

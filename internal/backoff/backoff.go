@@ -60,8 +60,10 @@ func steady(n int, lo, hi time.Duration) time.Duration {
 // A Backoff is safe for concurrent use; it must not be copied after first
 // use.
 type Backoff struct {
+	// Min is the first delay, Max the longest.
 	Min, Max time.Duration
-	Jitter   bool
+	// Jitter draws each delay at random, as Delay does.
+	Jitter bool
 
 	mu sync.Mutex
 	n  int // failures counted since the last Reset
