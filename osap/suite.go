@@ -58,7 +58,8 @@ func (s Suite) String() string {
 	return fmt.Sprintf("suite(%#x)", uint8(s))
 }
 
-// ParseSuite returns the suite named by String.
+// ParseSuite returns the suite named by String. Any other name is an
+// error that lists the known ones.
 func ParseSuite(name string) (Suite, error) {
 	for _, s := range []Suite{SuiteAESGCM, SuiteAESCBCHMAC, SuiteAESCBC, SuiteAESECB} {
 		if s.String() == name {
@@ -102,7 +103,8 @@ type Cipher struct {
 	macKey []byte
 }
 
-// NewCipher prepares suite s with a 16-byte key.
+// NewCipher prepares suite s with a 16-byte key. A key of another length
+// is an error; a suite of no binding, ErrUnsupportedSuite.
 func NewCipher(s Suite, key []byte) (*Cipher, error) {
 	if len(key) != KeySize {
 		return nil, fmt.Errorf("%v: key is %d bytes, want %d", s, len(key), KeySize)
@@ -152,7 +154,8 @@ func (c *Cipher) Overhead() int {
 }
 
 // Seal encrypts plaintext, authenticating aad where the suite can, with
-// nonces and IVs read from rand. The result is appended to dst.
+// nonces and IVs read from rand. The result is appended to dst. It fails
+// only when rand fails.
 func (c *Cipher) Seal(dst []byte, rand io.Reader, aad, plaintext []byte) ([]byte, error) {
 	switch c.suite {
 	case SuiteAESGCM:
