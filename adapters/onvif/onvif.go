@@ -147,7 +147,9 @@ func (a *Adapter) wrap(err error) error {
 	return fmt.Errorf("camera %q (%s): %w", a.id, a.cfg.URL, err)
 }
 
-// Describe connects when needed and returns the camera's model.
+// Describe connects when needed and returns the camera's model. A camera
+// that cannot be reached gives an error wrapping adapters.ErrOffline (or
+// adapters.ErrTimeout when it does not answer in time).
 func (a *Adapter) Describe(ctx context.Context) (model.Device, error) {
 	k, err := a.camera(ctx)
 	if err != nil {
@@ -224,7 +226,9 @@ func (a *Adapter) serve(ctx context.Context, k *camera, sink adapters.Sink, bo *
 	return err
 }
 
-// Get reads attributes of a resource from the camera now.
+// Get reads attributes of a resource from the camera now. Its errors wrap
+// the adapters sentinels: ErrNotFound for an unknown resource or
+// attribute, ErrOffline or ErrTimeout when the camera does not answer.
 func (a *Adapter) Get(ctx context.Context, resource string, names []string) (map[string]model.Value, error) {
 	k, err := a.camera(ctx)
 	if err != nil {
@@ -237,7 +241,10 @@ func (a *Adapter) Get(ctx context.Context, resource string, names []string) (map
 	return vals, nil
 }
 
-// Set writes a video profile's frame_rate and bitrate.
+// Set writes a video profile's frame_rate and bitrate. Its errors wrap the
+// adapters sentinels: ErrNotFound, ErrNotWritable and ErrBadRequest for
+// what the model refuses, ErrOffline or ErrTimeout when the camera does
+// not answer.
 func (a *Adapter) Set(ctx context.Context, resource string, values map[string]model.Value) error {
 	k, err := a.camera(ctx)
 	if err != nil {
