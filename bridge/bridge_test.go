@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/osapgw/osapgw/adapters"
+	"github.com/osapgw/osapgw/internal/leaktest"
 	"github.com/osapgw/osapgw/model"
 	"github.com/osapgw/osapgw/osap"
 	"github.com/osapgw/osapgw/store"
@@ -210,6 +211,7 @@ func spec(a *fakeAdapter, hash string) Spec {
 
 func newHarness(t *testing.T, cfg Config, ids ...string) *harness {
 	t.Helper()
+	leaktest.Check(t)
 	st, err := store.Open(filepath.Join(t.TempDir(), "state", "osapgw.db"), store.Options{})
 	if err != nil {
 		t.Fatal(err)
