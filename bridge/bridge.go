@@ -55,6 +55,7 @@ type topologyStore interface {
 
 // Spec is one sub-device to run.
 type Spec struct {
+	// ID, Kind and Name are the device's [[device]] id, kind and name.
 	ID, Kind, Name string
 	// Hash identifies the configuration; Apply restarts a device only when
 	// its hash changed.
@@ -78,9 +79,12 @@ type Config struct {
 	// DescribeRetry is the first delay before describing a device again
 	// after a failure; it doubles up to a minute (2 s).
 	DescribeRetry time.Duration
-	Logger        *slog.Logger
-	Now           func() time.Time
-	Metrics       *Metrics
+	// Logger receives the bridge's logs (discarded when nil).
+	Logger *slog.Logger
+	// Now is the clock of timestamps and status (time.Now when nil).
+	Now func() time.Time
+	// Metrics are updated as the bridge works (unregistered ones when nil).
+	Metrics *Metrics
 }
 
 func (c *Config) defaults() {
@@ -124,6 +128,7 @@ type Bridge struct {
 	wg      sync.WaitGroup  // device and request goroutines
 
 	mu      sync.Mutex
+	stopped bool // Run is stopping or returned: start no more goroutines
 	devices map[string]*device
 	order   []string // device ids in configuration order
 	removed []string // ids to announce in topo.remove at the next chance
@@ -159,7 +164,8 @@ func (b *Bridge) SetUpstream(up Upstream) { b.up = up }
 
 // Run runs the devices given to Apply (before or after Run starts) and
 // the event sender until ctx ends, then stops every device and waits for
-// all its goroutines.
+// all its goroutines. It returns an error only when called before
+// SetUpstream; it returns nil once ctx has ended.
 func (b *Bridge) Run(ctx context.Context) error {
 	if b.up == nil {
 		return errors.New("bridge: Run before SetUpstream")
@@ -178,6 +184,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 	go func() { defer loops.Done(); b.ackLoop(ctx) }()
 	<-ctx.Done()
 	b.mu.Lock()
+	b.stopped = true
 	for _, d := range b.devices {
 		d.stop()
 	}
@@ -220,7 +227,7 @@ func (b *Bridge) Apply(specs []Spec) {
 		}
 		d := newDevice(b, want[id])
 		b.devices[id] = d
-		if b.runCtx != nil {
+		if b.runCtx != nil && !b.stopped {
 			b.startLocked(d)
 		}
 	}
@@ -676,7 +683,17 @@ func (b *Bridge) Downlink(m osap.Message) {
 		b.reply(m, osap.CodeOffline, "gateway busy: too many requests in progress", nil)
 		return
 	}
+	// Join b.wg under b.mu, so that Run, once it has set stopped, waits
+	// for every request goroutine and none starts after it.
+	b.mu.Lock()
+	if b.stopped {
+		b.mu.Unlock()
+		<-b.reqs
+		b.reply(m, osap.CodeOffline, "gateway stopping", nil)
+		return
+	}
 	b.wg.Add(1)
+	b.mu.Unlock()
 	go func() {
 		defer b.wg.Done()
 		defer func() { <-b.reqs }()

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/osapgw/osapgw/adapters"
+	"github.com/osapgw/osapgw/internal/leaktest"
 	"github.com/osapgw/osapgw/model"
 	"github.com/osapgw/osapgw/osap"
 	"github.com/osapgw/osapgw/store"
@@ -125,6 +126,7 @@ type fakeAdapter struct {
 	set     map[string]model.Value
 	setErr  error
 	block   bool // Set blocks until its context ends
+	gets    int  // calls of Get
 	running chan struct{}
 }
 
@@ -171,6 +173,9 @@ func (a *fakeAdapter) Set(ctx context.Context, resource string, values map[strin
 }
 
 func (a *fakeAdapter) Get(_ context.Context, resource string, names []string) (map[string]model.Value, error) {
+	a.mu.Lock()
+	a.gets++
+	a.mu.Unlock()
 	return map[string]model.Value{"temperature": {V: 21.5, At: time.UnixMilli(1000)}}, nil
 }
 
@@ -185,6 +190,19 @@ type harness struct {
 	cancel context.CancelFunc
 	done   chan error
 	devs   map[string]*fakeAdapter
+
+	stopOnce sync.Once
+	runErr   error // what Run returned, once stop returned
+}
+
+// stop ends Run and waits for it to return; the test's cleanup calls it
+// too, so a test may stop the bridge early.
+func (h *harness) stop() error {
+	h.stopOnce.Do(func() {
+		h.cancel()
+		h.runErr = <-h.done
+	})
+	return h.runErr
 }
 
 func spec(a *fakeAdapter, hash string) Spec {
@@ -193,6 +211,7 @@ func spec(a *fakeAdapter, hash string) Spec {
 
 func newHarness(t *testing.T, cfg Config, ids ...string) *harness {
 	t.Helper()
+	leaktest.Check(t)
 	st, err := store.Open(filepath.Join(t.TempDir(), "state", "osapgw.db"), store.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -217,8 +236,7 @@ func newHarness(t *testing.T, cfg Config, ids ...string) *harness {
 		<-a.running
 	}
 	t.Cleanup(func() {
-		cancel()
-		if err := <-h.done; err != nil {
+		if err := h.stop(); err != nil {
 			t.Errorf("Run() = %v", err)
 		}
 		if err := st.Close(); err != nil {
@@ -468,6 +486,90 @@ func TestDownlinkReplyCodes(t *testing.T) {
 		}
 		return false
 	})
+}
+
+// TestDownlinkToOfflineDevice checks that a request the device model
+// refuses gets its own code (400, 404, 409) even while the device is
+// offline: only a request that would reach the device gets 503, which
+// tells the platform to try again later.
+func TestDownlinkToOfflineDevice(t *testing.T) {
+	h := newHarness(t, Config{}, "boiler-1")
+	h.connect()
+	h.b.Status("boiler-1", false, errors.New("no answer"))
+	tests := []struct {
+		name     string
+		typ      string
+		body     string
+		wantCode int
+	}{
+		{"unknown resource", osap.TypeAttributeSet, `{"resource":"aux","values":{"setpoint":42}}`, 404},
+		{"unknown attribute", osap.TypeAttributeGet, `{"resource":"main","names":["colour"]}`, 404},
+		{"unknown operation", osap.TypeOperationInvoke, `{"resource":"main","operation":"explode"}`, 404},
+		{"not writable", osap.TypeAttributeSet, `{"resource":"main","values":{"temperature":1}}`, 409},
+		{"out of range", osap.TypeAttributeSet, `{"resource":"main","values":{"setpoint":400}}`, 400},
+		{"malformed body", osap.TypeAttributeGet, `[1]`, 400},
+		{"valid set", osap.TypeAttributeSet, `{"resource":"main","values":{"setpoint":42}}`, 503},
+		{"valid get", osap.TypeAttributeGet, `{"resource":"main","names":["temperature"]}`, 503},
+		{"valid invoke", osap.TypeOperationInvoke, `{"resource":"main","operation":"reset","input":{"mode":2}}`, 503},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			id := fmt.Sprintf("off-%d", i)
+			h.b.Downlink(osap.Message{Header: osap.Header{ID: id, Type: tt.typ, Dev: "boiler-1"}, Body: json.RawMessage(tt.body)})
+			var reply sent
+			waitFor(t, "the reply to "+id, func() bool {
+				for _, m := range h.up.messages(osap.TypeReply) {
+					if m.h.ID == id {
+						reply = m
+						return true
+					}
+				}
+				return false
+			})
+			if reply.h.Code != tt.wantCode {
+				t.Errorf("reply code = %d (%s), want %d", reply.h.Code, reply.h.Msg, tt.wantCode)
+			}
+		})
+	}
+	h.devs["boiler-1"].mu.Lock()
+	set := h.devs["boiler-1"].set
+	h.devs["boiler-1"].mu.Unlock()
+	if set != nil {
+		t.Errorf("offline adapter was asked to set %v, want not asked", set)
+	}
+}
+
+// TestDownlinkAfterRun checks that a downlink arriving after Run returned
+// (the session may still deliver one while it drains) is answered 503
+// without reaching the device, and starts no goroutine that Run, gone,
+// would not wait for.
+func TestDownlinkAfterRun(t *testing.T) {
+	h := newHarness(t, Config{}, "boiler-1")
+	h.connect()
+	if err := h.stop(); err != nil {
+		t.Fatalf("Run() = %v", err)
+	}
+	h.b.Downlink(osap.Message{Header: osap.Header{ID: "late", Type: osap.TypeAttributeGet, Dev: "boiler-1"}, Body: json.RawMessage(`{"resource":"main","names":["temperature"]}`)})
+	var reply sent
+	waitFor(t, "the reply to late", func() bool {
+		for _, m := range h.up.messages(osap.TypeReply) {
+			if m.h.ID == "late" {
+				reply = m
+				return true
+			}
+		}
+		return false
+	})
+	if reply.h.Code != osap.CodeOffline {
+		t.Errorf("reply code = %d (%s), want %d", reply.h.Code, reply.h.Msg, osap.CodeOffline)
+	}
+	a := h.devs["boiler-1"]
+	a.mu.Lock()
+	gets := a.gets
+	a.mu.Unlock()
+	if gets != 0 {
+		t.Errorf("adapter Get called %d times after Run returned, want 0", gets)
+	}
 }
 
 func TestApplyReload(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/osapgw/osapgw/adapters"
+	"github.com/osapgw/osapgw/internal/backoff"
 	"github.com/osapgw/osapgw/model"
 	"github.com/osapgw/osapgw/osap"
 )
@@ -56,7 +57,9 @@ func (d *device) run(ctx context.Context) {
 	d.adapter = a
 	d.mu.Unlock()
 
-	delay := d.b.cfg.DescribeRetry
+	// The delay doubles from DescribeRetry to a minute (or DescribeRetry,
+	// if longer).
+	bo := backoff.Backoff{Min: d.b.cfg.DescribeRetry, Max: max(time.Minute, d.b.cfg.DescribeRetry)}
 	for ctx.Err() == nil {
 		m, err := a.Describe(ctx)
 		if err != nil {
@@ -65,11 +68,11 @@ func (d *device) run(ctx context.Context) {
 			}
 			d.setErr(err)
 			d.b.Status(d.spec.ID, false, err)
+			delay := bo.Next()
 			d.log.Warn("describe device", "err", err, "retry_in_seconds", delay.Seconds())
-			if !sleep(ctx, delay) {
+			if !backoff.Sleep(ctx, delay) {
 				return
 			}
-			delay = min(delay*2, time.Minute)
 			continue
 		}
 		if m.ID == "" {
@@ -92,7 +95,7 @@ func (d *device) run(ctx context.Context) {
 		d.b.announce(m)
 		break
 	}
-	delay = d.b.cfg.DescribeRetry
+	bo.Reset()
 	for ctx.Err() == nil {
 		started := time.Now()
 		err := a.Run(ctx, d.b)
@@ -104,25 +107,14 @@ func (d *device) run(ctx context.Context) {
 		}
 		d.setErr(err)
 		d.b.Status(d.spec.ID, false, err)
-		d.log.Error("device adapter stopped", "err", err, "retry_in_seconds", delay.Seconds())
 		if time.Since(started) > time.Minute {
-			delay = d.b.cfg.DescribeRetry
+			bo.Reset() // it ran a good while: start again from the first delay
 		}
-		if !sleep(ctx, delay) {
+		delay := bo.Next()
+		d.log.Error("device adapter stopped", "err", err, "retry_in_seconds", delay.Seconds())
+		if !backoff.Sleep(ctx, delay) {
 			return
 		}
-		delay = min(delay*2, time.Minute)
-	}
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
 	}
 }
 
@@ -195,9 +187,11 @@ func (d *device) status() DeviceStatus {
 	return DeviceStatus{ID: d.spec.ID, Kind: d.spec.Kind, Name: d.spec.Name, State: state, LastData: d.lastData, LastPoll: d.lastPoll, Reports: d.reports, LastError: d.lastErr}
 }
 
-// handle carries out a downlink request on the device. The model is
-// checked first so that the platform gets 404/409/400 without the device
-// being bothered.
+// handle carries out a downlink request on the device. The request is
+// checked against the model first, so that the platform gets 404/409/400
+// without the device being bothered, and gets them even while the device
+// is offline: 503 (try again later) is only for a request that would
+// reach the device.
 func (d *device) handle(ctx context.Context, m osap.Message) (any, error) {
 	d.mu.Lock()
 	a, desc, described, online, known := d.adapter, d.desc, d.described, d.online, d.known
@@ -205,8 +199,11 @@ func (d *device) handle(ctx context.Context, m osap.Message) (any, error) {
 	if a == nil || !described {
 		return nil, fmt.Errorf("%w: sub-device %q is not running yet", adapters.ErrOffline, d.spec.ID)
 	}
-	if known && !online {
-		return nil, fmt.Errorf("%w: sub-device %q", adapters.ErrOffline, d.spec.ID)
+	reachable := func() error {
+		if known && !online {
+			return fmt.Errorf("%w: sub-device %q", adapters.ErrOffline, d.spec.ID)
+		}
+		return nil
 	}
 	switch m.Type {
 	case osap.TypeAttributeSet:
@@ -237,6 +234,9 @@ func (d *device) handle(ctx context.Context, m osap.Message) (any, error) {
 			}
 			values[name] = model.Value{V: v, At: now, Quality: model.QualityGood}
 		}
+		if err := reachable(); err != nil {
+			return nil, err
+		}
 		return nil, a.Set(ctx, req.Resource, values)
 	case osap.TypeAttributeGet:
 		var req osap.AttributeGet
@@ -251,6 +251,9 @@ func (d *device) handle(ctx context.Context, m osap.Message) (any, error) {
 			if _, ok := res.Attribute(name); !ok {
 				return nil, fmt.Errorf("%w: resource %q has no attribute %q", adapters.ErrNotFound, req.Resource, name)
 			}
+		}
+		if err := reachable(); err != nil {
+			return nil, err
 		}
 		vals, err := a.Get(ctx, req.Resource, req.Names)
 		if err != nil {
@@ -272,6 +275,9 @@ func (d *device) handle(ctx context.Context, m osap.Message) (any, error) {
 		}
 		in, err := coerceInputs(op, req.Input)
 		if err != nil {
+			return nil, err
+		}
+		if err := reachable(); err != nil {
 			return nil, err
 		}
 		out, err := a.Invoke(ctx, req.Resource, req.Operation, in)

@@ -32,7 +32,8 @@ func ReadSecret(path, field string) (string, error) {
 }
 
 // VerificationCode reads the gateway's verification code and checks that it
-// has the length the box label gives (6 to 32 characters).
+// has the length the box label gives (6 to 32 characters). The error names
+// the field; it wraps fs.ErrNotExist while the box is not provisioned.
 func (c *Config) VerificationCode() (string, error) {
 	code, err := ReadSecret(c.Gateway.VerificationCodeFile, "gateway.verification_code_file")
 	if err != nil {

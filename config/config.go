@@ -113,7 +113,10 @@ type Device struct {
 // name the file, line and key.
 func (d Device) Decoder() adapters.Decoder { return deviceDecoder{d} }
 
-// Suites returns the cipher suites to offer.
+// SuiteSet returns the cipher suites to offer: those named in suites, or
+// the defaults (every suite when legacy ciphers are allowed) when none is
+// named. It returns an error for an unknown suite name, or for a legacy
+// suite named without allow_legacy_ciphers.
 func (u Upstream) SuiteSet() (osap.SuiteSet, error) {
 	if len(u.Suites) == 0 {
 		if u.AllowLegacyCiphers {
@@ -139,7 +142,8 @@ func (u Upstream) SuiteSet() (osap.SuiteSet, error) {
 // ("d" is 24 hours).
 type Duration time.Duration
 
-// UnmarshalText parses a duration.
+// UnmarshalText parses a duration such as "30s" or "7d"; it returns an
+// error naming the text when it is not one.
 func (d *Duration) UnmarshalText(b []byte) error {
 	s := string(b)
 	if strings.HasSuffix(s, "d") {
@@ -158,7 +162,8 @@ func (d *Duration) UnmarshalText(b []byte) error {
 	return nil
 }
 
-// MarshalText formats the duration.
+// MarshalText formats the duration as time.Duration.String does; it never
+// fails.
 func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
 
 // Size is a byte count written as a string such as "256MiB" or a number.
@@ -169,7 +174,8 @@ var sizeUnits = []struct {
 	mult   int64
 }{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"B", 1}}
 
-// UnmarshalText parses a size.
+// UnmarshalText parses a size such as "256MiB" or a plain byte count; it
+// returns an error naming the text when it is not one or is negative.
 func (s *Size) UnmarshalText(b []byte) error {
 	str := strings.TrimSpace(string(b))
 	mult := int64(1)
@@ -187,8 +193,9 @@ func (s *Size) UnmarshalText(b []byte) error {
 	return nil
 }
 
-// Load reads and parses the file at path. Like Parse, it returns every
-// problem found, joined.
+// Load reads and parses the file at path. It returns an error wrapping the
+// file system's when the file cannot be read, and otherwise, like Parse,
+// every problem found, joined.
 func Load(path string) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -324,7 +331,9 @@ func (c *Config) validate(at func(key string) string) []error {
 	return errs
 }
 
-// LBSAddress returns the LBS host:port and whether to use TLS.
+// LBSAddress returns the LBS host:port and whether to use TLS (tls://, the
+// default, or tcp://). It returns an error when lbs is not scheme://host:port
+// with one of those schemes.
 func (u Upstream) LBSAddress() (addr string, useTLS bool, err error) {
 	s := u.LBS
 	if !strings.Contains(s, "://") {

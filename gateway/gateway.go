@@ -57,7 +57,10 @@ type Gateway struct {
 }
 
 // New opens the store and builds every part from cfg, which must have
-// passed Check. It connects nowhere yet: Run does.
+// passed Check. It connects nowhere yet: Run does. It returns an error
+// naming the configuration field at fault (upstream.suites, upstream.lbs,
+// upstream.ca_file, store.path); a missing verification code file is not
+// one: the gateway then runs unprovisioned.
 func New(cfg *config.Config, opts Options) (*Gateway, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
@@ -162,7 +165,9 @@ func specs(cfg *config.Config, log *slog.Logger) []bridge.Spec {
 
 // Run serves until ctx ends: HTTP, the devices, the upstream session. On
 // the way out the session says goodbye to the platform (status offline,
-// DISCONNECT), the devices stop, and the store is closed.
+// DISCONNECT), the devices stop, and the store is closed. It returns an
+// error when the HTTP address cannot be bound (http.listen) or a part
+// failed, joined with any error closing the store; nil after a clean stop.
 func (g *Gateway) Run(ctx context.Context) error {
 	ln := g.opts.Listener
 	g.mu.Lock()

@@ -32,7 +32,8 @@ type wireValue struct {
 	Q  Quality `json:"q,omitempty"`
 }
 
-// MarshalJSON encodes v as {"v":…,"ts":<unix ms>,"q":"good"}.
+// MarshalJSON encodes v as {"v":…,"ts":<unix ms>,"q":"good"}. It fails
+// only when V does not encode as JSON.
 func (v Value) MarshalJSON() ([]byte, error) {
 	q := v.Quality
 	if q == "" {
@@ -42,7 +43,8 @@ func (v Value) MarshalJSON() ([]byte, error) {
 }
 
 // UnmarshalJSON decodes the form MarshalJSON writes. Numbers come back as
-// float64 unless they are integral and fit an int64, then as int64.
+// float64 unless they are integral and fit an int64, then as int64. Input
+// that is not of that form gives the encoding/json error.
 func (v *Value) UnmarshalJSON(b []byte) error {
 	var w struct {
 		V  json.RawMessage `json:"v"`
@@ -81,7 +83,8 @@ type EventOccurrence struct {
 }
 
 // MarshalJSON encodes e as the body of event.report, the capture time as
-// "ts" in unix milliseconds.
+// "ts" in unix milliseconds. It fails only when a parameter does not
+// encode as JSON.
 func (e EventOccurrence) MarshalJSON() ([]byte, error) {
 	type plain EventOccurrence
 	return json.Marshal(struct {
@@ -90,7 +93,8 @@ func (e EventOccurrence) MarshalJSON() ([]byte, error) {
 	}{plain(e), e.At.UnixMilli()})
 }
 
-// UnmarshalJSON decodes the form MarshalJSON writes.
+// UnmarshalJSON decodes the form MarshalJSON writes. Input that is not of
+// that form gives the encoding/json error.
 func (e *EventOccurrence) UnmarshalJSON(b []byte) error {
 	type plain EventOccurrence
 	var w struct {

@@ -107,7 +107,8 @@ type (
 
 // EncodeMessage builds the plaintext of a business message: LEN (2 bytes,
 // big endian) ‖ general JSON ‖ application JSON. A nil body leaves the
-// application payload empty.
+// application payload empty. It fails when h or body does not encode as
+// JSON, or the message is over MaxMessageSize.
 func EncodeMessage(h Header, body any) ([]byte, error) {
 	gen, err := json.Marshal(h)
 	if err != nil {
@@ -134,7 +135,7 @@ func EncodeMessage(h Header, body any) ([]byte, error) {
 
 // DecodeMessage parses the plaintext of a business message. The general
 // payload must be a JSON object with a type; the application payload, when
-// present, must be valid JSON.
+// present, must be valid JSON. Anything else is ErrMalformed.
 func DecodeMessage(b []byte) (Message, error) {
 	if len(b) > MaxMessageSize {
 		return Message{}, fmt.Errorf("%w: %d bytes, over the %d-byte limit", ErrMalformed, len(b), MaxMessageSize)
@@ -168,7 +169,8 @@ func DecodeMessage(b []byte) (Message, error) {
 }
 
 // DecodeBody decodes a message's application payload into v, refusing
-// unknown fields.
+// unknown fields. A missing body, or one that does not decode into v, is
+// ErrMalformed.
 func (m Message) DecodeBody(v any) error {
 	if len(m.Body) == 0 {
 		return fmt.Errorf("%w: %s has no body", ErrMalformed, m.Type)
@@ -183,6 +185,8 @@ func (m Message) DecodeBody(v any) error {
 }
 
 // SealMessage encodes and seals a business message for topic (the AAD).
+// It fails when the message does not encode (see EncodeMessage) or rand
+// fails.
 func (c *Cipher) SealMessage(rand io.Reader, topic string, h Header, body any) ([]byte, error) {
 	pt, err := EncodeMessage(h, body)
 	if err != nil {
@@ -195,7 +199,9 @@ func (c *Cipher) SealMessage(rand io.Reader, topic string, h Header, body any) (
 	return out, nil
 }
 
-// OpenMessage opens and decodes a business message received on topic.
+// OpenMessage opens and decodes a business message received on topic. A
+// payload that does not open with c is ErrDecrypt; one too short to be
+// sealed, or that opens but does not decode, ErrMalformed.
 func (c *Cipher) OpenMessage(topic string, payload []byte) (Message, error) {
 	if len(payload) > MaxMessageSize+c.Overhead() {
 		return Message{}, fmt.Errorf("%w: %d bytes on %q", ErrMalformed, len(payload), topic)
@@ -229,7 +235,8 @@ func Topic(devID, dir, kind string) string {
 func DownFilter(devID string) string { return "osap/v1/" + devID + "/down/#" }
 
 // ParseTopic splits a topic of the binding into its DevID, direction and
-// kind (the rest of the path after the direction).
+// kind (the rest of the path after the direction). A topic of another
+// form is ErrMalformed.
 func ParseTopic(topic string) (devID, dir, kind string, err error) {
 	parts := strings.SplitN(topic, "/", 5)
 	if len(parts) != 5 || parts[0] != "osap" || parts[1] != "v1" || parts[2] == "" || (parts[3] != DirUp && parts[3] != DirDown) || parts[4] == "" {
@@ -245,7 +252,7 @@ const LoginMaxAge = 300 * time.Second
 
 // LoginPassword builds the MQTT CONNECT password: base64 (standard, padded)
 // of seal("osap-login" ‖ unix seconds (8 bytes BE) ‖ nonce (16)) with the
-// DevID as AAD.
+// DevID as AAD. It fails only when rand fails.
 func (c *Cipher) LoginPassword(rand io.Reader, devID string, now time.Time) (string, error) {
 	pt := make([]byte, 0, len(loginPrefix)+8+NonceSize)
 	pt = append(pt, loginPrefix...)
@@ -263,7 +270,9 @@ func (c *Cipher) LoginPassword(rand io.Reader, devID string, now time.Time) (str
 }
 
 // OpenLoginPassword opens a login password and returns the time and nonce
-// it carries. Checking freshness and replay is the caller's.
+// it carries. Checking freshness and replay is the caller's. A password
+// that is not base64 of a sealed login of the right form is ErrMalformed;
+// one that does not open with c, ErrDecrypt.
 func (c *Cipher) OpenLoginPassword(devID, password string) (time.Time, [NonceSize]byte, error) {
 	var nonce [NonceSize]byte
 	if len(password) > 512 {

@@ -14,7 +14,8 @@ import (
 	"time"
 )
 
-// DefaultTimeout bounds one LBS exchange when the context has no deadline.
+// DefaultTimeout bounds one connection to the LBS (dial, TLS handshake and
+// exchange) when the context has no deadline and ClientConfig.Timeout is 0.
 const DefaultTimeout = 30 * time.Second
 
 // Credentials are what authentication yields and what the gateway stores
@@ -64,6 +65,9 @@ type ClientConfig struct {
 	Rand   io.Reader
 	Dial   func(ctx context.Context, network, addr string) (net.Conn, error) // nil: net.Dialer
 	Logger *slog.Logger                                                      // nil: slog.Default()
+	// Timeout bounds each connection to the LBS (dial, TLS handshake and
+	// the exchange) when the context has no deadline (0: DefaultTimeout).
+	Timeout time.Duration
 }
 
 // Client authenticates the gateway with the LBS. It is safe for concurrent
@@ -167,7 +171,21 @@ func (c *Client) dial(ctx context.Context) (*conn, error) {
 		var d net.Dialer
 		dial = d.DialContext
 	}
-	nc, err := dial(ctx, "tcp", c.cfg.Addr)
+	ctxDeadline, hasDeadline := ctx.Deadline()
+	deadline := ctxDeadline
+	if !hasDeadline {
+		timeout := c.cfg.Timeout
+		if timeout <= 0 {
+			timeout = DefaultTimeout
+		}
+		deadline = time.Now().Add(timeout)
+	}
+	// The deadline bounds the dial and the TLS handshake too: an LBS (or a
+	// middlebox) that accepts and then stays silent must not hold the
+	// gateway for ever.
+	dctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	nc, err := dial(dctx, "tcp", c.cfg.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("dial LBS %s: %w", c.cfg.Addr, err)
 	}
@@ -181,16 +199,11 @@ func (c *Client) dial(ctx context.Context) (*conn, error) {
 			}
 		}
 		tc := tls.Client(nc, cfg)
-		if err := tc.HandshakeContext(ctx); err != nil {
+		if err := tc.HandshakeContext(dctx); err != nil {
 			nc.Close()
 			return nil, fmt.Errorf("TLS with LBS %s: %w", c.cfg.Addr, err)
 		}
 		nc = tc
-	}
-	ctxDeadline, hasDeadline := ctx.Deadline()
-	deadline := ctxDeadline
-	if !hasDeadline {
-		deadline = time.Now().Add(DefaultTimeout)
 	}
 	if err := nc.SetDeadline(deadline); err != nil {
 		nc.Close()

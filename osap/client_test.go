@@ -3,6 +3,7 @@ package osap
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -184,5 +185,57 @@ func TestCredentialsHideKeys(t *testing.T) {
 		if strings.Contains(s, "MASTER") || strings.Contains(s, "SESSION") || strings.Contains(s, "4d4153") || !strings.Contains(s, "d1") {
 			t.Errorf("credentials printed as %q: keys visible or DevID missing", s)
 		}
+	}
+}
+
+// TestAuthenticateBoundsTLSHandshake authenticates over TLS with an LBS
+// that accepts the connection and then says nothing, under a context
+// without deadline: Config.Timeout must bound the handshake as it bounds
+// the exchange, or the gateway waits for ever and never retries.
+func TestAuthenticateBoundsTLSHandshake(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer ln.Close()
+	wg.Go(func() {
+		var held []net.Conn
+		defer func() {
+			for _, c := range held {
+				c.Close()
+			}
+		}()
+		for {
+			nc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			held = append(held, nc) // silent: never answers the ClientHello
+		}
+	})
+	c, err := NewClient(ClientConfig{Addr: ln.Addr().String(), Serial: "GW1", VerificationCode: "ABCDEF",
+		TLS: &tls.Config{ServerName: "lbs.test", MinVersion: tls.VersionTLS12}, Timeout: 100 * time.Millisecond,
+		Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background()) // no deadline
+	defer cancel()
+	done := make(chan error, 1)
+	wg.Go(func() {
+		_, err := c.Authenticate(ctx, nil)
+		done <- err
+	})
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("Authenticate against a silent LBS = %v, want an error wrapping context.DeadlineExceeded", err)
+		}
+	case <-time.After(10 * time.Second): // a bound for the failure, not a speed check
+		t.Error("Authenticate against a silent LBS did not return: the TLS handshake is not bounded")
+		cancel()
+		<-done
 	}
 }

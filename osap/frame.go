@@ -25,6 +25,8 @@ const (
 	MsgAccessRsp     MsgType = 0xB // Get Access Service Rsp, LBS → device
 )
 
+// String returns the type's number and its name in the specification
+// ("0x1 Authentication ECDH Req"), or "type(0x…)" for an unknown type.
 func (t MsgType) String() string {
 	switch t {
 	case MsgAuthReq:
@@ -189,7 +191,8 @@ func (f *Frame) appendGeneral(dst []byte) ([]byte, error) {
 
 // AAD returns the additional data that seals the application payload:
 // byte 0, the variable header and the general payload (not the remaining
-// length and not LEN).
+// length and not LEN). It fails when a TLV value of the general payload
+// is over 65535 bytes.
 func (f *Frame) AAD() ([]byte, error) {
 	aad := make([]byte, 0, 1+varHeaderSize+versionSize+f.General.EncodedLen())
 	aad = append(aad, f.byte0(), f.Protocol, byte(f.Group))
@@ -222,7 +225,8 @@ func (f *Frame) Encode() ([]byte, error) {
 }
 
 // Seal encodes app and seals it into f.App with c, the frame's AAD and
-// nonces or IVs read from rand. Set every other field first.
+// nonces or IVs read from rand. Set every other field first. It fails
+// when a TLV value is over 65535 bytes or rand fails.
 func (f *Frame) Seal(c *Cipher, rand io.Reader, app TLVs) error {
 	aad, err := f.AAD()
 	if err != nil {

@@ -50,7 +50,8 @@ func ShareKey(verificationCode, serial, domain string) []byte {
 	return k
 }
 
-// GenerateKey returns a fresh P-384 key pair read from rand.
+// GenerateKey returns a fresh P-384 key pair read from rand. It fails only
+// when rand fails.
 func GenerateKey(rand io.Reader) (*ecdh.PrivateKey, error) {
 	k, err := ecdh.P384().GenerateKey(rand)
 	if err != nil {
@@ -59,7 +60,8 @@ func GenerateKey(rand io.Reader) (*ecdh.PrivateKey, error) {
 	return k, nil
 }
 
-// ParsePublicKey parses an uncompressed P-384 point (97 bytes).
+// ParsePublicKey parses an uncompressed P-384 point (97 bytes). It returns
+// an error for bytes that are not a point of the curve.
 func ParsePublicKey(b []byte) (*ecdh.PublicKey, error) {
 	k, err := ecdh.P384().NewPublicKey(b)
 	if err != nil {
@@ -71,6 +73,8 @@ func ParsePublicKey(b []byte) (*ecdh.PublicKey, error) {
 // MasterKey derives the master key from our private key and the peer's
 // public key: HKDF-SHA256(ECDH x-coordinate, nonceDev‖nonceLBS,
 // "osap master key", 16). Both sides pass the nonces in the same order.
+// It fails when the key exchange does (the peer's key is the point at
+// infinity).
 func MasterKey(priv *ecdh.PrivateKey, peer *ecdh.PublicKey, nonceDev, nonceLBS []byte) ([]byte, error) {
 	secret, err := priv.ECDH(peer)
 	if err != nil {

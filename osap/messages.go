@@ -124,6 +124,8 @@ func requiredString(mt MsgType, ts TLVs, t Tag) (string, error) {
 
 // RequiredID returns the serial or DevID (tag t) of a request's general
 // payload, which the LBS needs to find the key that opens the rest.
+// A missing tag, or one that is not 1 to MaxIDLen bytes of UTF-8, is
+// ErrMalformed.
 func RequiredID(f *Frame, t Tag) (string, error) { return requiredString(f.Type, f.General, t) }
 
 func clone(b []byte) []byte { return append([]byte(nil), b...) }
@@ -184,6 +186,8 @@ func sealed(f *Frame, c *Cipher, rand io.Reader, app TLVs) ([]byte, error) {
 
 // Encode builds 0x1 with the MAC: HMAC-SHA256(share key, the whole frame
 // with the MAC value set to 32 zero bytes).
+// It fails only when a value makes the frame too large (ErrFrameTooLarge
+// over MaxFrameSize).
 func (m AuthReq) Encode(seq uint16, offer SuiteSet, shareKey []byte) ([]byte, error) {
 	f := NewFrame(MsgAuthReq, offer, seq,
 		tlvString(TagSerial, m.Serial),
@@ -202,6 +206,8 @@ func (m AuthReq) Encode(seq uint16, offer SuiteSet, shareKey []byte) ([]byte, er
 
 // DecodeAuthReq reads 0x1's fields. The MAC is checked by VerifyAuthReqMAC
 // once the share key is known from the serial.
+// A frame of another type, or with a field missing or of the wrong size,
+// is ErrMalformed.
 func DecodeAuthReq(f *Frame) (AuthReq, error) {
 	var m AuthReq
 	if err := expect(f, MsgAuthReq); err != nil {
@@ -256,6 +262,8 @@ func VerifyAuthReqMAC(raw []byte, shareKey []byte) error {
 
 // Encode builds a successful 0x2, sealed with c (the share key under the
 // chosen suite, which is also the frame's protocol group).
+// It fails only when rand fails or a value makes the frame too large
+// (ErrFrameTooLarge over MaxFrameSize).
 func (m AuthRsp) Encode(seq uint16, c *Cipher, rand io.Reader) ([]byte, error) {
 	f := NewFrame(MsgAuthRsp, SuiteSet(c.Suite()), seq, statusOK())
 	return sealed(f, c, rand, TLVs{{TagPublicKey, m.PublicKey}, {TagNonce, m.Nonce}})
@@ -263,6 +271,8 @@ func (m AuthRsp) Encode(seq uint16, c *Cipher, rand io.Reader) ([]byte, error) {
 
 // DecodeAuthRsp checks 0x2's status (a *StatusError when it is not 0) and
 // opens its application payload with c.
+// A frame of another type, or with a field missing or of the wrong size,
+// is ErrMalformed; one that does not open with c, ErrDecrypt.
 func DecodeAuthRsp(f *Frame, c *Cipher) (AuthRsp, error) {
 	var m AuthRsp
 	app, err := openResponse(f, MsgAuthRsp, c)
@@ -294,12 +304,16 @@ func openRequest(f *Frame, t MsgType, c *Cipher) (TLVs, error) {
 }
 
 // Encode builds 0x4, sealed with c (the master key under the stored suite).
+// It fails only when rand fails or a value makes the frame too large
+// (ErrFrameTooLarge over MaxFrameSize).
 func (m RefreshReq) Encode(seq uint16, c *Cipher, rand io.Reader) ([]byte, error) {
 	f := NewFrame(MsgRefreshReq, SuiteSet(c.Suite()), seq, tlvString(TagDevID, m.DevID))
 	return sealed(f, c, rand, TLVs{{TagNonce, m.Nonce}})
 }
 
 // DecodeRefreshReq opens 0x4 with c.
+// A frame of another type, or with a field missing or of the wrong size,
+// is ErrMalformed; one that does not open with c, ErrDecrypt.
 func DecodeRefreshReq(f *Frame, c *Cipher) (RefreshReq, error) {
 	var m RefreshReq
 	var err error
@@ -315,12 +329,17 @@ func DecodeRefreshReq(f *Frame, c *Cipher) (RefreshReq, error) {
 }
 
 // Encode builds a successful 0x6, sealed with c (the master key).
+// It fails only when rand fails or a value makes the frame too large
+// (ErrFrameTooLarge over MaxFrameSize).
 func (m RefreshRsp) Encode(seq uint16, c *Cipher, rand io.Reader) ([]byte, error) {
 	f := NewFrame(MsgRefreshRsp, SuiteSet(c.Suite()), seq, statusOK())
 	return sealed(f, c, rand, TLVs{{TagSessionKey, m.SessionKey}, tlvUint32(TagLifetime, lifetimeSeconds(m.Lifetime)), {TagNonce, m.Nonce}})
 }
 
 // DecodeRefreshRsp checks 0x6's status and opens it with c.
+// A status other than 0 is a *StatusError; a frame of another type, or
+// with a field missing or of the wrong size, ErrMalformed; one that does
+// not open with c, ErrDecrypt.
 func DecodeRefreshRsp(f *Frame, c *Cipher) (RefreshRsp, error) {
 	var m RefreshRsp
 	app, err := openResponse(f, MsgRefreshRsp, c)
@@ -347,6 +366,8 @@ func sessionTLVs(mt MsgType, app TLVs) ([]byte, time.Duration, error) {
 }
 
 // Encode builds 0x7, sealed with c (the master key under the chosen suite).
+// It fails only when rand fails or a value makes the frame too large
+// (ErrFrameTooLarge over MaxFrameSize).
 func (m ApplyReq) Encode(seq uint16, c *Cipher, rand io.Reader) ([]byte, error) {
 	info, err := json.Marshal(m.Info)
 	if err != nil {
@@ -380,12 +401,17 @@ func DecodeApplyReq(f *Frame, c *Cipher) (ApplyReq, error) {
 }
 
 // Encode builds a successful 0x8, sealed with c (the master key).
+// It fails only when rand fails or a value makes the frame too large
+// (ErrFrameTooLarge over MaxFrameSize).
 func (m ApplyRsp) Encode(seq uint16, c *Cipher, rand io.Reader) ([]byte, error) {
 	f := NewFrame(MsgApplyDevIDRsp, SuiteSet(c.Suite()), seq, statusOK())
 	return sealed(f, c, rand, TLVs{tlvString(TagDevID, m.DevID), {TagSessionKey, m.SessionKey}, tlvUint32(TagLifetime, lifetimeSeconds(m.Lifetime)), {TagNonce, m.Nonce}})
 }
 
 // DecodeApplyRsp checks 0x8's status and opens it with c.
+// A status other than 0 is a *StatusError; a frame of another type, or
+// with a field missing or of the wrong size, ErrMalformed; one that does
+// not open with c, ErrDecrypt.
 func DecodeApplyRsp(f *Frame, c *Cipher) (ApplyRsp, error) {
 	var m ApplyRsp
 	app, err := openResponse(f, MsgApplyDevIDRsp, c)
@@ -403,12 +429,16 @@ func DecodeApplyRsp(f *Frame, c *Cipher) (ApplyRsp, error) {
 }
 
 // Encode builds 0x9, sealed with c (the new session key).
+// It fails only when rand fails or a value makes the frame too large
+// (ErrFrameTooLarge over MaxFrameSize).
 func (m ApplyCfm) Encode(seq uint16, c *Cipher, rand io.Reader) ([]byte, error) {
 	f := NewFrame(MsgApplyDevIDCfm, SuiteSet(c.Suite()), seq, tlvString(TagDevID, m.DevID))
 	return sealed(f, c, rand, TLVs{{TagNonce, m.Nonce}})
 }
 
 // DecodeApplyCfm opens 0x9 with c.
+// A frame of another type, or with a field missing or of the wrong size,
+// is ErrMalformed; one that does not open with c, ErrDecrypt.
 func DecodeApplyCfm(f *Frame, c *Cipher) (ApplyCfm, error) {
 	var m ApplyCfm
 	var err error
@@ -424,12 +454,16 @@ func DecodeApplyCfm(f *Frame, c *Cipher) (ApplyCfm, error) {
 }
 
 // Encode builds 0xA, sealed with c (the session key).
+// It fails only when rand fails or a value makes the frame too large
+// (ErrFrameTooLarge over MaxFrameSize).
 func (m AccessReq) Encode(seq uint16, c *Cipher, rand io.Reader) ([]byte, error) {
 	f := NewFrame(MsgAccessReq, SuiteSet(c.Suite()), seq, tlvString(TagDevID, m.DevID))
 	return sealed(f, c, rand, TLVs{{TagNonce, m.Nonce}})
 }
 
 // DecodeAccessReq opens 0xA with c.
+// A frame of another type, or with a field missing or of the wrong size,
+// is ErrMalformed; one that does not open with c, ErrDecrypt.
 func DecodeAccessReq(f *Frame, c *Cipher) (AccessReq, error) {
 	var m AccessReq
 	var err error
@@ -445,12 +479,17 @@ func DecodeAccessReq(f *Frame, c *Cipher) (AccessReq, error) {
 }
 
 // Encode builds a successful 0xB, sealed with c (the session key).
+// It fails only when rand fails or a value makes the frame too large
+// (ErrFrameTooLarge over MaxFrameSize).
 func (m AccessRsp) Encode(seq uint16, c *Cipher, rand io.Reader) ([]byte, error) {
 	f := NewFrame(MsgAccessRsp, SuiteSet(c.Suite()), seq, statusOK())
 	return sealed(f, c, rand, TLVs{tlvString(TagDASAddress, m.DASAddress), {TagNonce, m.Nonce}})
 }
 
 // DecodeAccessRsp checks 0xB's status and opens it with c.
+// A status other than 0 is a *StatusError; a frame of another type, or
+// with a field missing or of the wrong size, ErrMalformed; one that does
+// not open with c, ErrDecrypt.
 func DecodeAccessRsp(f *Frame, c *Cipher) (AccessRsp, error) {
 	var m AccessRsp
 	app, err := openResponse(f, MsgAccessRsp, c)

@@ -21,6 +21,8 @@ const (
 	StatusInternal    StatusCode = 7 // internal error of the LBS
 )
 
+// String returns a short description of the status ("busy"), or
+// "status(N)" for a code the protocol does not define.
 func (s StatusCode) String() string {
 	switch s {
 	case StatusOK:
@@ -51,6 +53,8 @@ type StatusError struct {
 	RetryAfter time.Duration
 }
 
+// Error describes the status with its number, its message and its
+// retry delay when the LBS gave them.
 func (e *StatusError) Error() string {
 	s := fmt.Sprintf("LBS status %d (%v)", uint8(e.Status), e.Status)
 	if e.Message != "" {

@@ -42,6 +42,8 @@ func (s Suite) Valid() bool {
 	return s == SuiteAESGCM || s == SuiteAESCBCHMAC || s == SuiteAESCBC || s == SuiteAESECB
 }
 
+// String returns the suite's name as ParseSuite accepts it
+// ("aes-128-gcm"), or "suite(0x…)" for an unknown suite.
 func (s Suite) String() string {
 	switch s {
 	case SuiteAESGCM:
@@ -56,7 +58,8 @@ func (s Suite) String() string {
 	return fmt.Sprintf("suite(%#x)", uint8(s))
 }
 
-// ParseSuite returns the suite named by String.
+// ParseSuite returns the suite named by String. Any other name is an
+// error that lists the known ones.
 func ParseSuite(name string) (Suite, error) {
 	for _, s := range []Suite{SuiteAESGCM, SuiteAESCBCHMAC, SuiteAESCBC, SuiteAESECB} {
 		if s.String() == name {
@@ -79,6 +82,8 @@ func (ss SuiteSet) Best() (Suite, bool) {
 	return Suite(1 << (7 - bits.LeadingZeros8(m))), true
 }
 
+// String returns the set's bit mask and the names of its suites, best
+// first ("0xc[aes-128-gcm,aes-128-cbc-hmac-sha256]").
 func (ss SuiteSet) String() string {
 	var names []string
 	for _, s := range []Suite{SuiteAESGCM, SuiteAESCBCHMAC, SuiteAESCBC, SuiteAESECB} {
@@ -98,7 +103,8 @@ type Cipher struct {
 	macKey []byte
 }
 
-// NewCipher prepares suite s with a 16-byte key.
+// NewCipher prepares suite s with a 16-byte key. A key of another length
+// is an error; a suite of no binding, ErrUnsupportedSuite.
 func NewCipher(s Suite, key []byte) (*Cipher, error) {
 	if len(key) != KeySize {
 		return nil, fmt.Errorf("%v: key is %d bytes, want %d", s, len(key), KeySize)
@@ -148,7 +154,8 @@ func (c *Cipher) Overhead() int {
 }
 
 // Seal encrypts plaintext, authenticating aad where the suite can, with
-// nonces and IVs read from rand. The result is appended to dst.
+// nonces and IVs read from rand. The result is appended to dst. It fails
+// only when rand fails.
 func (c *Cipher) Seal(dst []byte, rand io.Reader, aad, plaintext []byte) ([]byte, error) {
 	switch c.suite {
 	case SuiteAESGCM:

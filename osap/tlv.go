@@ -24,6 +24,8 @@ const (
 	TagRetryAfter Tag = 0x0C // 2 bytes, seconds, big endian
 )
 
+// String returns the tag's name ("session key"), or "tag(0x…)" for an
+// unknown tag.
 func (t Tag) String() string {
 	switch t {
 	case TagSerial:

@@ -14,6 +14,8 @@ import (
 var keyAnnounced = []byte("announced")
 
 // Announced returns the sub-device ids recorded by SetAnnounced, or none.
+// It returns an error wrapping ErrCorrupt if the record cannot be decoded,
+// or ErrClosed after Close.
 func (s *Store) Announced() ([]string, error) {
 	var ids []string
 	err := s.view(func(tx *bolt.Tx) error {
@@ -33,7 +35,8 @@ func (s *Store) Announced() ([]string, error) {
 }
 
 // SetAnnounced records the sub-device ids the platform knows, and returns
-// once that is durable.
+// once that is durable. On error (wrapping ErrNoSpace, or ErrClosed after
+// Close) the ids recorded before are kept.
 func (s *Store) SetAnnounced(ids []string) error {
 	b, err := json.Marshal(ids)
 	if err != nil {

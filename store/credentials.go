@@ -50,7 +50,8 @@ func (s *Store) LoadCredentials() (Credentials, bool, error) {
 }
 
 // SaveCredentials stores c in place of the stored credentials and returns
-// once that is durable.
+// once that is durable. On error (wrapping ErrNoSpace, or ErrClosed after
+// Close) the credentials stored before are kept.
 func (s *Store) SaveCredentials(c Credentials) error {
 	enc, err := encodeCredentials(c)
 	if err != nil {
@@ -66,7 +67,8 @@ func (s *Store) SaveCredentials(c Credentials) error {
 }
 
 // ClearCredentials removes the stored credentials (for a new first
-// authentication) and returns once that is durable.
+// authentication) and returns once that is durable. On error (wrapping
+// ErrNoSpace, or ErrClosed after Close) they are still stored.
 func (s *Store) ClearCredentials() error {
 	err := s.write("clear credentials", func(tx *bolt.Tx, _ *state) error {
 		return tx.Bucket(bucketCreds).Delete(keyCreds)

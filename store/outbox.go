@@ -71,7 +71,8 @@ func (s *Store) Append(ctx context.Context, ev Event) (uint64, error) {
 // Pending returns up to max stored events with ids above after, oldest
 // first. Pass after = 0 to start at the oldest, then the last id returned
 // to page on. A record that cannot be decoded is removed, logged and
-// counted in Stats().Corruptions, and skipped.
+// counted in Stats().Corruptions, and skipped. The error wraps ErrClosed
+// after Close.
 func (s *Store) Pending(after uint64, max int) ([]Record, error) {
 	if max <= 0 {
 		return nil, nil
@@ -108,7 +109,9 @@ func (s *Store) Pending(after uint64, max int) ([]Record, error) {
 
 // Ack removes the events with the given ids, once the platform has
 // acknowledged them, and returns when that is durable. Ids not stored
-// (already acknowledged, dropped, never issued) are ignored.
+// (already acknowledged, dropped, never issued) are ignored. On error
+// (wrapping ErrNoSpace, or ErrClosed after Close) the events stay stored
+// and are sent again.
 func (s *Store) Ack(ids ...uint64) error {
 	if len(ids) == 0 {
 		return nil

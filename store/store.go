@@ -389,7 +389,8 @@ func precheck(path string) error {
 }
 
 // Close stops the committer after it has finished the writes already
-// handed to it, and closes the file. Calls after the first return nil.
+// handed to it, and closes the file. It returns the error of closing the
+// file, if any; calls after the first return nil.
 func (s *Store) Close() error {
 	var err error
 	s.closer.Do(func() {

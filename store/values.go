@@ -158,7 +158,8 @@ func (s *Store) DrainValues(fn func(dev, resource string, values map[string]mode
 }
 
 // LastValues returns the last stored value of every attribute of device
-// dev, sent or not, by resource then attribute name.
+// dev, sent or not, by resource then attribute name. A record that cannot
+// be decoded is left out. The error wraps ErrClosed after Close.
 func (s *Store) LastValues(dev string) (map[string]map[string]model.Value, error) {
 	out := map[string]map[string]model.Value{}
 	prefix := []byte(dev + "\x00")

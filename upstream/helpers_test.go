@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -29,26 +28,6 @@ const testDevID = "gw-test-1"
 // waitFor is how long a test waits for something that should happen; a
 // failure to happen in this time fails the test (it is not a speed check).
 const waitFor = 20 * time.Second
-
-// checkLeaks fails the test if goroutines started during it are still
-// running at its end. Register it first so that it runs last.
-func checkLeaks(t *testing.T) {
-	t.Helper()
-	before := runtime.NumGoroutine()
-	t.Cleanup(func() {
-		deadline := time.Now().Add(10 * time.Second)
-		n := runtime.NumGoroutine()
-		for n > before && time.Now().Before(deadline) {
-			time.Sleep(50 * time.Millisecond)
-			n = runtime.NumGoroutine()
-		}
-		if n > before {
-			buf := make([]byte, 1<<20)
-			buf = buf[:runtime.Stack(buf, true)]
-			t.Errorf("goroutines: %d at the end, want at most %d as at the start:\n%s", n, before, buf)
-		}
-	})
-}
 
 func testLogger(t *testing.T) *slog.Logger {
 	if testing.Verbose() {

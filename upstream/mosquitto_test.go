@@ -17,6 +17,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/osapgw/osapgw/internal/leaktest"
 	"github.com/osapgw/osapgw/osap"
 )
 
@@ -190,7 +191,7 @@ func TestMosquittoHeartbeat(t *testing.T) {
 	if testing.Short() {
 		t.Skip("idles for 3.5 s")
 	}
-	checkLeaks(t)
+	leaktest.Check(t)
 	m := startMosquitto(t)
 	a := &fakeAuth{das: "mqtt://" + m.addr}
 	r := newRecorder()
@@ -216,7 +217,7 @@ func TestMosquittoRestart(t *testing.T) {
 	if testing.Short() {
 		t.Skip("restarts mosquitto")
 	}
-	checkLeaks(t)
+	leaktest.Check(t)
 	m := startMosquitto(t)
 	p := newPlatform(t, m.addr)
 	a := &fakeAuth{das: "mqtt://" + m.addr}
@@ -269,7 +270,7 @@ func TestMosquittoRestart(t *testing.T) {
 // the broker publishes the will {"online":false}, and the session comes
 // back by itself and says {"online":true}.
 func TestMosquittoWill(t *testing.T) {
-	checkLeaks(t)
+	leaktest.Check(t)
 	m := startMosquitto(t)
 	p := newPlatform(t, m.addr)
 	px := startProxy(t, m.addr)
@@ -301,7 +302,7 @@ func TestMosquittoWill(t *testing.T) {
 // TestMosquittoGracefulStop stops the session: mosquitto receives
 // {"online":false} and then DISCONNECT, and publishes no will.
 func TestMosquittoGracefulStop(t *testing.T) {
-	checkLeaks(t)
+	leaktest.Check(t)
 	m := startMosquitto(t)
 	p := newPlatform(t, m.addr)
 	a := &fakeAuth{das: "mqtt://" + m.addr}
@@ -357,7 +358,7 @@ func TestMosquittoGracefulStop(t *testing.T) {
 // credentials: the persistent session hands the downlink over, opened and
 // decoded.
 func TestMosquittoDownlinkQueued(t *testing.T) {
-	checkLeaks(t)
+	leaktest.Check(t)
 	m := startMosquitto(t)
 	p := newPlatform(t, m.addr)
 	a := &fakeAuth{das: "mqtt://" + m.addr, lifetime: time.Hour}
@@ -396,7 +397,7 @@ func TestMosquittoKeyRefresh(t *testing.T) {
 	if testing.Short() {
 		t.Skip("waits for session key refreshes (seconds)")
 	}
-	checkLeaks(t)
+	leaktest.Check(t)
 	m := startMosquitto(t)
 	a := &fakeAuth{das: "mqtt://" + m.addr, lifetime: 2 * time.Second}
 	if n := keyRefreshFlow(t, a, m.addr); strings.Count(m.logText(), "Received DISCONNECT from "+testDevID) < n {

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/osapgw/osapgw/internal/backoff"
 	"github.com/osapgw/osapgw/osap"
 )
 
@@ -279,7 +280,7 @@ func (s *Session) serve(ctx context.Context, l *link, creds *Credentials) endRea
 				if ctx.Err() != nil {
 					continue
 				}
-				d := backoff(failures, s.cfg.BackoffMin, s.cfg.BackoffMax)
+				d := backoff.Delay(failures, s.cfg.BackoffMin, s.cfg.BackoffMax)
 				failures++
 				s.log.Warn("session key refresh failed; the connection stays up", "err", err, "retry_in_seconds", d.Seconds())
 				timer.Reset(d)
@@ -356,17 +357,10 @@ func parseDAS(addr string) (*url.URL, error) {
 
 // pause waits the backoff delay after n failures; false if ctx ended.
 func (s *Session) pause(ctx context.Context, n int) bool {
-	d := backoff(n, s.cfg.BackoffMin, s.cfg.BackoffMax)
+	d := backoff.Delay(n, s.cfg.BackoffMin, s.cfg.BackoffMax)
 	s.setPhase(PhaseBackoff)
 	s.log.Debug("waiting before the next attempt", "retry_in_seconds", d.Seconds())
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
+	return backoff.Sleep(ctx, d)
 }
 
 // addKey makes c's session key the newest one that opens downlinks, and

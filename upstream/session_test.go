@@ -13,11 +13,12 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/osapgw/osapgw/internal/leaktest"
 	"github.com/osapgw/osapgw/osap"
 )
 
 func TestPublishRefusedWhenOffline(t *testing.T) {
-	checkLeaks(t)
+	leaktest.Check(t)
 	s := New(Config{Logger: testLogger(t)}, &fakeAuth{}, &memStore{}, newRecorder())
 	called := false
 	err := s.Publish(osap.KindEvent, eventHeader(1), nil, 1, func(error) { called = true })
@@ -39,7 +40,7 @@ func TestPublishRefusedWhenOffline(t *testing.T) {
 // the platform sees {"online":true}, both messages opened and decoded,
 // then {"online":false}, and the broker sends no will.
 func TestSessionPublishAndStop(t *testing.T) {
-	checkLeaks(t)
+	leaktest.Check(t)
 	a := &fakeAuth{}
 	b := startMochi(t, a.acceptsLogin)
 	a.das = b.das()
@@ -168,7 +169,7 @@ func TestSessionCredentials(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			checkLeaks(t)
+			leaktest.Check(t)
 			a := &fakeAuth{fail: tt.lbsFailures}
 			b := startMochi(t, a.acceptsLogin)
 			a.das = b.das()
@@ -206,7 +207,7 @@ func TestSessionCredentials(t *testing.T) {
 // message, one sealed under a key the gateway does not have, and a good
 // one; only the good one reaches Handler.Downlink, opened and decoded.
 func TestSessionDownlink(t *testing.T) {
-	checkLeaks(t)
+	leaktest.Check(t)
 	a := &fakeAuth{}
 	b := startMochi(t, nil)
 	a.das = b.das()
@@ -244,7 +245,7 @@ func TestSessionKeyRefresh(t *testing.T) {
 	if testing.Short() {
 		t.Skip("waits for session key refreshes (seconds)")
 	}
-	checkLeaks(t)
+	leaktest.Check(t)
 	a := &fakeAuth{lifetime: 2 * time.Second}
 	b := startMochi(t, a.acceptsLogin)
 	a.das = b.das()
@@ -330,7 +331,7 @@ func keyRefreshFlow(t *testing.T, a *fakeAuth, addr string) (refreshes int) {
 // re-authenticates after each refusal (with its stored DevID, not from
 // scratch), backs off between rounds, and counts the failures.
 func TestSessionAlwaysRefused(t *testing.T) {
-	checkLeaks(t)
+	leaktest.Check(t)
 	a := &fakeAuth{}
 	b := startMochi(t, func(string, string) bool { return false })
 	a.das = b.das()
@@ -374,7 +375,7 @@ func total(m map[int]int) int {
 // a few failed connections it asks the LBS again, gets another DAS and
 // connects there.
 func TestSessionDASGone(t *testing.T) {
-	checkLeaks(t)
+	leaktest.Check(t)
 	b := startMochi(t, nil)
 	a := &fakeAuth{dasSeq: []string{fmt.Sprintf("mqtt://127.0.0.1:%d", freePort(t)), b.das()}}
 	r := newRecorder()
@@ -393,7 +394,7 @@ func TestSessionDASGone(t *testing.T) {
 // of QoS 1 publishes: every publish Publish accepted gets exactly one done,
 // and every one acknowledged with done(nil) reached the platform.
 func TestSessionStopWhilePublishing(t *testing.T) {
-	checkLeaks(t)
+	leaktest.Check(t)
 	a := &fakeAuth{}
 	b := startMochi(t, nil)
 	a.das = b.das()

@@ -2,14 +2,9 @@ package upstream
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"log/slog"
-	"math/big"
 	"net"
 	"strings"
 	"testing"
@@ -18,46 +13,17 @@ import (
 	mochi "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/listeners"
 	"golang.org/x/sync/errgroup"
-)
 
-// selfSigned returns a server certificate for 127.0.0.1 and a pool that
-// trusts it.
-func selfSigned(t *testing.T) (tls.Certificate, *x509.CertPool) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "das.test"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, pool
-}
+	"github.com/osapgw/osapgw/internal/leaktest"
+	"github.com/osapgw/osapgw/internal/testpki"
+)
 
 // TestSessionTLS connects over mqtts:// to a broker whose certificate the
 // configured CA pool trusts, and fails (and keeps trying) with one that
 // does not.
 func TestSessionTLS(t *testing.T) {
-	cert, pool := selfSigned(t)
-	_, otherPool := selfSigned(t)
+	cert, pool := testpki.Server(t)
+	_, otherPool := testpki.Server(t)
 	tests := []struct {
 		name      string
 		roots     *x509.CertPool
@@ -68,7 +34,7 @@ func TestSessionTLS(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			checkLeaks(t)
+			leaktest.Check(t)
 			srv := mochi.New(&mochi.Options{Logger: slog.New(slog.DiscardHandler)})
 			if err := srv.AddHook(&recordHook{disconnects: make(chan string, 100), wills: make(chan string, 100)}, nil); err != nil {
 				t.Fatal(err)
@@ -113,7 +79,7 @@ func TestSessionTLS(t *testing.T) {
 // TestRunStopsWhileConnecting stops Run while the DAS accepts TCP but never
 // answers CONNECT: Run returns, and leaves nothing running.
 func TestRunStopsWhileConnecting(t *testing.T) {
-	checkLeaks(t)
+	leaktest.Check(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

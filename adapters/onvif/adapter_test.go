@@ -17,6 +17,7 @@ import (
 	"github.com/osapgw/osapgw/adapters"
 	"github.com/osapgw/osapgw/model"
 	sim "github.com/osapgw/osapgw/sim/onvif"
+	"github.com/osapgw/osapgw/sim/onvif/onviftest"
 )
 
 func TestSampleConf(t *testing.T) {
@@ -79,7 +80,7 @@ func TestNewConfig(t *testing.T) {
 }
 
 func TestDescribeAndGet(t *testing.T) {
-	cam := startSim(t, sim.Config{User: "admin", Password: "secret", Name: "Gate", Serial: "S123", Profiles: 2})
+	cam := onviftest.Start(t, sim.Config{User: "admin", Password: "secret", Name: "Gate", Serial: "S123", Profiles: 2})
 	a := newAdapter(t, "cam1", cam.URL(), "")
 	ctx := context.Background()
 	dev, err := a.Describe(ctx)
@@ -135,7 +136,7 @@ func TestDescribeAndGet(t *testing.T) {
 }
 
 func TestSetEncoder(t *testing.T) {
-	cam := startSim(t, sim.Config{User: "admin", Password: "secret"})
+	cam := onviftest.Start(t, sim.Config{User: "admin", Password: "secret"})
 	a := newAdapter(t, "cam1", cam.URL(), "")
 	ctx := context.Background()
 	if err := a.Set(ctx, "video/1", map[string]model.Value{"frame_rate": {V: int64(12)}, "bitrate": {V: float64(1500)}}); err != nil {
@@ -171,7 +172,7 @@ func TestSetEncoder(t *testing.T) {
 }
 
 func TestPTZ(t *testing.T) {
-	cam := startSim(t, sim.Config{User: "admin", Password: "secret", Auth: sim.AuthUsernameToken})
+	cam := onviftest.Start(t, sim.Config{User: "admin", Password: "secret", Auth: sim.AuthUsernameToken})
 	a := newAdapter(t, "cam1", cam.URL(), "")
 	ctx := context.Background()
 	inv := func(op string, in map[string]any) map[string]any {
@@ -247,7 +248,7 @@ func TestPTZ(t *testing.T) {
 }
 
 func TestSnapshotRebootSyncTime(t *testing.T) {
-	cam := startSim(t, sim.Config{User: "admin", Password: "secret", Auth: sim.AuthDigestSHA256})
+	cam := onviftest.Start(t, sim.Config{User: "admin", Password: "secret", Auth: sim.AuthDigestSHA256})
 	a := newAdapter(t, "cam1", cam.URL(), "")
 	ctx := context.Background()
 	out, err := a.Invoke(ctx, "video/1", OpSnapshot, nil)
@@ -269,7 +270,7 @@ func TestSnapshotRebootSyncTime(t *testing.T) {
 func TestHostRewrite(t *testing.T) {
 	// The camera reports its services on an address the gateway cannot
 	// reach (192.0.2.1 is TEST-NET-1: nothing answers there).
-	cam := startSim(t, sim.Config{User: "admin", Password: "secret", AdvertiseHost: "192.0.2.1:8899"})
+	cam := onviftest.Start(t, sim.Config{User: "admin", Password: "secret", AdvertiseHost: "192.0.2.1:8899"})
 	a := newAdapter(t, "cam1", cam.URL(), "")
 	vals, err := a.Get(context.Background(), "video/1", []string{"snapshot_uri"})
 	if err != nil {
@@ -306,7 +307,7 @@ func TestRewriteHost(t *testing.T) {
 }
 
 func TestEvents(t *testing.T) {
-	cam := startSim(t, sim.Config{User: "admin", Password: "secret"})
+	cam := onviftest.Start(t, sim.Config{User: "admin", Password: "secret"})
 	a := newAdapter(t, "cam1", cam.URL(), "")
 	rec := newRecorder()
 	runAdapter(t, a, rec)
@@ -353,7 +354,7 @@ func TestEvents(t *testing.T) {
 }
 
 func TestUnsubscribeOnStop(t *testing.T) {
-	cam := startSim(t, sim.Config{User: "admin", Password: "secret"})
+	cam := onviftest.Start(t, sim.Config{User: "admin", Password: "secret"})
 	a := newAdapter(t, "cam1", cam.URL(), "")
 	rec := newRecorder()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -427,7 +428,7 @@ func TestClockOffset(t *testing.T) {
 // UsernameToken (its Created is shifted) and its events are dated by the
 // gateway's clock.
 func TestSkewedCamera(t *testing.T) {
-	cam := startSim(t, sim.Config{User: "admin", Password: "secret", Auth: sim.AuthUsernameToken, ClockSkew: time.Hour})
+	cam := onviftest.Start(t, sim.Config{User: "admin", Password: "secret", Auth: sim.AuthUsernameToken, ClockSkew: time.Hour})
 	a := newAdapter(t, "cam1", cam.URL(), "")
 	rec := newRecorder()
 	runAdapter(t, a, rec)
@@ -445,7 +446,7 @@ func TestSkewedCamera(t *testing.T) {
 // TestRenew: a camera that grants short subscriptions gets them renewed
 // before they end, and keeps the same one.
 func TestRenew(t *testing.T) {
-	cam := startSim(t, sim.Config{User: "admin", Password: "secret", SubscriptionTTL: 2 * time.Second})
+	cam := onviftest.Start(t, sim.Config{User: "admin", Password: "secret", SubscriptionTTL: 2 * time.Second})
 	a := newAdapter(t, "cam1", cam.URL(), "")
 	rec := newRecorder()
 	runAdapter(t, a, rec)
@@ -460,7 +461,7 @@ func TestRenew(t *testing.T) {
 // TestNoDuplicatesAfterReconnect: a camera that goes offline and comes
 // back resends its states; the unchanged ones are not reported again.
 func TestNoDuplicatesAfterReconnect(t *testing.T) {
-	cam := startSim(t, sim.Config{User: "admin", Password: "secret"})
+	cam := onviftest.Start(t, sim.Config{User: "admin", Password: "secret"})
 	a := newAdapter(t, "cam1", cam.URL(), `poll = "1s"`)
 	rec := newRecorder()
 	runAdapter(t, a, rec)

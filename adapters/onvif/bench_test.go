@@ -16,6 +16,7 @@ import (
 
 	"github.com/osapgw/osapgw/model"
 	sim "github.com/osapgw/osapgw/sim/onvif"
+	"github.com/osapgw/osapgw/sim/onvif/onviftest"
 )
 
 // TestBenchSimProcess is the simulator side of BenchmarkEvents32Cameras:
@@ -28,7 +29,7 @@ func TestBenchSimProcess(t *testing.T) {
 	}
 	every, _ := time.ParseDuration(os.Getenv("OSAPGW_ONVIF_BENCH_EVERY"))
 	for i := range n {
-		cam := startSim(t, sim.Config{User: "admin", Password: "secret", Serial: fmt.Sprintf("B%03d", i), MotionEvery: every})
+		cam := onviftest.Start(t, sim.Config{User: "admin", Password: "secret", Serial: fmt.Sprintf("B%03d", i), MotionEvery: every})
 		fmt.Printf("URL %s\n", cam.URL())
 	}
 	fmt.Println("READY")

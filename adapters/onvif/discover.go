@@ -46,7 +46,9 @@ type probeMatchesXML struct {
 }
 
 // ParseProbeMatches parses a ProbeMatches message. It needs no
-// credentials: everything comes from the announcement.
+// credentials: everything comes from the announcement. A SOAP fault is
+// returned as a *soap.Fault; anything not a SOAP envelope, as an error
+// wrapping soap.ErrMalformed.
 func ParseProbeMatches(data []byte) ([]Found, error) {
 	var pm probeMatchesXML
 	fault, err := soap.Decode(data, &pm)
@@ -97,7 +99,9 @@ func probeMessage(id string) []byte {
 // Discover sends WS-Discovery probes on the interface named iface (the
 // system's choice when empty) and collects the cameras that answer within
 // timeout, one per endpoint, sorted by address. The probe goes to the
-// multicast group with TTL 1: it does not leave the local network.
+// multicast group with TTL 1: it does not leave the local network. It
+// returns an error when the interface does not exist or the probe cannot
+// be sent; answers that do not parse are skipped.
 func Discover(ctx context.Context, iface string, timeout time.Duration) ([]Found, error) {
 	var ifi *net.Interface
 	if iface != "" {
@@ -174,7 +178,8 @@ func probe(ctx context.Context, conn *net.UDPConn, group *net.UDPAddr, timeout t
 }
 
 // WriteTOML writes a ready-to-paste [[device]] block per camera, without
-// credentials (the operator adds username and password_file).
+// credentials (the operator adds username and password_file). It returns
+// the first error of w.
 func WriteTOML(w io.Writer, cams []Found) error {
 	for i, c := range cams {
 		addr := ""

@@ -16,6 +16,7 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 
 	sim "github.com/osapgw/osapgw/sim/onvif"
+	"github.com/osapgw/osapgw/sim/onvif/onviftest"
 )
 
 func TestParseProbeMatches(t *testing.T) {
@@ -181,7 +182,7 @@ func discoverInsideNamespace(t *testing.T) {
 	defer func() { cancel(); wg.Wait() }()
 	names := []string{"Front Door", "Yard"}
 	for i, name := range names {
-		cam := startSim(t, sim.Config{Name: name, Serial: "SER-" + name, User: "admin", Password: "secret"})
+		cam := onviftest.Start(t, sim.Config{Name: name, Serial: "SER-" + name, User: "admin", Password: "secret"})
 		conn, err := sim.ListenDiscovery(lo)
 		if err != nil {
 			t.Fatalf("responder %d: %v", i, err)

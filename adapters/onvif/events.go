@@ -10,6 +10,7 @@ import (
 
 	"github.com/osapgw/osapgw/adapters"
 	"github.com/osapgw/osapgw/adapters/onvif/soap"
+	"github.com/osapgw/osapgw/internal/backoff"
 	"github.com/osapgw/osapgw/model"
 )
 
@@ -115,7 +116,8 @@ func (k *camera) subscribe(ctx context.Context, rewrite bool) (*subscription, er
 // it returns an error only when the camera cannot be reached at all.
 func (a *Adapter) events(ctx context.Context, k *camera, sink adapters.Sink) error {
 	seen := a.seen
-	bo := backoff{min: 500 * time.Millisecond, max: 30 * time.Second}
+	// Delays within [0.25 s, 0.5 s], then [0.5 s, 1 s], … up to 30 s.
+	bo := backoff.Backoff{Min: 250 * time.Millisecond, Max: 30 * time.Second, Jitter: true}
 	for {
 		sub, err := k.subscribe(ctx, a.cfg.hostRewrite())
 		if err != nil {
@@ -126,7 +128,7 @@ func (a *Adapter) events(ctx context.Context, k *camera, sink adapters.Sink) err
 				return err
 			}
 			a.log.Warn("event subscription refused", "err", err)
-			if !sleep(ctx, bo.next()) {
+			if !backoff.Sleep(ctx, bo.Next()) {
 				return nil
 			}
 			continue
@@ -139,7 +141,7 @@ func (a *Adapter) events(ctx context.Context, k *camera, sink adapters.Sink) err
 			return nil
 		}
 		a.log.Info("event subscription lost; subscribing again", "err", err)
-		if !sleep(ctx, bo.next()) {
+		if !backoff.Sleep(ctx, bo.Next()) {
 			return nil
 		}
 	}
@@ -147,7 +149,7 @@ func (a *Adapter) events(ctx context.Context, k *camera, sink adapters.Sink) err
 
 // pull runs the PullMessages loop of one subscription, renewing it before
 // it terminates, until it fails or ctx ends.
-func (a *Adapter) pull(ctx context.Context, k *camera, sub *subscription, seen *dedup, sink adapters.Sink, bo *backoff) error {
+func (a *Adapter) pull(ctx context.Context, k *camera, sub *subscription, seen *dedup, sink adapters.Sink, bo *backoff.Backoff) error {
 	wait := min(a.cfg.Timeout/2, 10*time.Second)
 	offset := k.c.ClockOffset()
 	for {
@@ -174,7 +176,7 @@ func (a *Adapter) pull(ctx context.Context, k *camera, sub *subscription, seen *
 		if res.Termination.After(res.Current) {
 			sub.at, sub.left = time.Now(), res.Termination.Sub(res.Current)
 		}
-		bo.reset()
+		bo.Reset()
 		for _, n := range res.Messages {
 			if !seen.keep(n) {
 				continue

@@ -12,6 +12,7 @@ import (
 
 	"github.com/osapgw/osapgw/adapters"
 	sim "github.com/osapgw/osapgw/sim/onvif"
+	"github.com/osapgw/osapgw/sim/onvif/onviftest"
 )
 
 // TestFaultyCameraBesideGoodOne runs two cameras, one of them failing in
@@ -34,7 +35,7 @@ func TestFaultyCameraBesideGoodOne(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			good := startSim(t, sim.Config{User: "admin", Password: "secret"})
+			good := onviftest.Start(t, sim.Config{User: "admin", Password: "secret"})
 			url := ""
 			var bad *sim.Camera
 			if tt.offline {
@@ -45,7 +46,7 @@ func TestFaultyCameraBesideGoodOne(t *testing.T) {
 				url = "http://" + ln.Addr().String() + "/onvif/device_service"
 				ln.Close()
 			} else {
-				bad = startSim(t, sim.Config{User: "admin", Password: "secret"})
+				bad = onviftest.Start(t, sim.Config{User: "admin", Password: "secret"})
 				bad.SetFaults(tt.faults)
 				url = bad.URL()
 			}
@@ -118,7 +119,7 @@ func TestNoLeakOnFailedConnects(t *testing.T) {
 	if testing.Short() {
 		n = 100
 	}
-	faulty := startSim(t, sim.Config{User: "admin", Password: "secret"})
+	faulty := onviftest.Start(t, sim.Config{User: "admin", Password: "secret"})
 	faulty.SetFaults(sim.Faults{SOAPFault: true})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -2,7 +2,6 @@ package onvif
 
 import (
 	"context"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,25 +11,7 @@ import (
 
 	"github.com/osapgw/osapgw/adapters"
 	"github.com/osapgw/osapgw/model"
-	sim "github.com/osapgw/osapgw/sim/onvif"
 )
-
-// startSim serves a simulated camera on 127.0.0.1 until the test ends.
-func startSim(t testing.TB, cfg sim.Config) *sim.Camera {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cam := sim.New(cfg)
-	cam.SetBase("http://" + ln.Addr().String())
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() { defer wg.Done(); _ = cam.Serve(ctx, ln) }()
-	t.Cleanup(func() { cancel(); wg.Wait() })
-	return cam
-}
 
 // newAdapter builds an adapter for cam through the kind's constructor,
 // with the password in a 0600 file.

@@ -218,7 +218,10 @@ func (a *Adapter) read(ctx context.Context, k *camera, resource string, names []
 	return sel, nil
 }
 
-// Invoke calls an operation of a resource.
+// Invoke calls an operation of a resource. Its errors wrap the adapters
+// sentinels: ErrNotFound for an unknown resource or operation,
+// ErrBadRequest for inputs the operation refuses, ErrOffline or ErrTimeout
+// when the camera does not answer.
 func (a *Adapter) Invoke(ctx context.Context, resource, operation string, in map[string]any) (map[string]any, error) {
 	k, err := a.camera(ctx)
 	if err != nil {

@@ -16,7 +16,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"strconv"
 	"strings"
@@ -27,6 +26,7 @@ import (
 
 	"github.com/osapgw/osapgw/adapters"
 	"github.com/osapgw/osapgw/adapters/onvif/soap"
+	"github.com/osapgw/osapgw/internal/backoff"
 	"github.com/osapgw/osapgw/model"
 )
 
@@ -147,7 +147,9 @@ func (a *Adapter) wrap(err error) error {
 	return fmt.Errorf("camera %q (%s): %w", a.id, a.cfg.URL, err)
 }
 
-// Describe connects when needed and returns the camera's model.
+// Describe connects when needed and returns the camera's model. A camera
+// that cannot be reached gives an error wrapping adapters.ErrOffline (or
+// adapters.ErrTimeout when it does not answer in time).
 func (a *Adapter) Describe(ctx context.Context) (model.Device, error) {
 	k, err := a.camera(ctx)
 	if err != nil {
@@ -160,7 +162,8 @@ func (a *Adapter) Describe(ctx context.Context) (model.Device, error) {
 // period and its events as they come, until ctx ends. A camera that fails
 // is reported offline and retried with backoff.
 func (a *Adapter) Run(ctx context.Context, sink adapters.Sink) error {
-	bo := backoff{min: time.Second, max: time.Minute}
+	// Delays within [0.5 s, 1 s], then [1 s, 2 s], … up to a minute.
+	bo := backoff.Backoff{Min: 500 * time.Millisecond, Max: time.Minute, Jitter: true}
 	online, reported := false, false // reported: any status sent yet
 	for {
 		k, err := a.camera(ctx)
@@ -181,7 +184,7 @@ func (a *Adapter) Run(ctx context.Context, sink adapters.Sink) error {
 		} else {
 			a.log.Debug("camera still offline", "err", err)
 		}
-		if !sleep(ctx, bo.next()) {
+		if !backoff.Sleep(ctx, bo.Next()) {
 			return nil
 		}
 	}
@@ -189,7 +192,7 @@ func (a *Adapter) Run(ctx context.Context, sink adapters.Sink) error {
 
 // serve reports attributes and events over one connection until it fails
 // or ctx ends.
-func (a *Adapter) serve(ctx context.Context, k *camera, sink adapters.Sink, bo *backoff) error {
+func (a *Adapter) serve(ctx context.Context, k *camera, sink adapters.Sink, bo *backoff.Backoff) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		t := time.NewTicker(a.cfg.Poll)
@@ -205,7 +208,7 @@ func (a *Adapter) serve(ctx context.Context, k *camera, sink adapters.Sink, bo *
 				}
 				sink.Attributes(a.id, r, vals)
 			}
-			bo.reset()
+			bo.Reset()
 			select {
 			case <-ctx.Done():
 				return nil
@@ -223,7 +226,9 @@ func (a *Adapter) serve(ctx context.Context, k *camera, sink adapters.Sink, bo *
 	return err
 }
 
-// Get reads attributes of a resource from the camera now.
+// Get reads attributes of a resource from the camera now. Its errors wrap
+// the adapters sentinels: ErrNotFound for an unknown resource or
+// attribute, ErrOffline or ErrTimeout when the camera does not answer.
 func (a *Adapter) Get(ctx context.Context, resource string, names []string) (map[string]model.Value, error) {
 	k, err := a.camera(ctx)
 	if err != nil {
@@ -236,7 +241,10 @@ func (a *Adapter) Get(ctx context.Context, resource string, names []string) (map
 	return vals, nil
 }
 
-// Set writes a video profile's frame_rate and bitrate.
+// Set writes a video profile's frame_rate and bitrate. Its errors wrap the
+// adapters sentinels: ErrNotFound, ErrNotWritable and ErrBadRequest for
+// what the model refuses, ErrOffline or ErrTimeout when the camera does
+// not answer.
 func (a *Adapter) Set(ctx context.Context, resource string, values map[string]model.Value) error {
 	k, err := a.camera(ctx)
 	if err != nil {
@@ -297,40 +305,4 @@ func resourceIndex(resource, prefix string) (int, bool) {
 		return 0, false
 	}
 	return n - 1, true
-}
-
-// backoff doubles a wait between min and max, with jitter.
-type backoff struct {
-	mu       sync.Mutex
-	min, max time.Duration
-	cur      time.Duration
-}
-
-func (b *backoff) next() time.Duration {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.cur == 0 {
-		b.cur = b.min
-	} else {
-		b.cur = min(2*b.cur, b.max)
-	}
-	return b.cur/2 + rand.N(b.cur/2+1)
-}
-
-func (b *backoff) reset() {
-	b.mu.Lock()
-	b.cur = 0
-	b.mu.Unlock()
-}
-
-// sleep waits d or until ctx ends; it reports whether d passed.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }

@@ -1,7 +1,6 @@
 package onvif
 
 import (
-	"fmt"
 	"net/url"
 	"regexp"
 	"strconv"
@@ -263,48 +262,4 @@ func (r *servicesResponse) services() services {
 		}
 	}
 	return s
-}
-
-// parseXSDuration parses the xs:duration forms cameras use (PT10S, PT1M30S,
-// P1DT2H); it returns an error for anything else.
-func parseXSDuration(s string) (time.Duration, error) {
-	s = strings.TrimSpace(s)
-	orig := s
-	if !strings.HasPrefix(s, "P") {
-		return 0, fmt.Errorf("duration %q: no leading P", orig)
-	}
-	s = s[1:]
-	var d time.Duration
-	inTime := false
-	for s != "" {
-		if s[0] == 'T' {
-			inTime = true
-			s = s[1:]
-			continue
-		}
-		i := strings.IndexAny(s, "DHMS")
-		if i <= 0 {
-			return 0, fmt.Errorf("duration %q: bad component", orig)
-		}
-		f, err := strconv.ParseFloat(s[:i], 64)
-		if err != nil || f < 0 {
-			return 0, fmt.Errorf("duration %q: bad number", orig)
-		}
-		var unit time.Duration
-		switch {
-		case s[i] == 'D' && !inTime:
-			unit = 24 * time.Hour
-		case s[i] == 'H' && inTime:
-			unit = time.Hour
-		case s[i] == 'M' && inTime:
-			unit = time.Minute
-		case s[i] == 'S' && inTime:
-			unit = time.Second
-		default:
-			return 0, fmt.Errorf("duration %q: bad unit", orig)
-		}
-		d += time.Duration(f * float64(unit))
-		s = s[i+1:]
-	}
-	return d, nil
 }

@@ -34,7 +34,8 @@ type Config struct {
 // Duration is a TOML duration string.
 type Duration time.Duration
 
-// UnmarshalText parses a duration such as "1s".
+// UnmarshalText parses a duration such as "1s"; it returns an error
+// naming the text when it is not one.
 func (d *Duration) UnmarshalText(b []byte) error {
 	v, err := time.ParseDuration(string(b))
 	if err != nil {
@@ -55,7 +56,8 @@ type Adapter struct {
 
 var _ adapters.Adapter = (*Adapter)(nil)
 
-// New parses the section; it opens nothing.
+// New parses the section; it opens nothing. It returns the decoder's
+// error, or one naming the field whose value is out of range.
 func New(id string, dec adapters.Decoder, _ adapters.Env) (adapters.Adapter, error) {
 	cfg := Config{Attributes: 10, AttributeEvery: Duration(time.Second)}
 	if err := dec.Decode(&cfg); err != nil {
@@ -73,7 +75,7 @@ func New(id string, dec adapters.Decoder, _ adapters.Env) (adapters.Adapter, err
 }
 
 // Describe returns the model: resource "main" with value_N attributes, a
-// writable setpoint, an echo operation and a tick event.
+// writable setpoint, an echo operation and a tick event. It never fails.
 func (a *Adapter) Describe(context.Context) (model.Device, error) {
 	attrs := make([]model.Attribute, 0, a.cfg.Attributes+1)
 	for i := range a.cfg.Attributes {
@@ -95,7 +97,7 @@ func (a *Adapter) Describe(context.Context) (model.Device, error) {
 }
 
 // Run reports attributes every attribute_every and emits event_rate
-// events per second until ctx ends.
+// events per second until ctx ends, then returns nil.
 func (a *Adapter) Run(ctx context.Context, sink adapters.Sink) error {
 	sink.Status(a.id, true, nil)
 	attrTick := time.NewTicker(time.Duration(a.cfg.AttributeEvery))
@@ -144,7 +146,9 @@ func (a *Adapter) values(now, start time.Time) map[string]model.Value {
 	return vals
 }
 
-// Set accepts the setpoint.
+// Set accepts the setpoint. Another resource gives an error wrapping
+// adapters.ErrNotFound; another attribute, adapters.ErrNotWritable; a
+// setpoint that is not a float, adapters.ErrBadRequest.
 func (a *Adapter) Set(_ context.Context, resource string, values map[string]model.Value) error {
 	if resource != "main" {
 		return fmt.Errorf("%w: resource %q", adapters.ErrNotFound, resource)
@@ -164,7 +168,8 @@ func (a *Adapter) Set(_ context.Context, resource string, values map[string]mode
 	return nil
 }
 
-// Get returns the setpoint and the current values.
+// Get returns the setpoint and the current values. An unknown resource or
+// attribute gives an error wrapping adapters.ErrNotFound.
 func (a *Adapter) Get(_ context.Context, resource string, names []string) (map[string]model.Value, error) {
 	if resource != "main" {
 		return nil, fmt.Errorf("%w: resource %q", adapters.ErrNotFound, resource)
@@ -188,7 +193,8 @@ func (a *Adapter) Get(_ context.Context, resource string, names []string) (map[s
 	return out, nil
 }
 
-// Invoke runs echo.
+// Invoke runs echo. Any other operation or resource gives an error
+// wrapping adapters.ErrNotFound.
 func (a *Adapter) Invoke(_ context.Context, resource, op string, in map[string]any) (map[string]any, error) {
 	if resource != "main" || op != "echo" {
 		return nil, fmt.Errorf("%w: operation %q of resource %q", adapters.ErrNotFound, op, resource)

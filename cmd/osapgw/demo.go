@@ -16,6 +16,7 @@ import (
 
 	"github.com/osapgw/osapgw/config"
 	"github.com/osapgw/osapgw/gateway"
+	"github.com/osapgw/osapgw/internal/backoff"
 	"github.com/osapgw/osapgw/osap/platform"
 )
 
@@ -234,7 +235,7 @@ func demoScript(ctx context.Context, emu *platform.Emulator, gw *gateway.Gateway
 		return
 	}
 	st.note("gateway registered over MQTT as DevID %s; heartbeat by PINGREQ every 5s", devID)
-	if !sleepCtx(ctx, 3*time.Second) {
+	if !backoff.Sleep(ctx, 3*time.Second) {
 		return
 	}
 	for _, a := range actions {
@@ -252,7 +253,7 @@ func demoScript(ctx context.Context, emu *platform.Emulator, gw *gateway.Gateway
 		st.mu.Lock()
 		st.actions = append(st.actions, line)
 		st.mu.Unlock()
-		if !sleepCtx(ctx, 2*time.Second) {
+		if !backoff.Sleep(ctx, 2*time.Second) {
 			return
 		}
 	}
@@ -269,7 +270,7 @@ func demoScript(ctx context.Context, emu *platform.Emulator, gw *gateway.Gateway
 		}
 		st.note("OUTAGE: stopping the platform's DAS for 15 s; events wait in the gateway's outbox")
 		emu.StopDAS(0)
-		if !sleepCtx(ctx, 15*time.Second) {
+		if !backoff.Sleep(ctx, 15*time.Second) {
 			return
 		}
 		emu.StartDAS(0)
@@ -288,17 +289,6 @@ func compactBody(b json.RawMessage) string {
 	return s + " "
 }
 
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
-}
-
 func waitRegistered(ctx context.Context, emu *platform.Emulator) string {
 	for {
 		for _, d := range emu.DAS[0].Devices() {
@@ -306,7 +296,7 @@ func waitRegistered(ctx context.Context, emu *platform.Emulator) string {
 				return d.DevID
 			}
 		}
-		if !sleepCtx(ctx, 200*time.Millisecond) {
+		if !backoff.Sleep(ctx, 200*time.Millisecond) {
 			return ""
 		}
 	}

@@ -7,12 +7,13 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/osapgw/osapgw/internal/leaktest"
 	"github.com/osapgw/osapgw/model"
 	"github.com/osapgw/osapgw/osap"
 )
 
 func TestAPI(t *testing.T) {
-	checkGoroutines(t)
+	leaktest.Check(t)
 	keys := newFakeKeys()
 	store, err := OpenEventStore("")
 	if err != nil {

@@ -181,7 +181,9 @@ func (a attributes) clone() map[string]map[string]model.Value {
 
 // NewDAS binds cfg.Listen and returns a DAS ready to Serve. It opens the
 // event store (see DASConfig.Events). Close releases the address and the
-// store when the DAS is not going to serve again.
+// store when the DAS is not going to serve again. It returns an error when
+// cfg has no key source or listen address, the address cannot be bound or
+// the event store cannot be opened.
 func NewDAS(cfg DASConfig) (*DAS, error) {
 	if cfg.Keys == nil {
 		return nil, errors.New("new DAS: no key source")
@@ -353,6 +355,7 @@ func (d *DAS) Serve(ctx context.Context) error {
 
 // Close releases the bound address when the DAS is not serving, and the
 // event store it opened itself. Call it once Serve has returned for good.
+// It returns the errors of closing the listener and the store, joined.
 func (d *DAS) Close() error {
 	d.mu.Lock()
 	ln := d.ln

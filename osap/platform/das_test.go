@@ -3,22 +3,16 @@ package platform
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"math/big"
 	"net"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -27,6 +21,8 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/eclipse/paho.mqtt.golang/packets"
 	"github.com/google/go-cmp/cmp"
+	"github.com/osapgw/osapgw/internal/leaktest"
+	"github.com/osapgw/osapgw/internal/testpki"
 	"github.com/osapgw/osapgw/model"
 	"github.com/osapgw/osapgw/osap"
 )
@@ -71,27 +67,6 @@ func testLogger(t testing.TB) *slog.Logger {
 		return slog.New(slog.DiscardHandler)
 	}
 	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-// checkGoroutines fails the test if goroutines started during it are still
-// running once its cleanups have run. Register it first.
-func checkGoroutines(t *testing.T) {
-	before := runtime.NumGoroutine()
-	t.Cleanup(func() {
-		deadline := time.Now().Add(waitLimit)
-		for {
-			n := runtime.NumGoroutine()
-			if n <= before {
-				return
-			}
-			if time.Now().After(deadline) {
-				buf := make([]byte, 1<<20)
-				buf = buf[:runtime.Stack(buf, true)]
-				t.Fatalf("%d goroutines left, want at most %d:\n%s", n, before, buf)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	})
 }
 
 // runningDAS is a DAS serving in the background of a test.
@@ -287,7 +262,7 @@ func (td *testDevice) recv() osap.Message {
 }
 
 func TestLogin(t *testing.T) {
-	checkGoroutines(t)
+	leaktest.Check(t)
 	now := time.Unix(1764150000, 0)
 	keys := newFakeKeys()
 	d := serve(t, newDAS(t, DASConfig{Keys: keys, Now: func() time.Time { return now }}))
@@ -366,7 +341,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 }
 
 func TestLoginReplay(t *testing.T) {
-	checkGoroutines(t)
+	leaktest.Check(t)
 	keys := newFakeKeys()
 	d := serve(t, newDAS(t, DASConfig{Keys: keys}))
 	td := newDevice(t, "gw-replay", keys.add("gw-replay"))
@@ -402,7 +377,7 @@ func TestReplayCachePruned(t *testing.T) {
 }
 
 func TestTopicACL(t *testing.T) {
-	checkGoroutines(t)
+	leaktest.Check(t)
 	keys := newFakeKeys()
 	d := serve(t, newDAS(t, DASConfig{Keys: keys}))
 	keys.add("gw-b")
@@ -464,7 +439,7 @@ func (td *testDevice) ci2key(keys *fakeKeys) []byte {
 }
 
 func TestEventsDeduplicatedAcrossRestart(t *testing.T) {
-	checkGoroutines(t)
+	leaktest.Check(t)
 	keys := newFakeKeys()
 	dir := t.TempDir()
 	key := keys.add("gw-ev")
@@ -534,7 +509,7 @@ func TestEventsDeduplicatedAcrossRestart(t *testing.T) {
 }
 
 func TestTopology(t *testing.T) {
-	checkGoroutines(t)
+	leaktest.Check(t)
 	keys := newFakeKeys()
 	d := serve(t, newDAS(t, DASConfig{Keys: keys}))
 	td := newDevice(t, "gw-topo", keys.add("gw-topo"))
@@ -591,7 +566,7 @@ func TestTopology(t *testing.T) {
 }
 
 func TestRequest(t *testing.T) {
-	checkGoroutines(t)
+	leaktest.Check(t)
 	keys := newFakeKeys()
 	d := serve(t, newDAS(t, DASConfig{Keys: keys}))
 	td := newDevice(t, "gw-req", keys.add("gw-req"))
@@ -652,7 +627,7 @@ func TestRequest(t *testing.T) {
 }
 
 func TestServeAgain(t *testing.T) {
-	checkGoroutines(t)
+	leaktest.Check(t)
 	keys := newFakeKeys()
 	key := keys.add("gw-out")
 	d := newDAS(t, DASConfig{Keys: keys})
@@ -691,7 +666,7 @@ func TestServeAgain(t *testing.T) {
 }
 
 func TestUndecryptableUplinkDropped(t *testing.T) {
-	checkGoroutines(t)
+	leaktest.Check(t)
 	keys := newFakeKeys()
 	d := serve(t, newDAS(t, DASConfig{Keys: keys}))
 	td := newDevice(t, "gw-junk", keys.add("gw-junk"))
@@ -718,7 +693,7 @@ func TestUndecryptableUplinkDropped(t *testing.T) {
 }
 
 func TestSilentAndGarbageConnectionsClosed(t *testing.T) {
-	checkGoroutines(t)
+	leaktest.Check(t)
 	d := serve(t, newDAS(t, DASConfig{Keys: newFakeKeys(), ConnectTimeout: 100 * time.Millisecond}))
 	for _, tt := range []struct {
 		name string
@@ -750,8 +725,8 @@ func TestSilentAndGarbageConnectionsClosed(t *testing.T) {
 }
 
 func TestTLS(t *testing.T) {
-	checkGoroutines(t)
-	cert, pool := selfSigned(t)
+	leaktest.Check(t)
+	cert, pool := testpki.Server(t)
 	keys := newFakeKeys()
 	d := serve(t, newDAS(t, DASConfig{Keys: keys, TLS: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}}))
 	if !strings.HasPrefix(d.URL(), "mqtts://127.0.0.1:") {
@@ -766,37 +741,8 @@ func TestTLS(t *testing.T) {
 	}
 }
 
-// selfSigned returns a certificate for 127.0.0.1 and a pool that trusts it.
-func selfSigned(t *testing.T) (tls.Certificate, *x509.CertPool) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "osap-platform test"},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(leaf)
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool
-}
-
 func TestTakeOver(t *testing.T) {
-	checkGoroutines(t)
+	leaktest.Check(t)
 	keys := newFakeKeys()
 	key := keys.add("gw-twice")
 	d := serve(t, newDAS(t, DASConfig{Keys: keys}))

@@ -59,7 +59,9 @@ type Emulator struct {
 	runCtx  context.Context
 }
 
-// NewEmulator binds every listener and loads the state; Run serves.
+// NewEmulator binds every listener and loads the state; Run serves. It
+// returns an error when a part (state directory, registry, event store,
+// DAS, LBS or API listener) cannot be set up, having released the others.
 func NewEmulator(cfg EmulatorConfig) (*Emulator, error) {
 	log := cfg.Logger
 	if log == nil {
@@ -133,7 +135,8 @@ func (e *Emulator) APIURL() string {
 func (e *Emulator) API() http.Handler { return e.api }
 
 // Run serves the LBS, every DAS and the API until ctx ends, then stops
-// them, waits for them and releases everything.
+// them, waits for them and releases everything. It returns the errors of
+// the parts that failed, joined; nil after a clean stop.
 func (e *Emulator) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	errs := make(chan error, 2+len(e.DAS))

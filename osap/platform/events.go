@@ -284,7 +284,8 @@ func (s *EventStore) DevIDs() []string {
 	return ids
 }
 
-// Close releases the file. The store must not be used afterwards.
+// Close releases the file. The store must not be used afterwards. It
+// returns the error of closing the file, if any.
 func (s *EventStore) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/osapgw/osapgw/internal/backoff"
 	"github.com/osapgw/osapgw/osap"
 )
 
@@ -103,10 +104,8 @@ func (l *LBS) Serve(ctx context.Context, ln net.Listener) error {
 			}
 			// EMFILE and the like: wait a little rather than spin.
 			l.log.Warn("accept failed", "err", err)
-			select {
-			case <-ctx.Done():
+			if !backoff.Sleep(ctx, 50*time.Millisecond) {
 				return nil
-			case <-time.After(50 * time.Millisecond):
 			}
 			continue
 		}

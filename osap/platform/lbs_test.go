@@ -8,11 +8,11 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"runtime"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/osapgw/osapgw/internal/leaktest"
 	"github.com/osapgw/osapgw/osap"
 )
 
@@ -102,7 +102,7 @@ type testLBS struct {
 // Serve returned and no goroutine was left behind.
 func startLBS(t *testing.T, cfg LBSConfig) *testLBS {
 	t.Helper()
-	base := runtime.NumGoroutine()
+	leaktest.Check(t)
 	if cfg.Registry == nil {
 		reg, err := NewRegistry(filepath.Join(t.TempDir(), "state.json"))
 		if err != nil {
@@ -129,23 +129,8 @@ func startLBS(t *testing.T, cfg LBSConfig) *testLBS {
 		if err := <-done; err != nil {
 			t.Errorf("Serve = %v", err)
 		}
-		waitGoroutines(t, base)
 	})
 	return &testLBS{addr: ln.Addr().String(), reg: cfg.Registry, logs: logs, lbs: lbs}
-}
-
-// waitGoroutines waits for the goroutine count to come back to base.
-func waitGoroutines(t *testing.T, base int) {
-	t.Helper()
-	var n int
-	for range 200 {
-		if n = runtime.NumGoroutine(); n <= base {
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	buf := make([]byte, 1<<16)
-	t.Errorf("%d goroutines, want at most %d:\n%s", n, base, buf[:runtime.Stack(buf, true)])
 }
 
 func newClient(t *testing.T, addr string, mod func(*osap.ClientConfig)) (*osap.Client, *logRecorder) {

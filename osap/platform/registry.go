@@ -72,7 +72,8 @@ type devicesFile struct {
 }
 
 // NewRegistry returns an empty registry whose state lives in statePath
-// ("" for memory only), loading that file when it exists.
+// ("" for memory only), loading that file when it exists. It returns an
+// error when the file exists but cannot be read or parsed.
 func NewRegistry(statePath string) (*Registry, error) {
 	r := &Registry{statePath: statePath, now: time.Now, bySerial: map[string]*entry{}, byDevID: map[string]*entry{}}
 	if statePath == "" {

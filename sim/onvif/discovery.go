@@ -16,6 +16,7 @@ var DiscoveryGroup = &net.UDPAddr{IP: net.IPv4(239, 255, 255, 250), Port: 3702}
 
 // ListenDiscovery joins the WS-Discovery group on ifi (nil: the system's
 // choice). Only tests inside a private network namespace should call it.
+// It returns the error of joining the group.
 func ListenDiscovery(ifi *net.Interface) (*net.UDPConn, error) {
 	return net.ListenMulticastUDP("udp4", ifi, DiscoveryGroup)
 }
@@ -37,7 +38,8 @@ func (c *Camera) EndpointID() string {
 }
 
 // ServeDiscovery answers WS-Discovery probes arriving on conn with the
-// camera's ProbeMatches, until ctx ends; it closes conn.
+// camera's ProbeMatches, until ctx ends; it closes conn. It returns nil
+// when ctx ends or conn is closed, and the read error otherwise.
 func (c *Camera) ServeDiscovery(ctx context.Context, conn *net.UDPConn) error {
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()

@@ -224,7 +224,8 @@ func (c *Camera) PTZPosition() (pan, tilt, zoom float64) {
 }
 
 // Serve serves the camera on ln until ctx ends; it closes ln. The motion
-// toggler (MotionEvery) runs as long as Serve does.
+// toggler (MotionEvery) runs as long as Serve does. It returns nil when
+// ctx ends, and the HTTP server's error if it stops serving first.
 func (c *Camera) Serve(ctx context.Context, ln net.Listener) error {
 	c.SetBase("http://" + ln.Addr().String())
 	srv := &http.Server{Handler: c, ReadHeaderTimeout: 10 * time.Second}

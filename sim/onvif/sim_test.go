@@ -3,8 +3,6 @@ package onvif_test
 import (
 	"context"
 	"errors"
-	"net"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,22 +13,14 @@ import (
 
 	"github.com/osapgw/osapgw/adapters/onvif/soap"
 	sim "github.com/osapgw/osapgw/sim/onvif"
+	"github.com/osapgw/osapgw/sim/onvif/onviftest"
 )
 
 func start(t *testing.T, cfg sim.Config) (*sim.Camera, *soap.Client) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cam := sim.New(cfg)
-	cam.SetBase("http://" + ln.Addr().String())
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() { defer wg.Done(); _ = cam.Serve(ctx, ln) }()
+	cam := onviftest.Start(t, cfg)
 	c := soap.New(soap.Options{Username: cfg.User, Password: cfg.Password, Timeout: 5 * time.Second})
-	t.Cleanup(func() { c.Close(); cancel(); wg.Wait() })
+	t.Cleanup(c.Close)
 	return cam, c
 }
 

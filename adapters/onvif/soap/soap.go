@@ -193,7 +193,8 @@ func (c *Client) Auth() Auth {
 // Call sends body (a request struct marshalled with encoding/xml, whose
 // element name carries a prefix of Namespaces) to endpoint and decodes the
 // first element of the response body into resp (nil to ignore it). The
-// SOAP action is derived from the element's prefix and name.
+// SOAP action is derived from the element's prefix and name. Its errors
+// are those of Do.
 func (c *Client) Call(ctx context.Context, endpoint string, body, resp any) error {
 	return c.Do(ctx, Request{URL: endpoint, Body: body}, resp)
 }
@@ -211,7 +212,12 @@ type Request struct {
 	Addressing bool
 }
 
-// Do performs req and decodes the response into resp.
+// Do performs req and decodes the response into resp, switching to the
+// authentication the camera asks for. A camera that refuses the
+// credentials gives an error wrapping ErrUnauthorized; a SOAP fault, a
+// *Fault; another HTTP status, a *StatusError; a response that is not a
+// SOAP envelope, one wrapping ErrMalformed; a network failure or timeout,
+// the net/http error.
 func (c *Client) Do(ctx context.Context, req Request, resp any) error {
 	payload, err := xml.Marshal(req.Body)
 	if err != nil {
@@ -328,6 +334,8 @@ func (c *Client) authorize(r *http.Request, auth Auth) {
 
 // Get fetches url (a snapshot) with the camera's HTTP authentication
 // (digest or basic, from its challenge), reading at most limit bytes.
+// Refused credentials give an error wrapping ErrUnauthorized; another
+// HTTP status, a *StatusError; a response over limit, an error.
 func (c *Client) Get(ctx context.Context, url string, limit int64) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()

@@ -4,11 +4,9 @@ import (
 	"context"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,24 +14,8 @@ import (
 
 	"github.com/osapgw/osapgw/adapters/onvif/soap"
 	sim "github.com/osapgw/osapgw/sim/onvif"
+	"github.com/osapgw/osapgw/sim/onvif/onviftest"
 )
-
-// startSim serves a simulated camera on 127.0.0.1 until the test ends.
-func startSim(t *testing.T, cfg sim.Config) *sim.Camera {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cam := sim.New(cfg)
-	cam.SetBase("http://" + ln.Addr().String())
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() { defer wg.Done(); _ = cam.Serve(ctx, ln) }()
-	t.Cleanup(func() { cancel(); wg.Wait() })
-	return cam
-}
 
 type info = device.GetDeviceInformationResponse
 
@@ -54,7 +36,7 @@ func TestAuthChosenFromChallenge(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cam := startSim(t, sim.Config{User: "admin", Password: "secret", Auth: tt.auth, Name: "Cam"})
+			cam := onviftest.Start(t, sim.Config{User: "admin", Password: "secret", Auth: tt.auth, Name: "Cam"})
 			c := soap.New(soap.Options{Username: "admin", Password: tt.password, Timeout: 5 * time.Second})
 			defer c.Close()
 			var got info
@@ -84,7 +66,7 @@ func TestAuthChosenFromChallenge(t *testing.T) {
 
 func TestUsernameTokenUsesClockOffset(t *testing.T) {
 	skew := 3 * time.Hour
-	cam := startSim(t, sim.Config{User: "admin", Password: "secret", Auth: sim.AuthUsernameToken, ClockSkew: skew})
+	cam := onviftest.Start(t, sim.Config{User: "admin", Password: "secret", Auth: sim.AuthUsernameToken, ClockSkew: skew})
 	c := soap.New(soap.Options{Username: "admin", Password: "secret"})
 	defer c.Close()
 	var got info
@@ -98,7 +80,7 @@ func TestUsernameTokenUsesClockOffset(t *testing.T) {
 }
 
 func TestFaultIsAnError(t *testing.T) {
-	cam := startSim(t, sim.Config{Auth: sim.AuthNone})
+	cam := onviftest.Start(t, sim.Config{Auth: sim.AuthNone})
 	cam.SetFaults(sim.Faults{SOAPFault: true})
 	c := soap.New(soap.Options{})
 	defer c.Close()
@@ -151,7 +133,7 @@ func TestMalformedAndStatus(t *testing.T) {
 }
 
 func TestContextEndsSlowCall(t *testing.T) {
-	cam := startSim(t, sim.Config{Auth: sim.AuthNone})
+	cam := onviftest.Start(t, sim.Config{Auth: sim.AuthNone})
 	cam.SetFaults(sim.Faults{Slow: time.Minute})
 	c := soap.New(soap.Options{Timeout: time.Minute})
 	defer c.Close()
@@ -170,7 +152,7 @@ func TestContextEndsSlowCall(t *testing.T) {
 }
 
 func TestSnapshotGetWithDigest(t *testing.T) {
-	cam := startSim(t, sim.Config{User: "u", Password: "p", Auth: sim.AuthDigestSHA256})
+	cam := onviftest.Start(t, sim.Config{User: "u", Password: "p", Auth: sim.AuthDigestSHA256})
 	c := soap.New(soap.Options{Username: "u", Password: "p"})
 	defer c.Close()
 	url := strings.TrimSuffix(cam.URL(), "/onvif/device_service") + "/snapshot.jpg"
