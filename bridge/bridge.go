@@ -127,6 +127,7 @@ type Bridge struct {
 	running chan struct{}   // closed when Run has set runCtx
 	wg      sync.WaitGroup  // device and request goroutines
 
+	applyMu sync.Mutex // serializes Apply
 	mu      sync.Mutex
 	stopped bool // Run is stopping or returned: start no more goroutines
 	devices map[string]*device
@@ -198,22 +199,29 @@ func (b *Bridge) Run(ctx context.Context) error {
 // removed ones stop (and are announced in topo.remove), devices whose Hash
 // changed restart; the others keep running untouched.
 func (b *Bridge) Apply(specs []Spec) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
+	b.applyMu.Lock() // one reload at a time
+	defer b.applyMu.Unlock()
 	want := map[string]Spec{}
 	order := make([]string, 0, len(specs))
 	for _, s := range specs {
 		want[s.ID] = s
 		order = append(order, s.ID)
 	}
+
+	// Stop the devices removed or changed, and wait for them outside the
+	// lock (their goroutines report to the bridge while they stop): the
+	// new adapter of a changed device must not meet the old one on its
+	// link, as a serial port would be busy.
+	b.mu.Lock()
+	var stopping []*device
 	for id, d := range b.devices {
 		s, keep := want[id]
 		if keep && s.Hash == d.spec.Hash {
 			continue
 		}
 		d.stop()
+		stopping = append(stopping, d)
 		delete(b.devices, id)
-		b.cfg.Metrics.forget(id)
 		if !keep {
 			b.removed = append(b.removed, id)
 			b.log.Info("device removed", "device", id)
@@ -221,6 +229,14 @@ func (b *Bridge) Apply(specs []Spec) {
 			b.log.Info("device configuration changed, restarting", "device", id)
 		}
 	}
+	b.mu.Unlock()
+	for _, d := range stopping {
+		d.wait()
+		b.cfg.Metrics.forget(d.spec.ID)
+	}
+
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	for _, id := range order {
 		if _, ok := b.devices[id]; ok {
 			continue
@@ -273,9 +289,11 @@ func (b *Bridge) forgottenLocked() {
 func (b *Bridge) startLocked(d *device) {
 	ctx, cancel := context.WithCancel(b.runCtx)
 	d.cancel = cancel
+	d.exited = make(chan struct{})
 	b.wg.Add(1)
 	go func() {
 		defer b.wg.Done()
+		defer close(d.exited)
 		d.run(ctx)
 	}()
 }

@@ -128,6 +128,10 @@ type fakeAdapter struct {
 	block   bool // Set blocks until its context ends
 	gets    int  // calls of Get
 	running chan struct{}
+	// stopDelay is how long Run takes to return once its context ends;
+	// startedAt and returnedAt record when Run started and returned.
+	stopDelay             time.Duration
+	startedAt, returnedAt time.Time
 }
 
 func newFakeAdapter(id string) *fakeAdapter {
@@ -151,10 +155,15 @@ func (a *fakeAdapter) Describe(context.Context) (model.Device, error) {
 func (a *fakeAdapter) Run(ctx context.Context, sink adapters.Sink) error {
 	a.mu.Lock()
 	a.sink = sink
+	a.startedAt = time.Now()
 	a.mu.Unlock()
 	sink.Status(a.id, true, nil)
 	close(a.running)
 	<-ctx.Done()
+	time.Sleep(a.stopDelay)
+	a.mu.Lock()
+	a.returnedAt = time.Now()
+	a.mu.Unlock()
 	return nil
 }
 
@@ -653,5 +662,26 @@ func TestRemovedWhileStopped(t *testing.T) {
 	ids, err := h.st.Announced()
 	if err != nil || !slices.Equal(ids, []string{"a"}) {
 		t.Errorf("announced after connecting = %v, %v, want [a]", ids, err)
+	}
+}
+
+// TestReloadWaitsForTheOldAdapter: a device whose configuration changed
+// starts its new adapter only once the old one has returned, so the two
+// never share the device's link.
+func TestReloadWaitsForTheOldAdapter(t *testing.T) {
+	h := newHarness(t, Config{}, "a")
+	old := h.devs["a"]
+	old.stopDelay = 100 * time.Millisecond
+	fresh := newFakeAdapter("a")
+	h.b.Apply([]Spec{spec(fresh, "v2")})
+	<-fresh.running
+	old.mu.Lock()
+	returned := old.returnedAt
+	old.mu.Unlock()
+	fresh.mu.Lock()
+	started := fresh.startedAt
+	fresh.mu.Unlock()
+	if returned.IsZero() || started.Before(returned) {
+		t.Fatalf("new adapter started at %v, old one returned at %v: want the new one after", started, returned)
 	}
 }

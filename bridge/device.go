@@ -20,6 +20,7 @@ type device struct {
 	spec   Spec
 	log    *slog.Logger
 	cancel context.CancelFunc
+	exited chan struct{} // closed when the device's goroutine returns; nil if never started
 
 	mu        sync.Mutex
 	adapter   adapters.Adapter
@@ -35,6 +36,14 @@ type device struct {
 
 func newDevice(b *Bridge, s Spec) *device {
 	return &device{b: b, spec: s, log: b.log.With("device", s.ID, "kind", s.Kind)}
+}
+
+// wait returns once the device's goroutine has returned (at once if it
+// never started).
+func (d *device) wait() {
+	if d.exited != nil {
+		<-d.exited
+	}
 }
 
 // stop cancels the device's goroutine; Run's WaitGroup waits for it.
