@@ -15,6 +15,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"reflect"
 	"sync"
 	"time"
 
@@ -253,7 +254,7 @@ func (g *Gateway) Reload(cfg *config.Config) {
 	old := g.cfg
 	g.cfg = cfg
 	g.mu.Unlock()
-	if old.Gateway != cfg.Gateway || fmt.Sprint(old.Upstream) != fmt.Sprint(cfg.Upstream) || old.Store != cfg.Store || old.HTTP != cfg.HTTP {
+	if old.Gateway != cfg.Gateway || !reflect.DeepEqual(old.Upstream, cfg.Upstream) || old.Store != cfg.Store || old.HTTP != cfg.HTTP || old.Log != cfg.Log {
 		g.log.Warn("reload: only [[device]] changes take effect now; restart osapgw for the other settings")
 	}
 	g.bridge.Apply(specs(cfg, g.log))
