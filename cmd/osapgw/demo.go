@@ -150,7 +150,11 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	st.note("gateway %s authenticating with the LBS (first authentication, ECDH P-384)", demoSerial)
 
 	outageNow := make(chan struct{}, 1)
-	go readKeys(os.Stdin, outageNow) // ends with the process; it only reads stdin
+	if isTerminal(os.Stdin) {
+		// A read from a terminal cannot be cancelled; this goroutine ends
+		// with the process, which is what an interactive demo is.
+		go readKeys(os.Stdin, outageNow)
+	}
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -371,4 +375,11 @@ func formatValue(v any) string {
 		return fmt.Sprintf("%q", x)
 	}
 	return fmt.Sprint(v)
+}
+
+// isTerminal reports whether f is a character device (a terminal), so
+// the demo reads keys only when a person can type them.
+func isTerminal(f *os.File) bool {
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
