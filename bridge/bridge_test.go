@@ -685,3 +685,28 @@ func TestReloadWaitsForTheOldAdapter(t *testing.T) {
 		t.Fatalf("new adapter started at %v, old one returned at %v: want the new one after", started, returned)
 	}
 }
+
+// TestRequestEndsWithItsDevice: a request in progress on a device that is
+// taken out of the configuration is cancelled with it, not left running
+// against a stopped adapter until its timeout.
+func TestRequestEndsWithItsDevice(t *testing.T) {
+	h := newHarness(t, Config{RequestTimeout: time.Minute}, "slow")
+	h.devs["slow"].block = true
+	h.connect()
+	h.b.Downlink(osap.Message{Header: osap.Header{ID: "r1", Type: osap.TypeAttributeSet, Dev: "slow"}, Body: json.RawMessage(`{"resource":"main","values":{"setpoint":1}}`)})
+	time.Sleep(50 * time.Millisecond) // let the request reach the adapter
+	h.b.Apply(nil)
+	var reply sent
+	waitFor(t, "the reply to r1", func() bool {
+		for _, m := range h.up.messages(osap.TypeReply) {
+			if m.h.ID == "r1" {
+				reply = m
+				return true
+			}
+		}
+		return false
+	})
+	if reply.h.Code != osap.CodeOffline {
+		t.Fatalf("request on a removed device answered %d (%s), want 503", reply.h.Code, reply.h.Msg)
+	}
+}

@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -20,7 +21,11 @@ type device struct {
 	spec   Spec
 	log    *slog.Logger
 	cancel context.CancelFunc
-	exited chan struct{} // closed when the device's goroutine returns; nil if never started
+	// stopping is closed by stop: requests in progress on the device are
+	// cancelled with it, so none outlives the adapter it calls.
+	stopping chan struct{}
+	stopOnce sync.Once
+	exited   chan struct{} // closed when the device's goroutine returns; nil if never started
 
 	mu        sync.Mutex
 	adapter   adapters.Adapter
@@ -35,7 +40,7 @@ type device struct {
 }
 
 func newDevice(b *Bridge, s Spec) *device {
-	return &device{b: b, spec: s, log: b.log.With("device", s.ID, "kind", s.Kind)}
+	return &device{b: b, spec: s, log: b.log.With("device", s.ID, "kind", s.Kind), stopping: make(chan struct{})}
 }
 
 // wait returns once the device's goroutine has returned (at once if it
@@ -48,6 +53,7 @@ func (d *device) wait() {
 
 // stop cancels the device's goroutine; Run's WaitGroup waits for it.
 func (d *device) stop() {
+	d.stopOnce.Do(func() { close(d.stopping) })
 	if d.cancel != nil {
 		d.cancel()
 	}
@@ -201,7 +207,30 @@ func (d *device) status() DeviceStatus {
 // without the device being bothered, and gets them even while the device
 // is offline: 503 (try again later) is only for a request that would
 // reach the device.
-func (d *device) handle(ctx context.Context, m osap.Message) (any, error) {
+func (d *device) handle(ctx context.Context, m osap.Message) (body any, err error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer func() {
+		select {
+		case <-d.stopping:
+			if err != nil && !errors.Is(err, adapters.ErrOffline) {
+				err = fmt.Errorf("%w: sub-device %q stopped during the request: %v", adapters.ErrOffline, d.spec.ID, err)
+			}
+		default:
+		}
+	}()
+	go func() { // ends when handle returns, at the latest
+		select {
+		case <-d.stopping:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	select {
+	case <-d.stopping:
+		return nil, fmt.Errorf("%w: sub-device %q is stopping", adapters.ErrOffline, d.spec.ID)
+	default:
+	}
 	d.mu.Lock()
 	a, desc, described, online, known := d.adapter, d.desc, d.described, d.online, d.known
 	d.mu.Unlock()
