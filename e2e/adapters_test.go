@@ -1,0 +1,125 @@
+package e2e
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestAdapterRoundTrips runs a simulated Modbus sensor and a simulated
+// camera (devsim) behind the gateway, and carries out a set and an invoke
+// on each through the platform emulator's API.
+func TestAdapterRoundTrips(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end with real processes; skipped with -short")
+	}
+	s := newSite(t)
+	mbPort, camPort := freePort(t), freePort(t)
+	start(t, "devsim", "modbus", "-listen", fmt.Sprintf("127.0.0.1:%d", mbPort))
+	start(t, "devsim", "onvif", "-listen", fmt.Sprintf("127.0.0.1:%d", camPort), "-user", "admin", "-password", "e2e-pass", "-motion-every", "2s")
+	pw := filepath.Join(s.dir, "cam.password")
+	write(t, pw, "e2e-pass", 0o600)
+	s.writeConfig(fmt.Sprintf(`
+[[device]]
+id = "boiler-1"
+kind = "modbus"
+url = "tcp://127.0.0.1:%d"
+unit = 1
+poll = "500ms"
+
+[[device.attribute]]
+name = "temperature"
+table = "input"
+address = 0
+type = "float32"
+
+[[device.attribute]]
+name = "setpoint"
+table = "holding"
+address = 0
+type = "int16"
+scale = 0.1
+writable = true
+min = 5.0
+max = 35.0
+read_back = true
+
+[[device.attribute]]
+name = "mode"
+table = "holding"
+address = 1
+type = "uint16"
+
+[[device.operation]]
+name = "set_mode"
+  [[device.operation.param]]
+  name = "mode"
+  type = "int"
+  min = 0.0
+  max = 3.0
+  [[device.operation.write]]
+  table = "holding"
+  address = 1
+  type = "uint16"
+  value = "{mode}"
+
+[[device]]
+id = "cam-1"
+kind = "onvif"
+url = "http://127.0.0.1:%d/onvif/device_service"
+username = "admin"
+password_file = %q
+poll = "5s"
+events = true
+`, mbPort, camPort, pw))
+	s.startGateway()
+	devID := s.devID()
+	waitFor(t, "both sub-devices online with their models", 60*time.Second, func() bool {
+		online := map[string]bool{}
+		for _, sd := range s.device(devID).SubDevices {
+			online[sd.ID] = sd.Online && sd.Model != nil
+		}
+		return online["boiler-1"] && online["cam-1"]
+	})
+
+	tests := []struct {
+		name     string
+		verb     string
+		body     map[string]any
+		wantBody string
+	}{
+		{"modbus set", "set", map[string]any{"dev": "boiler-1", "resource": "main", "values": map[string]any{"setpoint": 23.5}}, ""},
+		{"modbus get after set", "get", map[string]any{"dev": "boiler-1", "resource": "main", "names": []string{"setpoint"}}, `"v":23.5`},
+		{"modbus invoke", "invoke", map[string]any{"dev": "boiler-1", "resource": "main", "operation": "set_mode", "input": map[string]any{"mode": 2}}, ""},
+		{"modbus get after invoke", "get", map[string]any{"dev": "boiler-1", "resource": "main", "names": []string{"mode"}}, `"v":2`},
+		{"camera invoke goto_preset", "invoke", map[string]any{"dev": "cam-1", "resource": "ptz/1", "operation": "ptz.goto_preset", "input": map[string]any{"preset": "1"}}, ""},
+		{"camera invoke snapshot", "invoke", map[string]any{"dev": "cam-1", "resource": "video/1", "operation": "snapshot"}, `"sha256":`},
+		{"camera set frame rate", "set", map[string]any{"dev": "cam-1", "resource": "video/1", "values": map[string]any{"frame_rate": 15}}, ""},
+		{"camera get frame rate", "get", map[string]any{"dev": "cam-1", "resource": "video/1", "names": []string{"frame_rate"}}, `"v":15`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			status, reply := s.request(devID, tt.verb, tt.body)
+			if status != 200 || reply.Code != 0 {
+				t.Fatalf("POST %s = HTTP %d, reply code %d (%s), want 200 and 0", tt.verb, status, reply.Code, reply.Msg)
+			}
+			var compact bytes.Buffer
+			_ = json.Compact(&compact, reply.Body)
+			if tt.wantBody != "" && !strings.Contains(compact.String(), tt.wantBody) {
+				t.Errorf("reply body = %s, want it to contain %s", compact.String(), tt.wantBody)
+			}
+		})
+	}
+	waitFor(t, "a motion event from the camera at the platform", 30*time.Second, func() bool {
+		for _, e := range s.events(devID) {
+			if e.Dev == "cam-1" && e.Name == "motion" {
+				return true
+			}
+		}
+		return false
+	})
+}
