@@ -198,16 +198,12 @@ func (a *Adapter) serve(ctx context.Context, k *camera, sink adapters.Sink, bo *
 		t := time.NewTicker(a.cfg.Poll)
 		defer t.Stop()
 		for {
-			if err := k.readEncoders(ctx); err != nil {
+			started := time.Now()
+			if err := a.poll(ctx, k, sink); err != nil {
+				adapters.ObservePoll(sink, a.id, time.Since(started), err)
 				return err
 			}
-			for _, r := range resourcesOf(k) {
-				vals, err := a.read(ctx, k, r, nil, true)
-				if err != nil {
-					return err
-				}
-				sink.Attributes(a.id, r, vals)
-			}
+			adapters.ObservePoll(sink, a.id, time.Since(started), nil)
 			bo.Reset()
 			select {
 			case <-ctx.Done():
@@ -224,6 +220,22 @@ func (a *Adapter) serve(ctx context.Context, k *camera, sink adapters.Sink, bo *
 		return ctx.Err()
 	}
 	return err
+}
+
+// poll reads the encoder settings and every resource's attributes once and
+// reports them.
+func (a *Adapter) poll(ctx context.Context, k *camera, sink adapters.Sink) error {
+	if err := k.readEncoders(ctx); err != nil {
+		return err
+	}
+	for _, r := range resourcesOf(k) {
+		vals, err := a.read(ctx, k, r, nil, true)
+		if err != nil {
+			return err
+		}
+		sink.Attributes(a.id, r, vals)
+	}
+	return nil
 }
 
 // Get reads attributes of a resource from the camera now. Its errors wrap
