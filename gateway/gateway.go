@@ -182,7 +182,9 @@ func (g *Gateway) Run(ctx context.Context) error {
 			return fmt.Errorf("http.listen: %w", err)
 		}
 	}
+	g.mu.Lock()
 	g.ln = ln
+	g.mu.Unlock()
 	srv := &http.Server{Handler: g.Handler(), ReadHeaderTimeout: 5 * time.Second}
 
 	ctx, cancel := context.WithCancel(ctx)
@@ -243,7 +245,11 @@ func addrOf(ln net.Listener) string {
 }
 
 // Addr returns the address the HTTP endpoint listens on, once Run started.
-func (g *Gateway) Addr() string { return addrOf(g.ln) }
+func (g *Gateway) Addr() string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return addrOf(g.ln)
+}
 
 // Reload applies a new configuration that passed Check: devices whose
 // section changed restart, new ones start, removed ones stop; the upstream
