@@ -239,7 +239,24 @@ func demoScript(ctx context.Context, emu *platform.Emulator, gw *gateway.Gateway
 		return
 	}
 	st.note("gateway registered over MQTT as DevID %s; heartbeat by PINGREQ every 5s", devID)
-	if !backoff.Sleep(ctx, 3*time.Second) {
+	// Walk through the requests once every sub-device is online (or after
+	// 30 s, so a broken simulator shows its error instead of hanging).
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); {
+		online := 0
+		devs := gw.Status().Devices
+		for _, d := range devs {
+			if d.State == "online" {
+				online++
+			}
+		}
+		if online == len(devs) {
+			break
+		}
+		if !backoff.Sleep(ctx, 200*time.Millisecond) {
+			return
+		}
+	}
+	if !backoff.Sleep(ctx, 2*time.Second) {
 		return
 	}
 	for _, a := range actions {

@@ -38,6 +38,9 @@ func startDemoCamera(ctx context.Context, wg *sync.WaitGroup, log *slog.Logger) 
 	}
 	cam := simonvif.New(simonvif.Config{Name: "DemoCam PTZ", Serial: "CAM-DEMO-01", User: "admin", Password: demoCameraPassword,
 		Auth: simonvif.AuthDigest, MotionEvery: 4 * time.Second})
+	// Set the address now: Serve sets it too, but on its own goroutine,
+	// which may not have run when the configuration below is written.
+	cam.SetBase("http://" + ln.Addr().String())
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -59,7 +62,7 @@ func startDemoCamera(ctx context.Context, wg *sync.WaitGroup, log *slog.Logger) 
 id = "cam-gate"
 kind = "onvif"
 name = "Gate camera"
-url = "%s/onvif/device_service"
+url = %q
 username = "admin"
 password_file = %q
 timeout = "5s"
