@@ -26,6 +26,9 @@ type device struct {
 	stopping chan struct{}
 	stopOnce sync.Once
 	exited   chan struct{} // closed when the device's goroutine returns; nil if never started
+	// build is spec.Build until run has called it; run then drops it, and
+	// with it what the configuration kept only to build the adapter.
+	build func() (adapters.Adapter, error)
 
 	mu        sync.Mutex
 	adapter   adapters.Adapter
@@ -40,7 +43,9 @@ type device struct {
 }
 
 func newDevice(b *Bridge, s Spec) *device {
-	return &device{b: b, spec: s, log: b.log.With("device", s.ID, "kind", s.Kind), stopping: make(chan struct{})}
+	d := &device{b: b, spec: s, build: s.Build, log: b.log.With("device", s.ID, "kind", s.Kind), stopping: make(chan struct{})}
+	d.spec.Build = nil
+	return d
 }
 
 // wait returns once the device's goroutine has returned (at once if it
@@ -62,7 +67,12 @@ func (d *device) stop() {
 // run builds, describes and runs the adapter until ctx ends, retrying with
 // backoff when the device cannot be described or its Run fails.
 func (d *device) run(ctx context.Context) {
-	a, err := d.spec.Build()
+	build := d.build
+	d.build = nil
+	if build == nil {
+		return // started once already
+	}
+	a, err := build()
 	if err != nil {
 		d.setErr(err)
 		d.log.Error("device not started: bad configuration", "err", err)

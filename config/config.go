@@ -18,6 +18,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"reflect"
 	"regexp"
 	"sort"
 	"strconv"
@@ -254,6 +255,8 @@ func Parse(name string, data []byte) (*Config, error) {
 		}
 		c.Devices = append(c.Devices, d)
 	}
+	// Keep nothing of data alive: what the decoder returned shares it.
+	detach(reflect.ValueOf(&c).Elem())
 	if len(errs) > 0 {
 		return &c, errors.Join(errs...)
 	}
@@ -422,7 +425,8 @@ var typeErr = regexp.MustCompile(`^toml: (?:line \d+ )?\(last key "([^"]+)"\): (
 type deviceDecoder struct{ d Device }
 
 // Decode decodes the device's own keys into v; unknown keys and type errors
-// are reported with file:line, device and key.
+// are reported with file:line, device and key. The strings it stores in v
+// share no memory with the configuration's text.
 func (dd deviceDecoder) Decode(v any) error {
 	d := dd.d
 	where := d.where
@@ -440,6 +444,7 @@ func (dd deviceDecoder) Decode(v any) error {
 		}
 		return fmt.Errorf("device %q: %w", d.ID, err)
 	}
+	detach(reflect.ValueOf(v))
 	var errs []error
 	und := md.Undecoded()
 	sort.Slice(und, func(i, j int) bool { return und[i].String() < und[j].String() })

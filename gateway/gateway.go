@@ -54,7 +54,16 @@ type Gateway struct {
 	ln       net.Listener
 
 	mu  sync.Mutex
-	cfg *config.Config
+	cfg *config.Config // without its devices: see settings
+}
+
+// settings returns cfg without its devices. The gateway keeps it to compare
+// a reloaded configuration's settings with; the devices' sections are only
+// needed to build their adapters, and each is dropped once built.
+func settings(cfg *config.Config) *config.Config {
+	c := *cfg
+	c.Devices = nil
+	return &c
 }
 
 // New opens the store and builds every part from cfg, which must have
@@ -86,7 +95,8 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 	if !useTLS {
 		lbsTLS = nil
 	}
-	auth := &provisioned{cfg: cfg, base: osap.ClientConfig{
+	kept := settings(cfg)
+	auth := &provisioned{cfg: kept, base: osap.ClientConfig{
 		Addr:           addr,
 		TLS:            lbsTLS,
 		Serial:         cfg.Gateway.Serial,
@@ -113,7 +123,7 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	g := &Gateway{log: log, opts: opts, store: st, registry: reg, cfg: cfg}
+	g := &Gateway{log: log, opts: opts, store: st, registry: reg, cfg: kept}
 	g.bridge = bridge.New(bridge.Config{
 		RequestTimeout: time.Duration(cfg.Upstream.RequestTimeout),
 		AttributeQoS:   byte(cfg.Upstream.AttributeQoS),
@@ -258,7 +268,7 @@ func (g *Gateway) Addr() string {
 func (g *Gateway) Reload(cfg *config.Config) {
 	g.mu.Lock()
 	old := g.cfg
-	g.cfg = cfg
+	g.cfg = settings(cfg)
 	g.mu.Unlock()
 	if old.Gateway != cfg.Gateway || !reflect.DeepEqual(old.Upstream, cfg.Upstream) || old.Store != cfg.Store || old.HTTP != cfg.HTTP || old.Log != cfg.Log {
 		g.log.Warn("reload: only [[device]] changes take effect now; restart osapgw for the other settings")

@@ -5,7 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"strconv"
 	"time"
+
+	"github.com/osapgw/osapgw/internal/appendjson"
 )
 
 // Quality says how far a value can be trusted.
@@ -34,12 +37,30 @@ type wireValue struct {
 
 // MarshalJSON encodes v as {"v":…,"ts":<unix ms>,"q":"good"}. It fails
 // only when V does not encode as JSON.
-func (v Value) MarshalJSON() ([]byte, error) {
+func (v Value) MarshalJSON() ([]byte, error) { return v.AppendJSON(nil) }
+
+// AppendJSON appends to dst what MarshalJSON returns, byte for byte, without
+// reflection for V of the types adapters report (bool, int64, float64,
+// string). It fails only when V does not encode as JSON, with
+// encoding/json's error; dst is then returned unchanged.
+func (v Value) AppendJSON(dst []byte) ([]byte, error) {
 	q := v.Quality
 	if q == "" {
 		q = QualityGood
 	}
-	return json.Marshal(wireValue{V: v.V, TS: v.At.UnixMilli(), Q: q})
+	start := len(dst)
+	dst = append(dst, `{"v":`...)
+	dst, err := appendjson.Any(dst, v.V)
+	if err != nil {
+		// encoding/json's error, as it reports it for the whole value.
+		_, err = json.Marshal(wireValue{V: v.V, TS: v.At.UnixMilli(), Q: q})
+		return dst[:start], err
+	}
+	dst = append(dst, `,"ts":`...)
+	dst = strconv.AppendInt(dst, v.At.UnixMilli(), 10)
+	dst = append(dst, `,"q":`...)
+	dst = appendjson.String(dst, string(q))
+	return append(dst, '}'), nil
 }
 
 // UnmarshalJSON decodes the form MarshalJSON writes. Numbers come back as

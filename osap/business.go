@@ -7,9 +7,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
+	"github.com/osapgw/osapgw/internal/appendjson"
 	"github.com/osapgw/osapgw/model"
 )
 
@@ -109,28 +113,105 @@ type (
 // big endian) ‖ general JSON ‖ application JSON. A nil body leaves the
 // application payload empty. It fails when h or body does not encode as
 // JSON, or the message is over MaxMessageSize.
-func EncodeMessage(h Header, body any) ([]byte, error) {
-	gen, err := json.Marshal(h)
-	if err != nil {
-		return nil, fmt.Errorf("encode %s header: %w", h.Type, err)
+func EncodeMessage(h Header, body any) ([]byte, error) { return appendMessage(nil, h, body) }
+
+// appendMessage appends what EncodeMessage returns to dst. The header and
+// an AttributeReport body, sent at every poll, are written without
+// reflection, as encoding/json would write them; other bodies go through
+// encoding/json. On failure dst is returned unchanged.
+func appendMessage(dst []byte, h Header, body any) ([]byte, error) {
+	start := len(dst)
+	dst = append(dst, 0, 0)
+	dst = h.appendJSON(dst)
+	gen := len(dst) - start - 2
+	if gen > 0xffff {
+		return dst[:start], fmt.Errorf("encode %s header: %d bytes, over 65535", h.Type, gen)
 	}
-	if len(gen) > 0xffff {
-		return nil, fmt.Errorf("encode %s header: %d bytes, over 65535", h.Type, len(gen))
-	}
-	var app []byte
+	binary.BigEndian.PutUint16(dst[start:], uint16(gen))
 	if body != nil {
-		if app, err = json.Marshal(body); err != nil {
-			return nil, fmt.Errorf("encode %s body: %w", h.Type, err)
+		var err error
+		if dst, err = appendBody(dst, body); err != nil {
+			return dst[:start], fmt.Errorf("encode %s body: %w", h.Type, err)
 		}
 	}
-	out := make([]byte, 0, 2+len(gen)+len(app))
-	out = binary.BigEndian.AppendUint16(out, uint16(len(gen)))
-	out = append(out, gen...)
-	out = append(out, app...)
-	if len(out) > MaxMessageSize {
-		return nil, fmt.Errorf("encode %s: %d bytes, over the %d-byte limit", h.Type, len(out), MaxMessageSize)
+	if n := len(dst) - start; n > MaxMessageSize {
+		return dst[:start], fmt.Errorf("encode %s: %d bytes, over the %d-byte limit", h.Type, n, MaxMessageSize)
 	}
-	return out, nil
+	return dst, nil
+}
+
+// appendJSON appends h as json.Marshal(h) writes it.
+func (h Header) appendJSON(dst []byte) []byte {
+	dst = append(dst, `{"id":`...)
+	dst = appendjson.String(dst, h.ID)
+	dst = append(dst, `,"ts":`...)
+	dst = strconv.AppendInt(dst, h.TS, 10)
+	dst = append(dst, `,"type":`...)
+	dst = appendjson.String(dst, h.Type)
+	dst = append(dst, `,"dev":`...)
+	dst = appendjson.String(dst, h.Dev)
+	dst = append(dst, `,"code":`...)
+	dst = strconv.AppendInt(dst, int64(h.Code), 10)
+	if h.Msg != "" {
+		dst = append(dst, `,"msg":`...)
+		dst = appendjson.String(dst, h.Msg)
+	}
+	return append(dst, '}')
+}
+
+// appendBody appends body as json.Marshal(body) writes it.
+func appendBody(dst []byte, body any) ([]byte, error) {
+	if r, ok := body.(AttributeReport); ok {
+		if out, err := r.appendJSON(dst); err == nil {
+			return out, nil
+		}
+		// Let encoding/json report the error as it always has.
+	}
+	b, err := json.Marshal(body)
+	if err != nil {
+		return dst, err
+	}
+	return append(dst, b...), nil
+}
+
+// keyPool holds the slices appendJSON sorts attribute names in.
+var keyPool = sync.Pool{New: func() any { return new([]string) }}
+
+// appendJSON appends r as json.Marshal(r) writes it: values in the order of
+// their names' bytes. On failure dst is returned unchanged.
+func (r AttributeReport) appendJSON(dst []byte) ([]byte, error) {
+	start := len(dst)
+	dst = append(dst, `{"resource":`...)
+	dst = appendjson.String(dst, r.Resource)
+	dst = append(dst, `,"values":`...)
+	if r.Values == nil {
+		return append(dst, "null}"...), nil
+	}
+	kp := keyPool.Get().(*[]string)
+	keys := (*kp)[:0]
+	for k := range r.Values {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	dst = append(dst, '{')
+	var err error
+	for i, k := range keys {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = appendjson.String(dst, k)
+		dst = append(dst, ':')
+		if dst, err = r.Values[k].AppendJSON(dst); err != nil {
+			break
+		}
+	}
+	clear(keys)
+	*kp = keys[:0]
+	keyPool.Put(kp)
+	if err != nil {
+		return dst[:start], err
+	}
+	return append(dst, "}}"...), nil
 }
 
 // DecodeMessage parses the plaintext of a business message. The general
@@ -188,7 +269,14 @@ func (m Message) DecodeBody(v any) error {
 // It fails when the message does not encode (see EncodeMessage) or rand
 // fails.
 func (c *Cipher) SealMessage(rand io.Reader, topic string, h Header, body any) ([]byte, error) {
-	pt, err := EncodeMessage(h, body)
+	bp := plainPool.Get().(*[]byte)
+	defer func() {
+		if cap(*bp) <= maxPooledPlaintext {
+			plainPool.Put(bp)
+		}
+	}()
+	pt, err := appendMessage((*bp)[:0], h, body)
+	*bp = pt[:0]
 	if err != nil {
 		return nil, err
 	}
@@ -198,6 +286,14 @@ func (c *Cipher) SealMessage(rand io.Reader, topic string, h Header, body any) (
 	}
 	return out, nil
 }
+
+// plainPool holds the buffers SealMessage encodes plaintexts in; the
+// sealed message is a new slice, as the caller keeps it.
+var plainPool = sync.Pool{New: func() any { return new([]byte) }}
+
+// maxPooledPlaintext is the largest buffer kept in plainPool: a rare large
+// message (a big topo.add) is not worth keeping its memory for.
+const maxPooledPlaintext = 64 << 10
 
 // OpenMessage opens and decodes a business message received on topic. A
 // payload that does not open with c is ErrDecrypt; one too short to be

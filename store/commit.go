@@ -81,6 +81,10 @@ func (s *Store) commitLoop() {
 	linger.timer.Stop()
 	defer linger.timer.Stop()
 	for {
+		// Clear the answered requests: their closures hold what their
+		// writers wrote (values, events), which the backing array would
+		// otherwise keep alive until overwritten.
+		clear(batch)
 		batch = batch[:0]
 		select {
 		case r := <-s.reqs:
@@ -98,6 +102,7 @@ func (s *Store) commitLoop() {
 					batch = append(batch, r)
 					if len(batch) == maxBatch {
 						s.commit(batch)
+						clear(batch)
 						batch = batch[:0]
 					}
 					continue

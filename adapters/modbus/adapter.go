@@ -53,6 +53,9 @@ var (
 type group struct {
 	every time.Duration
 	reads []Read
+	// perResource counts the group's attributes by resource: the size of
+	// the values map of a poll that changes them all.
+	perResource map[string]int
 }
 
 // Option changes how New builds an adapter.
@@ -96,7 +99,11 @@ func NewFromConfig(id string, c Config, env adapters.Env, opts ...Option) (*Adap
 		a.byRes[at.resource][at.Name] = at
 	}
 	for p, spans := range every {
-		a.groups = append(a.groups, group{every: p, reads: Plan(spans, d.limits())})
+		g := group{every: p, reads: Plan(spans, d.limits()), perResource: map[string]int{}}
+		for _, sp := range spans {
+			g.perResource[d.attrs[sp.ID].resource]++
+		}
+		a.groups = append(a.groups, g)
 	}
 	sort.Slice(a.groups, func(i, j int) bool { return a.groups[i].every < a.groups[j].every })
 	for _, o := range d.ops {
@@ -355,7 +362,9 @@ func (a *Adapter) Run(ctx context.Context, sink adapters.Sink) error {
 				st := &attrs[id]
 				if st.changed(v, an.Deadband) || at.Sub(st.reportedAt) >= a.dev.reportEvery {
 					if values[an.resource] == nil {
-						values[an.resource] = map[string]model.Value{}
+						// Sized for the whole group at once: growing a
+						// map of a hundred values cost twice its size.
+						values[an.resource] = make(map[string]model.Value, g.perResource[an.resource])
 					}
 					values[an.resource][an.Name] = model.Value{V: v, At: at, Quality: model.QualityGood}
 					st.have, st.last, st.reportedAt = true, v, at
