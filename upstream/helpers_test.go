@@ -308,6 +308,10 @@ func newPlatform(t *testing.T, addr string) *platform {
 		SetConnectRetryInterval(100 * time.Millisecond).
 		SetMaxReconnectInterval(200 * time.Millisecond).
 		SetKeepAlive(5 * time.Second).
+		// paho's Subscribe waits up to WriteTimeout (default 30 s) to hand
+		// its packet over; the resubscribe below can meet a connection the
+		// test is closing, and must give up well within leaktest's Settle.
+		SetWriteTimeout(2 * time.Second).
 		SetOnConnectHandler(func(c mqtt.Client) {
 			// Subscribe again at each connect: harmless with a persistent
 			// session, needed if the broker lost it.
