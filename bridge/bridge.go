@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/osapgw/osapgw/adapters"
@@ -29,7 +30,6 @@ type Upstream interface {
 
 // Outbox is the durable event queue (store.Store).
 type Outbox interface {
-	Append(ctx context.Context, ev store.Event) (uint64, error)
 	AppendBatch(ctx context.Context, evs []store.Event) ([]uint64, error)
 	Pending(after uint64, max int) ([]store.Record, error)
 	Ack(ids ...uint64) error
@@ -127,7 +127,8 @@ type Bridge struct {
 	running chan struct{}   // closed when Run has set runCtx
 	wg      sync.WaitGroup  // device and request goroutines
 
-	applyMu sync.Mutex // serializes Apply
+	msgSeq  atomic.Uint64 // numbers the messages that are not events
+	applyMu sync.Mutex    // serializes Apply
 	mu      sync.Mutex
 	stopped bool // Run is stopping or returned: start no more goroutines
 	devices map[string]*device
@@ -331,19 +332,11 @@ func (b *Bridge) publish(kind string, h osap.Header, body any, qos byte, done fu
 	return err
 }
 
-var msgSeq struct {
-	sync.Mutex
-	n uint64
-}
-
 // nextMsgID returns an id for messages that are not events. Event ids are
 // the outbox's decimal sequence numbers; these carry a prefix so the two
 // never meet.
 func (b *Bridge) nextMsgID() string {
-	msgSeq.Lock()
-	msgSeq.n++
-	n := msgSeq.n
-	msgSeq.Unlock()
+	n := b.msgSeq.Add(1)
 	return "g" + strconv.FormatUint(uint64(b.cfg.Now().UnixMilli()), 36) + "-" + strconv.FormatUint(n, 10)
 }
 
@@ -392,16 +385,7 @@ func (b *Bridge) Events(dev string, evs []model.EventOccurrence) {
 	}
 	// The outbox must get the events even while the bridge is stopping.
 	ctx := context.WithoutCancel(b.ctx())
-	var ids []uint64
-	var err error
-	if len(recs) == 1 {
-		var id uint64
-		if id, err = b.ob.Append(ctx, recs[0]); err == nil {
-			ids = []uint64{id}
-		}
-	} else {
-		ids, err = b.ob.AppendBatch(ctx, recs)
-	}
+	ids, err := b.ob.AppendBatch(ctx, recs)
 	b.cfg.Metrics.EventsCaptured.Add(float64(len(ids)))
 	if err != nil {
 		lost := len(recs) - len(ids)

@@ -255,6 +255,22 @@ func newHarness(t *testing.T, cfg Config, ids ...string) *harness {
 	return h
 }
 
+// replyTo waits for the reply to the downlink request id and returns it.
+func (h *harness) replyTo(t *testing.T, id string) sent {
+	t.Helper()
+	var reply sent
+	waitFor(t, "the reply to "+id, func() bool {
+		for _, m := range h.up.messages(osap.TypeReply) {
+			if m.h.ID == id {
+				reply = m
+				return true
+			}
+		}
+		return false
+	})
+	return reply
+}
+
 func (h *harness) connect() {
 	h.up.setConnected(true)
 	h.b.Connected(context.Background())
@@ -451,16 +467,7 @@ func TestDownlinkReplyCodes(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			id := fmt.Sprintf("req-%d", i)
 			h.b.Downlink(osap.Message{Header: osap.Header{ID: id, Type: tt.typ, Dev: tt.dev}, Body: json.RawMessage(tt.body)})
-			var reply sent
-			waitFor(t, "the reply to "+id, func() bool {
-				for _, m := range h.up.messages(osap.TypeReply) {
-					if m.h.ID == id {
-						reply = m
-						return true
-					}
-				}
-				return false
-			})
+			reply := h.replyTo(t, id)
 			if reply.h.Code != tt.wantCode {
 				t.Errorf("reply code = %d (%s), want %d", reply.h.Code, reply.h.Msg, tt.wantCode)
 			}
@@ -484,17 +491,9 @@ func TestDownlinkReplyCodes(t *testing.T) {
 	// An offline device answers 503 without being asked.
 	h.b.Status("boiler-1", false, errors.New("no answer"))
 	h.b.Downlink(osap.Message{Header: osap.Header{ID: "off", Type: osap.TypeAttributeGet, Dev: "boiler-1"}, Body: json.RawMessage(`{"resource":"main"}`)})
-	waitFor(t, "the reply to off", func() bool {
-		for _, m := range h.up.messages(osap.TypeReply) {
-			if m.h.ID == "off" {
-				if m.h.Code != 503 {
-					t.Errorf("offline device reply code = %d, want 503", m.h.Code)
-				}
-				return true
-			}
-		}
-		return false
-	})
+	if r := h.replyTo(t, "off"); r.h.Code != 503 {
+		t.Errorf("offline device reply code = %d, want 503", r.h.Code)
+	}
 }
 
 // TestDownlinkToOfflineDevice checks that a request the device model
@@ -525,16 +524,7 @@ func TestDownlinkToOfflineDevice(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			id := fmt.Sprintf("off-%d", i)
 			h.b.Downlink(osap.Message{Header: osap.Header{ID: id, Type: tt.typ, Dev: "boiler-1"}, Body: json.RawMessage(tt.body)})
-			var reply sent
-			waitFor(t, "the reply to "+id, func() bool {
-				for _, m := range h.up.messages(osap.TypeReply) {
-					if m.h.ID == id {
-						reply = m
-						return true
-					}
-				}
-				return false
-			})
+			reply := h.replyTo(t, id)
 			if reply.h.Code != tt.wantCode {
 				t.Errorf("reply code = %d (%s), want %d", reply.h.Code, reply.h.Msg, tt.wantCode)
 			}
@@ -559,16 +549,7 @@ func TestDownlinkAfterRun(t *testing.T) {
 		t.Fatalf("Run() = %v", err)
 	}
 	h.b.Downlink(osap.Message{Header: osap.Header{ID: "late", Type: osap.TypeAttributeGet, Dev: "boiler-1"}, Body: json.RawMessage(`{"resource":"main","names":["temperature"]}`)})
-	var reply sent
-	waitFor(t, "the reply to late", func() bool {
-		for _, m := range h.up.messages(osap.TypeReply) {
-			if m.h.ID == "late" {
-				reply = m
-				return true
-			}
-		}
-		return false
-	})
+	reply := h.replyTo(t, "late")
 	if reply.h.Code != osap.CodeOffline {
 		t.Errorf("reply code = %d (%s), want %d", reply.h.Code, reply.h.Msg, osap.CodeOffline)
 	}
@@ -696,16 +677,7 @@ func TestRequestEndsWithItsDevice(t *testing.T) {
 	h.b.Downlink(osap.Message{Header: osap.Header{ID: "r1", Type: osap.TypeAttributeSet, Dev: "slow"}, Body: json.RawMessage(`{"resource":"main","values":{"setpoint":1}}`)})
 	time.Sleep(50 * time.Millisecond) // let the request reach the adapter
 	h.b.Apply(nil)
-	var reply sent
-	waitFor(t, "the reply to r1", func() bool {
-		for _, m := range h.up.messages(osap.TypeReply) {
-			if m.h.ID == "r1" {
-				reply = m
-				return true
-			}
-		}
-		return false
-	})
+	reply := h.replyTo(t, "r1")
 	if reply.h.Code != osap.CodeOffline {
 		t.Fatalf("request on a removed device answered %d (%s), want 503", reply.h.Code, reply.h.Msg)
 	}

@@ -48,24 +48,11 @@ type OutboxStats struct {
 // ctx ends first; in that last case the event may still be stored (and
 // then delivered).
 func (s *Store) Append(ctx context.Context, ev Event) (uint64, error) {
-	if ev.At.IsZero() {
-		ev.At = s.opts.Now()
-	}
-	enc := encodeEvent(ev)
-	if n := int64(8 + len(enc) + leafOverhead); n > MaxEventBytes || n > s.opts.MaxBytes {
-		return 0, fmt.Errorf("store: append: %d bytes: %w", n, ErrTooLarge)
-	}
-	r := &request{enc: enc, place: "append"}
-	if err := s.submit(ctx.Done(), r); err != nil {
-		if errors.Is(err, errCanceled) {
-			return 0, fmt.Errorf("store: append: %w", ctx.Err())
-		}
-		if errors.Is(err, ErrClosed) {
-			return 0, fmt.Errorf("store: append: %w", err)
-		}
+	ids, err := s.AppendBatch(ctx, []Event{ev})
+	if err != nil {
 		return 0, err
 	}
-	return r.id, nil
+	return ids[0], nil
 }
 
 // Pending returns up to max stored events with ids above after, oldest

@@ -55,6 +55,10 @@ type demoState struct {
 	mu      sync.Mutex
 	actions []string
 	notes   []string
+	// recent are the last events the platform received, read a page at a
+	// time after lastSeq so a frame does not copy the whole event store.
+	recent  []platform.Event
+	lastSeq uint64
 }
 
 func (s *demoState) note(format string, args ...any) {
@@ -359,10 +363,20 @@ func printDemoFrame(w io.Writer, emu *platform.Emulator, gw *gateway.Gateway, st
 		}
 	}
 	fmt.Fprintln(&b, "\nEVENTS (last received by the platform)")
-	evs := emu.Events.Events(gs.Upstream.DevID, 0, 100000)
-	if len(evs) > 6 {
-		evs = evs[len(evs)-6:]
+	st.mu.Lock()
+	for {
+		page := emu.Events.Events(gs.Upstream.DevID, st.lastSeq, 1000)
+		if len(page) == 0 {
+			break
+		}
+		st.lastSeq = page[len(page)-1].Seq
+		st.recent = append(st.recent, page...)
+		if len(st.recent) > 6 {
+			st.recent = append(st.recent[:0], st.recent[len(st.recent)-6:]...)
+		}
 	}
+	evs := append([]platform.Event(nil), st.recent...)
+	st.mu.Unlock()
 	for _, e := range evs {
 		fmt.Fprintf(&b, "  #%-6s %-10s %s/%s captured %s\n", e.ID, orDash(e.Dev), e.Resource, e.Name, e.Captured.Format("15:04:05.000"))
 	}
