@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strconv"
 	"sync"
@@ -143,6 +144,22 @@ type Bridge struct {
 	wake     chan struct{}
 	acks     chan uint64
 	reqs     chan struct{} // semaphore of downlink requests
+
+	// Attribute reports waiting for reportLoop, guarded by rmu: one per
+	// device and resource, newer values merged into older ones.
+	rmu        sync.Mutex
+	reports    []report
+	reportAt   map[devResource]int // index in reports
+	reportWake chan struct{}
+}
+
+// devResource names one resource of one sub-device.
+type devResource struct{ dev, resource string }
+
+// report is a pending attribute report.
+type report struct {
+	devResource
+	values map[string]model.Value
 }
 
 // New returns a bridge over the outbox and value store.
@@ -157,7 +174,10 @@ func New(cfg Config, ob Outbox, vals ValueStore) *Bridge {
 		running: make(chan struct{}),
 		wake:    make(chan struct{}, 1),
 		acks:    make(chan uint64, 4096),
-		reqs:    make(chan struct{}, cfg.MaxConcurrentRequests),
+
+		reportAt:   map[devResource]int{},
+		reportWake: make(chan struct{}, 1),
+		reqs:       make(chan struct{}, cfg.MaxConcurrentRequests),
 	}
 }
 
@@ -181,9 +201,10 @@ func (b *Bridge) Run(ctx context.Context) error {
 	b.mu.Unlock()
 
 	var loops sync.WaitGroup
-	loops.Add(2)
+	loops.Add(3)
 	go func() { defer loops.Done(); b.sendLoop(ctx) }()
 	go func() { defer loops.Done(); b.ackLoop(ctx) }()
+	go func() { defer loops.Done(); b.reportLoop(ctx) }()
 	<-ctx.Done()
 	b.mu.Lock()
 	b.stopped = true
@@ -193,6 +214,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 	b.mu.Unlock()
 	b.wg.Wait()
 	loops.Wait()
+	b.keepReports() // what came in after reportLoop's last round
 	return nil
 }
 
@@ -340,19 +362,78 @@ func (b *Bridge) nextMsgID() string {
 	return "g" + strconv.FormatUint(uint64(b.cfg.Now().UnixMilli()), 36) + "-" + strconv.FormatUint(n, 10)
 }
 
-// Attributes implements adapters.Sink: the values go up now when the
-// session is connected, else the newest of each is kept for later.
+// Attributes implements adapters.Sink. It takes values (the caller must
+// not touch the map again) and returns at once: while the session is
+// connected the report is queued for reportLoop, which sends it; else the
+// newest of each value is kept in the store for later. Queued reports of
+// one resource are merged, so a stalled upstream holds at most one
+// report per resource, with the newest values.
 func (b *Bridge) Attributes(dev, resource string, values map[string]model.Value) {
 	if d := b.device(dev); d != nil {
 		d.reported(values)
 	}
-	if b.up.Connected() {
-		err := b.publish(osap.KindAttribute, osap.Header{Type: osap.TypeAttributeReport, Dev: dev},
-			osap.AttributeReport{Resource: resource, Values: values}, b.cfg.AttributeQoS, nil)
-		if err == nil {
+	if !b.up.Connected() {
+		b.keepValues(dev, resource, values)
+		return
+	}
+	k := devResource{dev, resource}
+	b.rmu.Lock()
+	if i, ok := b.reportAt[k]; ok {
+		maps.Copy(b.reports[i].values, values)
+	} else {
+		b.reportAt[k] = len(b.reports)
+		b.reports = append(b.reports, report{k, values})
+	}
+	b.rmu.Unlock()
+	select {
+	case b.reportWake <- struct{}{}:
+	default:
+	}
+}
+
+// takeReports returns the queued attribute reports and empties the queue.
+func (b *Bridge) takeReports() []report {
+	b.rmu.Lock()
+	defer b.rmu.Unlock()
+	out := b.reports
+	b.reports = nil
+	clear(b.reportAt)
+	return out
+}
+
+// reportLoop sends queued attribute reports, in the order they came.
+// Polling goroutines never wait for the upstream, and keep shallow stacks:
+// encoding, sealing and publishing happen here. A report that cannot be
+// sent (the session dropped meanwhile) is kept in the store instead, as
+// are those still queued when ctx ends.
+func (b *Bridge) reportLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			b.keepReports()
 			return
+		case <-b.reportWake:
+		}
+		for _, r := range b.takeReports() {
+			err := b.publish(osap.KindAttribute, osap.Header{Type: osap.TypeAttributeReport, Dev: r.dev},
+				osap.AttributeReport{Resource: r.resource, Values: r.values}, b.cfg.AttributeQoS, nil)
+			if err != nil {
+				b.keepValues(r.dev, r.resource, r.values)
+			}
 		}
 	}
+}
+
+// keepReports moves the queued reports to the store.
+func (b *Bridge) keepReports() {
+	for _, r := range b.takeReports() {
+		b.keepValues(r.dev, r.resource, r.values)
+	}
+}
+
+// keepValues keeps the newest of each value in the store, to send at the
+// next connection.
+func (b *Bridge) keepValues(dev, resource string, values map[string]model.Value) {
 	if err := b.vals.PutValues(dev, resource, values); err != nil {
 		b.log.Error("keep attribute values for later", "device", dev, "resource", resource, "err", err)
 	}

@@ -38,6 +38,9 @@ type fakeUpstream struct {
 	msgs      []sent
 	pending   []func(error)
 	changed   chan struct{}
+	// stall, when set, holds attribute reports in Publish until closed,
+	// as paho's Publish does when its write queue is full.
+	stall chan struct{}
 }
 
 func newFakeUpstream() *fakeUpstream { return &fakeUpstream{changed: make(chan struct{}, 1)} }
@@ -45,6 +48,12 @@ func newFakeUpstream() *fakeUpstream { return &fakeUpstream{changed: make(chan s
 var errNotConnected = errors.New("not connected")
 
 func (u *fakeUpstream) Publish(kind string, h osap.Header, body any, qos byte, done func(error)) error {
+	u.mu.Lock()
+	stall := u.stall
+	u.mu.Unlock()
+	if stall != nil && h.Type == osap.TypeAttributeReport {
+		<-stall
+	}
 	b, err := json.Marshal(body)
 	if err != nil {
 		return err
@@ -420,8 +429,9 @@ func TestAttributesKeptWhileOfflineSentOnce(t *testing.T) {
 	if v := body.Values["temperature"]; v.V != int64(24) && v.V != 24.0 {
 		t.Fatalf("reported %v, want the newest value 24", v.V)
 	}
-	// Live values go straight up.
+	// Live values go straight up, through the report queue.
 	h.b.Attributes("boiler-1", "main", map[string]model.Value{"temperature": {V: 30.0, At: time.UnixMilli(2000)}})
+	waitFor(t, "the live report", func() bool { return len(h.up.messages(osap.TypeAttributeReport)) >= 2 })
 	if got := len(h.up.messages(osap.TypeAttributeReport)); got != 2 {
 		t.Fatalf("%d attribute reports, want 2", got)
 	}
@@ -431,6 +441,63 @@ func TestAttributesKeptWhileOfflineSentOnce(t *testing.T) {
 	if got := len(h.up.messages(osap.TypeAttributeReport)); got != 2 {
 		t.Fatalf("%d attribute reports after an idle reconnect, want still 2 (nothing kept twice)", got)
 	}
+}
+
+func TestAttributesNeverWaitForTheUpstream(t *testing.T) {
+	h := newHarness(t, Config{}, "boiler-1")
+	h.connect()
+	stall := make(chan struct{})
+	h.up.mu.Lock()
+	h.up.stall = stall
+	h.up.mu.Unlock()
+	// The first report is taken by the report loop, which then waits in
+	// Publish; the next ones must not wait with it.
+	report := func(res string, v float64) {
+		h.b.Attributes("boiler-1", res, map[string]model.Value{"t": {V: v, At: time.UnixMilli(int64(v))}, res: {V: v}})
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		report("main", 1)
+		time.Sleep(20 * time.Millisecond) // let the loop take it (the test holds either way)
+		for i := 2; i <= 200; i++ {
+			report([]string{"main", "aux"}[i%2], float64(i))
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		close(stall)
+		t.Fatal("Attributes waited for a stalled upstream")
+	}
+	close(stall)
+	// Queued reports of one resource were merged: the newest values of
+	// each resource arrive, in one report each (plus the one that stalled).
+	newest := map[string]float64{}
+	waitFor(t, "the newest values", func() bool {
+		for _, m := range h.up.messages(osap.TypeAttributeReport) {
+			var body osap.AttributeReport
+			if err := json.Unmarshal(m.body, &body); err != nil {
+				t.Fatal(err)
+			}
+			f, _ := toFloat(body.Values["t"].V)
+			newest[body.Resource] = max(newest[body.Resource], f)
+		}
+		return newest["main"] == 200 && newest["aux"] == 199
+	})
+	if n := len(h.up.messages(osap.TypeAttributeReport)); n > 3 {
+		t.Errorf("%d attribute reports for 2 resources after a stall, want at most 3 (queued reports merged)", n)
+	}
+}
+
+func toFloat(v any) (float64, bool) {
+	switch x := v.(type) {
+	case float64:
+		return x, true
+	case int64:
+		return float64(x), true
+	}
+	return 0, false
 }
 
 func TestDownlinkReplyCodes(t *testing.T) {
