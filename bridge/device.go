@@ -65,7 +65,10 @@ func (d *device) stop() {
 }
 
 // run builds, describes and runs the adapter until ctx ends, retrying with
-// backoff when the device cannot be described or its Run fails.
+// backoff when the device cannot be described or its Run fails. Each step
+// has a function of its own, so that while the adapter runs only small
+// frames sit under it on this goroutine's stack (Go shrinks a parked
+// stack only to four times what it uses).
 func (d *device) run(ctx context.Context) {
 	build := d.build
 	d.build = nil
@@ -81,7 +84,15 @@ func (d *device) run(ctx context.Context) {
 	d.mu.Lock()
 	d.adapter = a
 	d.mu.Unlock()
+	if d.describe(ctx, a) {
+		d.runAdapter(ctx, a)
+	}
+}
 
+// describe gets the adapter's model, retrying with backoff, announces it,
+// and reports whether the device can run (false: ctx ended, or the model
+// is invalid).
+func (d *device) describe(ctx context.Context, a adapters.Adapter) bool {
 	// The delay doubles from DescribeRetry to a minute (or DescribeRetry,
 	// if longer).
 	bo := backoff.Backoff{Min: d.b.cfg.DescribeRetry, Max: max(time.Minute, d.b.cfg.DescribeRetry)}
@@ -89,14 +100,14 @@ func (d *device) run(ctx context.Context) {
 		m, err := a.Describe(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
-				return
+				return false
 			}
 			d.setErr(err)
 			d.b.Status(d.spec.ID, false, err)
 			delay := bo.Next()
 			d.log.Warn("describe device", "err", err, "retry_in_seconds", delay.Seconds())
 			if !backoff.Sleep(ctx, delay) {
-				return
+				return false
 			}
 			continue
 		}
@@ -112,35 +123,46 @@ func (d *device) run(ctx context.Context) {
 		if err := m.Validate(); err != nil {
 			d.setErr(err)
 			d.log.Error("device model is invalid", "err", err)
-			return
+			return false
 		}
 		d.mu.Lock()
 		d.desc, d.described = m, true
 		d.mu.Unlock()
 		d.b.announce(m)
-		break
+		return true
 	}
-	bo.Reset()
+	return false
+}
+
+// runAdapter runs the adapter until ctx ends, restarting it with backoff
+// when it fails.
+func (d *device) runAdapter(ctx context.Context, a adapters.Adapter) {
+	// The delay doubles from DescribeRetry to a minute (or DescribeRetry,
+	// if longer).
+	bo := &backoff.Backoff{Min: d.b.cfg.DescribeRetry, Max: max(time.Minute, d.b.cfg.DescribeRetry)}
 	for ctx.Err() == nil {
 		started := time.Now()
 		err := a.Run(ctx, d.b)
-		if ctx.Err() != nil {
-			return
-		}
-		if err == nil {
-			err = fmt.Errorf("adapter stopped by itself")
-		}
-		d.setErr(err)
-		d.b.Status(d.spec.ID, false, err)
-		if time.Since(started) > time.Minute {
-			bo.Reset() // it ran a good while: start again from the first delay
-		}
-		delay := bo.Next()
-		d.log.Error("device adapter stopped", "err", err, "retry_in_seconds", delay.Seconds())
-		if !backoff.Sleep(ctx, delay) {
+		if ctx.Err() != nil || !d.adapterStopped(ctx, err, started, bo) {
 			return
 		}
 	}
+}
+
+// adapterStopped records that the adapter's Run returned err, and waits
+// before the next start. It returns false if ctx ended meanwhile.
+func (d *device) adapterStopped(ctx context.Context, err error, started time.Time, bo *backoff.Backoff) bool {
+	if err == nil {
+		err = fmt.Errorf("adapter stopped by itself")
+	}
+	d.setErr(err)
+	d.b.Status(d.spec.ID, false, err)
+	if time.Since(started) > time.Minute {
+		bo.Reset() // it ran a good while: start again from the first delay
+	}
+	delay := bo.Next()
+	d.log.Error("device adapter stopped", "err", err, "retry_in_seconds", delay.Seconds())
+	return backoff.Sleep(ctx, delay)
 }
 
 func (d *device) setErr(err error) {

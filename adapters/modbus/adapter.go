@@ -38,7 +38,6 @@ type Adapter struct {
 	log    *slog.Logger
 	pool   *Pool
 	groups []group // attributes by poll interval, with their planned reads
-	byRes  map[string]map[string]*attr
 	ops    map[string]map[string]*operation
 	online atomic.Bool
 	mu     sync.Mutex // serializes read-modify-write of register bits
@@ -86,17 +85,14 @@ func NewFromConfig(id string, c Config, env adapters.Env, opts ...Option) (*Adap
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	a := &Adapter{dev: d, log: log, pool: defaultPool, byRes: map[string]map[string]*attr{}, ops: map[string]map[string]*operation{}}
+	a := &Adapter{dev: d, log: log, pool: defaultPool, ops: map[string]map[string]*operation{}}
 	for _, o := range opts {
 		o(a)
 	}
 	every := map[time.Duration][]Span{}
-	for i, at := range d.attrs {
+	for i := range d.attrs {
+		at := &d.attrs[i]
 		every[at.poll] = append(every[at.poll], at.spanOf(i))
-		if a.byRes[at.resource] == nil {
-			a.byRes[at.resource] = map[string]*attr{}
-		}
-		a.byRes[at.resource][at.Name] = at
 	}
 	for p, spans := range every {
 		g := group{every: p, reads: Plan(spans, d.limits()), perResource: map[string]int{}}
@@ -114,8 +110,7 @@ func NewFromConfig(id string, c Config, env adapters.Env, opts ...Option) (*Adap
 	}
 	// The model must hold too: names unique within a resource across
 	// attributes, events and operations of every area.
-	m, _ := a.Describe(context.Background())
-	if err := m.Validate(); err != nil {
+	if err := d.model.Validate(); err != nil {
 		return nil, err
 	}
 	return a, nil
@@ -142,49 +137,11 @@ func (a *Adapter) Requests() []Read {
 // Ready reports whether the last poll got an answer from the unit.
 func (a *Adapter) Ready() bool { return a.online.Load() }
 
-// Describe returns the sub-device's model, built from the configuration.
+// Describe returns the sub-device's model, built once from the
+// configuration. Its slices are shared with the adapter and with every
+// caller: read them, never modify them.
 func (a *Adapter) Describe(context.Context) (model.Device, error) {
-	d := model.Device{ID: a.dev.id, Kind: "modbus", Manufacturer: a.dev.manufacturer, Model: a.dev.model}
-	resIdx := map[string]int{}
-	area := func(res, name string) *model.Area {
-		i, ok := resIdx[res]
-		if !ok {
-			i = len(d.Resources)
-			resIdx[res] = i
-			d.Resources = append(d.Resources, model.Resource{Name: res})
-		}
-		r := &d.Resources[i]
-		for k := range r.Areas {
-			if r.Areas[k].Name == name {
-				return &r.Areas[k]
-			}
-		}
-		r.Areas = append(r.Areas, model.Area{Name: name})
-		return &r.Areas[len(r.Areas)-1]
-	}
-	for _, at := range a.dev.attrs {
-		ar := area(at.resource, at.area)
-		ar.Attributes = append(ar.Attributes, model.Attribute{
-			Name: at.Name, Type: at.typ, Unit: at.Unit, Min: at.Min, Max: at.Max, Writable: at.Writable, Description: at.Description,
-		})
-	}
-	for _, e := range a.dev.events {
-		ar := area(e.attr.resource, e.attr.area)
-		params := []model.Param{{Name: "value", Type: e.attr.typ, Unit: e.attr.Unit}}
-		if !e.OnChange {
-			params = append(params, model.Param{Name: "active", Type: model.TypeBool})
-		}
-		ar.Events = append(ar.Events, model.EventType{Name: e.Name, Params: params, Description: e.Description})
-	}
-	for _, o := range a.dev.ops {
-		ar := area(o.Resource, o.Area)
-		op := model.Operation{Name: o.Name, Description: o.Description}
-		for _, p := range o.Params {
-			op.Inputs = append(op.Inputs, model.Param{Name: p.Name, Type: model.Type(p.Type), Min: p.Min, Max: p.Max, Required: !p.Optional && p.Default == nil})
-		}
-		ar.Operations = append(ar.Operations, op)
-	}
-	return d, nil
+	return a.dev.model, nil
 }
 
 // read returns the function that performs r.
@@ -247,11 +204,11 @@ func decodeAttr(at *attr, r Read, b []byte) (any, error) {
 	return v, err
 }
 
-// attrState is what Run remembers of an attribute.
+// attrState is what Run remembers of an attribute: the value last
+// reported (nil before the first) and when, in Unix nanoseconds.
 type attrState struct {
-	have       bool
 	last       any
-	reportedAt time.Time
+	reportedAt int64
 }
 
 // eventState is what Run remembers of an event rule.
@@ -267,41 +224,24 @@ type eventState struct {
 // unit stops answering (after offline_after failed polls, and it is then
 // skipped for skip_for before being probed again) and when it answers
 // again. It returns nil when ctx ends.
+//
+// Run only waits; a poller does the work. Go shrinks a parked goroutine's
+// stack only to four times what it uses while parked, so the goroutine
+// waits with one small frame on its stack, not the poll's (a gateway runs
+// one such goroutine per sub-device).
 func (a *Adapter) Run(ctx context.Context, sink adapters.Sink) error {
 	sl := a.pool.acquire(a.dev.link, a.dev.requestDelay)
 	defer a.pool.release(sl)
 	a.online.Store(false)
 	defer a.online.Store(false)
 
-	attrs := make([]attrState, len(a.dev.attrs))
-	events := make([]eventState, len(a.dev.events))
-	eventsOf := map[*attr][]int{}
-	for i, e := range a.dev.events {
-		eventsOf[e.attr] = append(eventsOf[e.attr], i)
-	}
-	next := make([]time.Time, len(a.groups))
-	now := time.Now()
-	for i := range next {
-		next[i] = now
-	}
-	lastErr := map[[2]int]string{} // group and read -> last error text, to log changes only
-	var (
-		failed    int
-		known     bool // online state reported at least once
-		skipUntil time.Time
-	)
+	p := newPoller(a, sl, sink)
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	<-timer.C
 	for {
-		// Wait for the earliest due group.
-		gi := 0
-		for i := range next {
-			if next[i].Before(next[gi]) {
-				gi = i
-			}
-		}
-		if wait := time.Until(next[gi]); wait > 0 {
+		gi, wait := p.due()
+		if wait > 0 {
 			timer.Reset(wait)
 			select {
 			case <-ctx.Done():
@@ -309,110 +249,165 @@ func (a *Adapter) Run(ctx context.Context, sink adapters.Sink) error {
 			case <-timer.C:
 			}
 		}
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || !p.poll(ctx, gi) {
 			return nil
 		}
-		now := time.Now()
-		g := a.groups[gi]
-		next[gi] = next[gi].Add(g.every)
-		if next[gi].Before(now) {
-			next[gi] = now.Add(g.every)
-		}
-		if now.Before(skipUntil) {
-			continue
-		}
+	}
+}
 
-		answered, timedOut := false, false
-		var pollErr error
-		values := map[string]map[string]model.Value{}
-		for ri, r := range g.reads {
-			b, err := a.doRead(ctx, sl, r)
-			key := [2]int{gi, ri}
+// poller is the state of Run between polls.
+type poller struct {
+	a         *Adapter
+	sl        *sharedLink
+	sink      adapters.Sink
+	attrs     []attrState
+	events    []eventState
+	eventsOf  map[int][]int     // attribute index -> its events
+	next      []time.Time       // when each group is due
+	lastErr   map[[2]int]string // group and read -> last error text, to log changes only
+	failed    int
+	known     bool // online state reported at least once
+	skipUntil time.Time
+}
+
+func newPoller(a *Adapter, sl *sharedLink, sink adapters.Sink) *poller {
+	p := &poller{
+		a: a, sl: sl, sink: sink,
+		attrs:   make([]attrState, len(a.dev.attrs)),
+		events:  make([]eventState, len(a.dev.events)),
+		next:    make([]time.Time, len(a.groups)),
+		lastErr: map[[2]int]string{},
+	}
+	for i, e := range a.dev.events {
+		if p.eventsOf == nil {
+			p.eventsOf = map[int][]int{}
+		}
+		p.eventsOf[e.attr] = append(p.eventsOf[e.attr], i)
+	}
+	now := time.Now()
+	for i := range p.next {
+		p.next[i] = now
+	}
+	return p
+}
+
+// due returns the earliest due group and how long until it is due.
+func (p *poller) due() (int, time.Duration) {
+	gi := 0
+	for i := range p.next {
+		if p.next[i].Before(p.next[gi]) {
+			gi = i
+		}
+	}
+	return gi, time.Until(p.next[gi])
+}
+
+// poll reads group gi once and reports what it found. It returns false
+// when ctx ended during the poll.
+func (p *poller) poll(ctx context.Context, gi int) bool {
+	a, sink := p.a, p.sink
+	now := time.Now()
+	g := a.groups[gi]
+	p.next[gi] = p.next[gi].Add(g.every)
+	if p.next[gi].Before(now) {
+		p.next[gi] = now.Add(g.every)
+	}
+	if now.Before(p.skipUntil) {
+		return true
+	}
+
+	answered, timedOut := false, false
+	var pollErr error
+	values := map[string]map[string]model.Value{}
+	for ri, r := range g.reads {
+		b, err := a.doRead(ctx, p.sl, r)
+		key := [2]int{gi, ri}
+		if err != nil {
+			if ctx.Err() != nil {
+				return false
+			}
+			var mbErr *modbus.ModbusError
+			if errors.As(err, &mbErr) {
+				// The unit answered: the rest of the map goes on.
+				answered = true
+				if p.lastErr[key] != err.Error() {
+					a.log.Warn("modbus exception", "err", err)
+					p.lastErr[key] = err.Error()
+				}
+				continue
+			}
+			pollErr = err
+			timedOut = errors.Is(err, adapters.ErrTimeout)
+			break // the unit or link is not answering: stop this poll
+		}
+		answered = true
+		if p.lastErr[key] != "" {
+			a.log.Info("modbus read recovered", "read", r.String())
+			delete(p.lastErr, key)
+		}
+		at := time.Now()
+		atNano := at.UnixNano()
+		for _, id := range r.IDs {
+			an := &a.dev.attrs[id]
+			v, err := decodeAttr(an, r, b)
 			if err != nil {
-				if ctx.Err() != nil {
-					return nil
-				}
-				var mbErr *modbus.ModbusError
-				if errors.As(err, &mbErr) {
-					// The unit answered: the rest of the map goes on.
-					answered = true
-					if lastErr[key] != err.Error() {
-						a.log.Warn("modbus exception", "err", err)
-						lastErr[key] = err.Error()
-					}
-					continue
-				}
-				pollErr = err
-				timedOut = errors.Is(err, adapters.ErrTimeout)
-				break // the unit or link is not answering: stop this poll
+				a.log.Warn("modbus decode", "attribute", an.Name, "err", err)
+				continue
 			}
-			answered = true
-			if lastErr[key] != "" {
-				a.log.Info("modbus read recovered", "read", r.String())
-				delete(lastErr, key)
-			}
-			at := time.Now()
-			for _, id := range r.IDs {
-				an := a.dev.attrs[id]
-				v, err := decodeAttr(an, r, b)
-				if err != nil {
-					a.log.Warn("modbus decode", "attribute", an.Name, "err", err)
-					continue
+			st := &p.attrs[id]
+			if st.changed(v, an.Deadband) || atNano-st.reportedAt >= int64(a.dev.reportEvery) {
+				if values[an.resource] == nil {
+					// Sized for the whole group at once: growing a
+					// map of a hundred values cost twice its size.
+					values[an.resource] = make(map[string]model.Value, g.perResource[an.resource])
 				}
-				st := &attrs[id]
-				if st.changed(v, an.Deadband) || at.Sub(st.reportedAt) >= a.dev.reportEvery {
-					if values[an.resource] == nil {
-						// Sized for the whole group at once: growing a
-						// map of a hundred values cost twice its size.
-						values[an.resource] = make(map[string]model.Value, g.perResource[an.resource])
-					}
-					values[an.resource][an.Name] = model.Value{V: v, At: at, Quality: model.QualityGood}
-					st.have, st.last, st.reportedAt = true, v, at
+				values[an.resource][an.Name] = model.Value{V: v, At: at, Quality: model.QualityGood}
+				st.last, st.reportedAt = v, atNano
+			}
+			for _, ei := range p.eventsOf[id] {
+				if ev, ok := a.dev.events[ei].fire(&p.events[ei], v); ok {
+					ev.At = at
+					sink.Event(a.dev.id, ev)
 				}
-				for _, ei := range eventsOf[an] {
-					if ev, ok := a.dev.events[ei].fire(&events[ei], v); ok {
-						ev.At = at
-						sink.Event(a.dev.id, ev)
-					}
-				}
-			}
-		}
-		adapters.ObservePoll(sink, a.dev.id, time.Since(now), pollErr)
-		for res, vs := range values {
-			sink.Attributes(a.dev.id, res, vs)
-		}
-		if answered {
-			failed = 0
-			if !a.online.Load() || !known {
-				known = true
-				a.online.Store(true)
-				a.log.Info("modbus unit online")
-				sink.Status(a.dev.id, true, nil)
-			}
-			continue
-		}
-		failed++
-		if failed >= a.dev.offlineAfter {
-			if a.online.Load() || !known {
-				known = true
-				a.online.Store(false)
-				a.log.Warn("modbus unit offline", "err", pollErr, "failed_polls", failed)
-				sink.Status(a.dev.id, false, pollErr)
-			}
-			if timedOut {
-				// A unit that does not answer must not stall the others
-				// on its link: skip it for a while, then probe again.
-				skipUntil = time.Now().Add(a.dev.skipFor)
-				a.log.Debug("modbus unit skipped", "for_seconds", a.dev.skipFor.Seconds())
 			}
 		}
 	}
+	adapters.ObservePoll(sink, a.dev.id, time.Since(now), pollErr)
+	for res, vs := range values {
+		sink.Attributes(a.dev.id, res, vs)
+	}
+	if answered {
+		p.failed = 0
+		if !a.online.Load() || !p.known {
+			p.known = true
+			a.online.Store(true)
+			a.log.Info("modbus unit online")
+			sink.Status(a.dev.id, true, nil)
+		}
+		return true
+	}
+	p.failed++
+	if p.failed >= a.dev.offlineAfter {
+		if a.online.Load() || !p.known {
+			p.known = true
+			a.online.Store(false)
+			a.log.Warn("modbus unit offline", "err", pollErr, "failed_polls", p.failed)
+			sink.Status(a.dev.id, false, pollErr)
+		}
+		if timedOut {
+			// A unit that does not answer must not stall the others
+			// on its link: skip it for a while, then probe again.
+			p.skipUntil = time.Now().Add(a.dev.skipFor)
+			a.log.Debug("modbus unit skipped", "for_seconds", a.dev.skipFor.Seconds())
+		}
+	}
+	return true
 }
 
 // changed reports whether v differs from the last reported value by more
 // than deadband (any difference for non-numbers), or nothing was reported.
 func (st *attrState) changed(v any, deadband float64) bool {
-	if !st.have {
+	if st.last == nil {
 		return true
 	}
 	f, err1 := toFloat(v)
@@ -429,7 +424,7 @@ func (st *attrState) changed(v any, deadband float64) bool {
 
 // fire evaluates the rule on a new value v and returns the event to report.
 func (e *event) fire(st *eventState, v any) (model.EventOccurrence, bool) {
-	ev := model.EventOccurrence{Resource: e.attr.resource, Event: e.Name}
+	ev := model.EventOccurrence{Resource: e.resource, Event: e.Name}
 	if e.OnChange {
 		prev, had := st.last, st.have
 		st.last, st.have = v, true
@@ -462,26 +457,40 @@ func (e *event) fire(st *eventState, v any) (model.EventOccurrence, bool) {
 }
 
 // find returns the attributes of resource named in names (all when none).
+// It searches the list: a device has a few hundred attributes at most,
+// and requests are rare next to polls, so no index is kept for them.
 func (a *Adapter) find(resource string, names []string) ([]*attr, error) {
-	res, ok := a.byRes[resource]
-	if !ok {
-		return nil, fmt.Errorf("device %q: resource %q: %w", a.dev.id, resource, adapters.ErrNotFound)
-	}
 	var out []*attr
+	for i := range a.dev.attrs {
+		if at := &a.dev.attrs[i]; at.resource == resource && len(names) == 0 {
+			out = append(out, at)
+		}
+	}
 	if len(names) == 0 {
-		for _, at := range a.dev.attrs {
-			if at.resource == resource {
-				out = append(out, at)
-			}
+		if len(out) == 0 {
+			return nil, fmt.Errorf("device %q: resource %q: %w", a.dev.id, resource, adapters.ErrNotFound)
 		}
 		return out, nil
 	}
+	known := false
 	for _, n := range names {
-		at, ok := res[n]
-		if !ok {
+		var found *attr
+		for i := range a.dev.attrs {
+			if at := &a.dev.attrs[i]; at.resource == resource {
+				known = true
+				if at.Name == n {
+					found = at
+					break
+				}
+			}
+		}
+		if !known {
+			return nil, fmt.Errorf("device %q: resource %q: %w", a.dev.id, resource, adapters.ErrNotFound)
+		}
+		if found == nil {
 			return nil, fmt.Errorf("device %q: resource %q: attribute %q: %w", a.dev.id, resource, n, adapters.ErrNotFound)
 		}
-		out = append(out, at)
+		out = append(out, found)
 	}
 	return out, nil
 }
@@ -537,10 +546,10 @@ func (a *Adapter) Set(ctx context.Context, resource string, values map[string]mo
 	}
 	coerced := make([]any, len(list))
 	for i, at := range list {
-		if !at.Writable {
+		if !at.m.Writable {
 			return fmt.Errorf("device %q: attribute %q: %w", a.dev.id, at.Name, adapters.ErrNotWritable)
 		}
-		v, err := model.Coerce(at.typ, values[at.Name].V, at.Min, at.Max)
+		v, err := model.Coerce(at.m.Type, values[at.Name].V, at.m.Min, at.m.Max)
 		if err == nil {
 			_, err = at.codec.Encode(v, 0)
 		}
@@ -552,7 +561,7 @@ func (a *Adapter) Set(ctx context.Context, resource string, values map[string]mo
 	sl := a.pool.acquire(a.dev.link, a.dev.requestDelay)
 	defer a.pool.release(sl)
 	for i, at := range list {
-		w := write{table: at.table, addr: at.addr, codec: at.codec}
+		w := write{table: at.table, addr: at.addr, codec: *at.codec}
 		if err := a.write(ctx, sl, w, coerced[i]); err != nil {
 			return fmt.Errorf("attribute %q: %w", at.Name, err)
 		}
@@ -561,7 +570,7 @@ func (a *Adapter) Set(ctx context.Context, resource string, values map[string]mo
 			if err != nil {
 				return fmt.Errorf("attribute %q: read back: %w", at.Name, err)
 			}
-			if st := (&attrState{have: true, last: got[at.Name].V}); st.changed(coerced[i], readBackTolerance(at)) {
+			if st := (&attrState{last: got[at.Name].V}); st.changed(coerced[i], readBackTolerance(at)) {
 				return fmt.Errorf("device %q: attribute %q: read back %v after writing %v", a.dev.id, at.Name, got[at.Name].V, coerced[i])
 			}
 		}
@@ -572,7 +581,7 @@ func (a *Adapter) Set(ctx context.Context, resource string, values map[string]mo
 // readBackTolerance is the difference a scaled or float value may show
 // after a round trip through its registers.
 func readBackTolerance(at *attr) float64 {
-	if at.typ != model.TypeFloat {
+	if at.m.Type != model.TypeFloat {
 		return 0
 	}
 	tol := math.Abs(at.codec.Scale) / 2

@@ -6,6 +6,7 @@ import (
 	"math"
 	"net"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -198,32 +199,39 @@ func ParseURL(s string) (link, error) {
 }
 
 // attr is a compiled attribute. It keeps only what polling and writing
-// need: a gateway may hold tens of thousands.
+// need, since a gateway may hold tens of thousands: what the model says
+// of it (type, unit, limits, writable, description) lives once, in the
+// device's model, which m points into; codecs are shared by the
+// attributes of a device that encode alike.
 type attr struct {
-	Name        string
-	Description string
-	Unit        string
-	Deadband    float64
-	Writable    bool
-	ReadBack    bool
-	Min, Max    *float64
-	index       int
-	table       Table
-	addr        uint16
-	codec       Codec
-	poll        time.Duration
-	typ         model.Type
-	resource    string
-	area        string
+	Name     string
+	resource string
+	m        *model.Attribute
+	codec    *Codec
+	Deadband float64
+	poll     time.Duration
+	table    Table
+	addr     uint16
+	ReadBack bool
 }
 
 // span is the range of registers (or bits) the attribute occupies.
 func (a *attr) span() (lo, hi int) { return int(a.addr), int(a.addr) + a.codec.Registers() - 1 }
 
-// event is a compiled event rule.
+// attrMeta is what the model says of an attribute, and in which area:
+// compile builds the model from it, then drops it.
+type attrMeta struct {
+	area string
+	model.Attribute
+}
+
+// event is a compiled event rule on attribute attr (an index in
+// device.attrs).
 type event struct {
 	EventConfig
-	attr *attr
+	attr int
+	// resource is the attribute's resource, which the event reports.
+	resource string
 }
 
 // operation is a compiled operation.
@@ -254,11 +262,12 @@ type device struct {
 	offlineAfter int
 	skipFor      time.Duration
 	reportEvery  time.Duration
-	attrs        []*attr
+	attrs        []attr
 	events       []*event
 	ops          []*operation
-	manufacturer string
-	model        string
+	// model is the device's model, built once: Describe returns it, and
+	// attrs point into it.
+	model model.Device
 }
 
 // compile checks c and returns the device it describes. It is pure (no
@@ -269,7 +278,7 @@ func (c Config) compile(id string) (*device, error) {
 	fail := func(format string, args ...any) {
 		errs = append(errs, fmt.Errorf("device %q: "+format, append([]any{id}, args...)...))
 	}
-	d := &device{id: id, manufacturer: c.Manufacturer, model: c.Model}
+	d := &device{id: id}
 	l, err := ParseURL(c.URL)
 	if c.URL == "" {
 		fail("url: missing (want tcp://host:port, rtu:///dev/PORT or ascii:///dev/PORT)")
@@ -351,12 +360,17 @@ func (c Config) compile(id string) (*device, error) {
 		fail("offline_after: %d is negative", c.OfflineAfter)
 	}
 
-	names := map[string]*attr{}
+	// Attributes by name (the last one, when resources share a name), as
+	// events name them: an index in attrs and metas.
+	names := map[string]int{}
+	var metas []attrMeta
+	var valid []*attr
+	codecs := map[Codec]*Codec{}
 	if len(c.Attributes) == 0 {
 		fail("no [[device.attribute]]: a Modbus device needs at least one")
 	}
 	for i, ac := range c.Attributes {
-		a, aerrs := compileAttr(ac, i, poll)
+		a, meta, aerrs := compileAttr(ac, poll, codecs)
 		if a.Name == "" {
 			fail("attribute #%d: name: missing", i+1)
 			continue
@@ -364,28 +378,30 @@ func (c Config) compile(id string) (*device, error) {
 		for _, e := range aerrs {
 			fail("attribute %q: %v", a.Name, e)
 		}
-		if names[a.Name] != nil && names[a.Name].resource == a.resource {
+		if j, ok := names[a.Name]; ok && d.attrs[j].resource == a.resource {
 			fail("attribute %q: duplicate name in resource %q", a.Name, a.resource)
 		}
-		names[a.Name] = a
+		names[a.Name] = len(d.attrs)
+		d.attrs = append(d.attrs, a)
+		metas = append(metas, meta)
 		if len(aerrs) == 0 {
-			d.attrs = append(d.attrs, a)
+			valid = append(valid, &d.attrs[len(d.attrs)-1])
 		}
 	}
-	errs = append(errs, overlaps(id, d.attrs, d.maxRegisters)...)
+	errs = append(errs, overlaps(id, valid, d.maxRegisters)...)
 
 	for i, ec := range c.Events {
-		e := &event{EventConfig: ec}
+		e := &event{EventConfig: ec, attr: -1}
 		label := fmt.Sprintf("event %q", ec.Name)
 		if ec.Name == "" {
 			label = fmt.Sprintf("event #%d", i+1)
 			fail("%s: name: missing", label)
 		}
-		a := names[ec.Attribute]
+		ai, ok := names[ec.Attribute]
 		switch {
 		case ec.Attribute == "":
 			fail("%s: attribute: missing", label)
-		case a == nil:
+		case !ok:
 			fail("%s: attribute: no attribute %q", label, ec.Attribute)
 		}
 		kinds := 0
@@ -400,10 +416,13 @@ func (c Config) compile(id string) (*device, error) {
 		if ec.Hysteresis < 0 {
 			fail("%s: hysteresis: %v is negative", label, ec.Hysteresis)
 		}
-		if a != nil && (ec.Above != nil || ec.Below != nil) && (a.typ != model.TypeInt && a.typ != model.TypeFloat) {
-			fail("%s: above/below need a numeric attribute, %q is %s", label, a.Name, a.typ)
+		if ok {
+			typ := metas[ai].Type
+			if (ec.Above != nil || ec.Below != nil) && (typ != model.TypeInt && typ != model.TypeFloat) {
+				fail("%s: above/below need a numeric attribute, %q is %s", label, ec.Attribute, typ)
+			}
+			e.attr, e.resource = ai, d.attrs[ai].resource
 		}
-		e.attr = a
 		d.events = append(d.events, e)
 	}
 
@@ -422,7 +441,77 @@ func (c Config) compile(id string) (*device, error) {
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
+	d.buildModel(c, metas)
 	return d, nil
+}
+
+// buildModel builds the device's model from the compiled configuration
+// and points each attribute at its entry. Resources and areas come in the
+// order the attributes, events and operations first name them. Every
+// slice is allocated to its exact length, and never grows after.
+func (d *device) buildModel(c Config, metas []attrMeta) {
+	m := model.Device{ID: d.id, Kind: "modbus", Manufacturer: c.Manufacturer, Model: c.Model}
+	resIdx := map[string]int{}
+	area := func(res, name string) (int, int) {
+		i, ok := resIdx[res]
+		if !ok {
+			i = len(m.Resources)
+			resIdx[res] = i
+			m.Resources = append(m.Resources, model.Resource{Name: res})
+		}
+		r := &m.Resources[i]
+		for k := range r.Areas {
+			if r.Areas[k].Name == name {
+				return i, k
+			}
+		}
+		r.Areas = append(r.Areas, model.Area{Name: name})
+		return i, len(r.Areas) - 1
+	}
+	type place struct{ r, a, k int }
+	at := make([]place, len(d.attrs))
+	for i := range d.attrs {
+		r, a := area(d.attrs[i].resource, metas[i].area)
+		ar := &m.Resources[r].Areas[a]
+		at[i] = place{r, a, len(ar.Attributes)}
+		ar.Attributes = append(ar.Attributes, metas[i].Attribute)
+	}
+	for _, e := range d.events {
+		meta := metas[e.attr]
+		r, a := area(e.resource, meta.area)
+		ar := &m.Resources[r].Areas[a]
+		params := []model.Param{{Name: "value", Type: meta.Type, Unit: meta.Unit}}
+		if !e.OnChange {
+			params = append(params, model.Param{Name: "active", Type: model.TypeBool})
+		}
+		ar.Events = append(ar.Events, model.EventType{Name: e.Name, Params: params, Description: e.Description})
+	}
+	for _, o := range d.ops {
+		r, a := area(o.Resource, o.Area)
+		ar := &m.Resources[r].Areas[a]
+		op := model.Operation{Name: o.Name, Description: o.Description}
+		for _, p := range o.Params {
+			op.Inputs = append(op.Inputs, model.Param{Name: p.Name, Type: model.Type(p.Type), Min: p.Min, Max: p.Max, Required: !p.Optional && p.Default == nil})
+		}
+		ar.Operations = append(ar.Operations, op)
+	}
+	// Trim what append over-allocated, then take the pointers, which stay
+	// valid since nothing is appended any more.
+	m.Resources = slices.Clone(m.Resources)
+	for i := range m.Resources {
+		r := &m.Resources[i]
+		r.Areas = slices.Clone(r.Areas)
+		for k := range r.Areas {
+			ar := &r.Areas[k]
+			ar.Attributes = slices.Clone(ar.Attributes)
+			ar.Events = slices.Clone(ar.Events)
+			ar.Operations = slices.Clone(ar.Operations)
+		}
+	}
+	for i, p := range at {
+		d.attrs[i].m = &m.Resources[p.r].Areas[p.a].Attributes[p.k]
+	}
+	d.model = m
 }
 
 func compileCodec(table Table, typ, order string, bit *int, length int, scale *float64, offset float64) (Codec, []error) {
@@ -479,18 +568,22 @@ func compileCodec(table Table, typ, order string, bit *int, length int, scale *f
 	return c, errs
 }
 
-func compileAttr(ac AttributeConfig, i int, poll time.Duration) (*attr, []error) {
+// compileAttr checks one attribute; codecs interns the codecs of the
+// device.
+func compileAttr(ac AttributeConfig, poll time.Duration, codecs map[Codec]*Codec) (attr, attrMeta, []error) {
 	var errs []error
-	a := &attr{
-		Name: ac.Name, Description: ac.Description, Unit: ac.Unit, Deadband: ac.Deadband, Writable: ac.Writable,
-		ReadBack: ac.ReadBack, Min: ac.Min, Max: ac.Max,
-		index: i, table: Table(strings.ToLower(ac.Table)), resource: ac.Resource, area: ac.Area, poll: ac.Poll,
+	a := attr{
+		Name: ac.Name, Deadband: ac.Deadband, ReadBack: ac.ReadBack,
+		table: Table(strings.ToLower(ac.Table)), resource: ac.Resource, poll: ac.Poll,
 	}
+	meta := attrMeta{area: ac.Area, Attribute: model.Attribute{
+		Name: ac.Name, Unit: ac.Unit, Min: ac.Min, Max: ac.Max, Writable: ac.Writable, Description: ac.Description,
+	}}
 	if a.resource == "" {
 		a.resource = DefaultResource
 	}
-	if a.area == "" {
-		a.area = DefaultArea
+	if meta.area == "" {
+		meta.area = DefaultArea
 	}
 	if a.poll == 0 {
 		a.poll = poll
@@ -499,7 +592,8 @@ func compileAttr(ac AttributeConfig, i int, poll time.Duration) (*attr, []error)
 	}
 	if !a.table.valid() {
 		errs = append(errs, fmt.Errorf("table: unknown table %q (want coil, discrete, input or holding)", ac.Table))
-		return a, errs
+		a.codec = &Codec{Type: Uint16}
+		return a, meta, errs
 	}
 	if ac.Address == nil {
 		errs = append(errs, fmt.Errorf("address: missing"))
@@ -510,7 +604,10 @@ func compileAttr(ac AttributeConfig, i int, poll time.Duration) (*attr, []error)
 	}
 	c, cerrs := compileCodec(a.table, ac.Type, ac.Order, ac.Bit, ac.Length, ac.Scale, ac.Offset)
 	errs = append(errs, cerrs...)
-	a.codec = c
+	if codecs[c] == nil {
+		codecs[c] = &c
+	}
+	a.codec = codecs[c]
 	if ac.Address != nil && int(a.addr)+c.Registers() > 65536 {
 		errs = append(errs, fmt.Errorf("address: %d + %d registers runs past 65535", a.addr, c.Registers()))
 	}
@@ -528,16 +625,18 @@ func compileAttr(ac AttributeConfig, i int, poll time.Duration) (*attr, []error)
 	}
 	switch {
 	case c.Type == Bool:
-		a.typ = model.TypeBool
+		meta.Type = model.TypeBool
 	case c.Type == String:
-		a.typ = model.TypeString
+		meta.Type = model.TypeString
 	case c.Type.integer() && !c.scaled():
-		a.typ = model.TypeInt
+		meta.Type = model.TypeInt
 	default:
-		a.typ = model.TypeFloat
+		meta.Type = model.TypeFloat
 	}
-	return a, errs
+	return a, meta, errs
 }
+
+
 
 // overlaps reports attributes of the same table whose registers overlap
 // (bools in distinct bits of one register may share it), and attributes

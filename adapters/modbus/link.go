@@ -191,29 +191,13 @@ func (sl *sharedLink) do(ctx context.Context, unit byte, timeout time.Duration, 
 }
 
 // run owns the handler: it serves jobs one at a time until ctx ends, then
-// closes the handler.
+// closes the handler. Like Adapter.Run, it waits with one small frame on
+// its stack and leaves the work to conn.serve, so that its parked stack
+// shrinks to the minimum.
 func (sl *sharedLink) run(ctx context.Context) {
 	defer close(sl.stopped)
-	var (
-		h         handler
-		setUnit   func(byte)
-		setTime   func(time.Duration)
-		client    modbus.Client
-		htimeout  time.Duration // a serial port's: the longest asked for
-		failures  int
-		retryAt   time.Time
-		lastEnd   time.Time
-		lastError error
-	)
-	closeHandler := func() {
-		if h != nil {
-			_ = h.Close()
-			h, client = nil, nil
-		}
-	}
-	defer closeHandler()
-	timer := time.NewTimer(0)
-	defer timer.Stop()
+	c := &conn{sl: sl}
+	defer c.close()
 	for {
 		var j *job
 		select {
@@ -221,76 +205,114 @@ func (sl *sharedLink) run(ctx context.Context) {
 			return
 		case j = <-sl.jobs:
 		}
-		if j.ctx.Err() != nil {
-			j.done <- result{err: j.ctx.Err()}
-			continue
+		if !c.serve(ctx, j) {
+			return
 		}
-		now := time.Now()
-		if now.Before(retryAt) {
-			j.done <- result{err: fmt.Errorf("%w: retry in %v after %v", errLinkDown, retryAt.Sub(now).Round(time.Millisecond), lastError)}
-			continue
-		}
-		// Keep the inter-request delay of the bus.
-		if d := sl.delay(); d > 0 && !lastEnd.IsZero() {
-			if wait := time.Until(lastEnd.Add(d)); wait > 0 {
-				timer.Reset(wait)
-				select {
-				case <-ctx.Done():
-					j.done <- result{err: errLinkDown}
-					return
-				case <-timer.C:
-				}
-			}
-		}
-		if h != nil && sl.link.serial() && j.timeout > htimeout {
-			closeHandler() // reopen the port with the longer timeout
-		}
-		if h == nil {
-			if j.timeout > htimeout || !sl.link.serial() {
-				htimeout = j.timeout
-			}
-			h, setUnit, setTime = newHandler(sl.link, htimeout)
-			client = modbus.NewClient(h)
-			if err := h.Connect(); err != nil {
-				closeHandler()
-				failures++
-				retryAt = time.Now().Add(backoff(failures))
-				lastError = err
-				j.done <- result{err: fmt.Errorf("connect %s: %w", sl.link.Address, errors.Join(errLinkDown, err))}
-				continue
-			}
-		}
-		setUnit(j.unit)
-		setTime(j.timeout)
-		b, err := safeDo(j.do, client)
-		lastEnd = time.Now()
-		sl.mu.Lock()
-		sl.requests++
-		sl.mu.Unlock()
-		var mbErr *modbus.ModbusError
-		switch {
-		case err == nil || errors.As(err, &mbErr):
-			failures = 0
-		case isTimeout(err):
-			// goburrow's TCP client would pair a late answer with the
-			// next request: start over on a fresh connection. No backoff:
-			// the unit is at fault, not the link, and the other units on
-			// it must go on; the adapter skips a unit that keeps silent.
-			closeHandler()
-			err = fmt.Errorf("%w: %v", adapters.ErrTimeout, err)
-		default:
-			// A broken connection or port, or a garbled answer.
-			closeHandler()
-			failures++
-			retryAt = time.Now().Add(backoff(failures))
-			lastError = err
-			err = fmt.Errorf("%w: %v", errLinkDown, err)
-		}
-		if b != nil {
-			b = append([]byte(nil), b...) // goburrow's buffer is reused
-		}
-		j.done <- result{b: b, err: err}
 	}
+}
+
+// conn is the handler of a link and what the link remembers between
+// requests.
+type conn struct {
+	sl        *sharedLink
+	h         handler
+	setUnit   func(byte)
+	setTime   func(time.Duration)
+	client    modbus.Client
+	htimeout  time.Duration // a serial port's: the longest asked for
+	failures  int
+	retryAt   time.Time
+	lastEnd   time.Time
+	lastError error
+	timer     *time.Timer
+}
+
+func (c *conn) close() {
+	if c.h != nil {
+		_ = c.h.Close()
+		c.h, c.client = nil, nil
+	}
+}
+
+// serve runs job j and answers it. It returns false if ctx ended while
+// it waited for the bus.
+func (c *conn) serve(ctx context.Context, j *job) bool {
+	sl := c.sl
+	if j.ctx.Err() != nil {
+		j.done <- result{err: j.ctx.Err()}
+		return true
+	}
+	now := time.Now()
+	if now.Before(c.retryAt) {
+		j.done <- result{err: fmt.Errorf("%w: retry in %v after %v", errLinkDown, c.retryAt.Sub(now).Round(time.Millisecond), c.lastError)}
+		return true
+	}
+	// Keep the inter-request delay of the bus.
+	if d := sl.delay(); d > 0 && !c.lastEnd.IsZero() {
+		if wait := time.Until(c.lastEnd.Add(d)); wait > 0 {
+			if c.timer == nil {
+				c.timer = time.NewTimer(wait)
+			} else {
+				c.timer.Reset(wait)
+			}
+			select {
+			case <-ctx.Done():
+				c.timer.Stop()
+				j.done <- result{err: errLinkDown}
+				return false
+			case <-c.timer.C:
+			}
+		}
+	}
+	if c.h != nil && sl.link.serial() && j.timeout > c.htimeout {
+		c.close() // reopen the port with the longer timeout
+	}
+	if c.h == nil {
+		if j.timeout > c.htimeout || !sl.link.serial() {
+			c.htimeout = j.timeout
+		}
+		c.h, c.setUnit, c.setTime = newHandler(sl.link, c.htimeout)
+		c.client = modbus.NewClient(c.h)
+		if err := c.h.Connect(); err != nil {
+			c.close()
+			c.failures++
+			c.retryAt = time.Now().Add(backoff(c.failures))
+			c.lastError = err
+			j.done <- result{err: fmt.Errorf("connect %s: %w", sl.link.Address, errors.Join(errLinkDown, err))}
+			return true
+		}
+	}
+	c.setUnit(j.unit)
+	c.setTime(j.timeout)
+	b, err := safeDo(j.do, c.client)
+	c.lastEnd = time.Now()
+	sl.mu.Lock()
+	sl.requests++
+	sl.mu.Unlock()
+	var mbErr *modbus.ModbusError
+	switch {
+	case err == nil || errors.As(err, &mbErr):
+		c.failures = 0
+	case isTimeout(err):
+		// goburrow's TCP client would pair a late answer with the
+		// next request: start over on a fresh connection. No backoff:
+		// the unit is at fault, not the link, and the other units on
+		// it must go on; the adapter skips a unit that keeps silent.
+		c.close()
+		err = fmt.Errorf("%w: %v", adapters.ErrTimeout, err)
+	default:
+		// A broken connection or port, or a garbled answer.
+		c.close()
+		c.failures++
+		c.retryAt = time.Now().Add(backoff(c.failures))
+		c.lastError = err
+		err = fmt.Errorf("%w: %v", errLinkDown, err)
+	}
+	if b != nil {
+		b = append([]byte(nil), b...) // goburrow's buffer is reused
+	}
+	j.done <- result{b: b, err: err}
+	return true
 }
 
 // backoff returns the wait after n consecutive failures: 200 ms doubling

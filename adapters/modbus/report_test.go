@@ -30,7 +30,7 @@ func TestEventRules(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			e := &event{EventConfig: tt.rule, attr: &attr{resource: "main"}}
+			e := &event{EventConfig: tt.rule, resource: "main"}
 			e.Name = "ev"
 			var st eventState
 			var got []string

@@ -568,7 +568,11 @@ func TestLateAnswerNotPaired(t *testing.T) {
 	// Next request at once, while the late answer is on its way.
 	sn.SetFault(sim.Fault{})
 	a.dev.timeout = 2 * time.Second
-	got, err := a.readAttrs(ctx, sl, []*attr{a.byRes["main"]["mode"]})
+	mode, err := a.find("main", []string{"mode"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := a.readAttrs(ctx, sl, mode)
 	if err != nil || got["mode"].V != int64(2) {
 		t.Fatalf("mode after a late answer = %v, %v, want 2", got, err)
 	}
