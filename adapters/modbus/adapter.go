@@ -117,7 +117,7 @@ func NewFromConfig(id string, c Config, env adapters.Env, opts ...Option) (*Adap
 }
 
 func (a *attr) spanOf(id int) Span {
-	return Span{ID: id, Table: a.table, Address: a.addr, Count: uint16(a.codec.Registers())}
+	return Span{ID: id, Table: a.enc.table, Address: a.addr, Count: uint16(a.enc.codec.Registers())}
 }
 
 func (d *device) limits() Limits {
@@ -194,12 +194,12 @@ func (a *Adapter) doRead(ctx context.Context, sl *sharedLink, r Read) ([]byte, e
 // decode extracts the value of at from the answer b to read r.
 func decodeAttr(at *attr, r Read, b []byte) (any, error) {
 	off := int(at.addr) - int(r.Address)
-	if at.table.bits() {
+	if at.enc.table.bits() {
 		return b[off/8]>>(uint(off)%8)&1 == 1, nil
 	}
-	v, err := at.codec.Decode(b[2*off:])
+	v, err := at.enc.codec.Decode(b[2*off:])
 	if f, ok := v.(float64); ok && (math.IsNaN(f) || math.IsInf(f, 0)) {
-		return nil, fmt.Errorf("attribute %q: register value is %v, not a number", at.Name, f)
+		return nil, fmt.Errorf("attribute %q: register value is %v, not a number", at.m.Name, f)
 	}
 	return v, err
 }
@@ -351,7 +351,7 @@ func (p *poller) poll(ctx context.Context, gi int) bool {
 			an := &a.dev.attrs[id]
 			v, err := decodeAttr(an, r, b)
 			if err != nil {
-				a.log.Warn("modbus decode", "attribute", an.Name, "err", err)
+				a.log.Warn("modbus decode", "attribute", an.m.Name, "err", err)
 				continue
 			}
 			st := &p.attrs[id]
@@ -361,7 +361,7 @@ func (p *poller) poll(ctx context.Context, gi int) bool {
 					// map of a hundred values cost twice its size.
 					values[an.resource] = make(map[string]model.Value, g.perResource[an.resource])
 				}
-				values[an.resource][an.Name] = model.Value{V: v, At: at, Quality: model.QualityGood}
+				values[an.resource][an.m.Name] = model.Value{V: v, At: at, Quality: model.QualityGood}
 				st.last, st.reportedAt = v, atNano
 			}
 			for _, ei := range p.eventsOf[id] {
@@ -478,7 +478,7 @@ func (a *Adapter) find(resource string, names []string) ([]*attr, error) {
 		for i := range a.dev.attrs {
 			if at := &a.dev.attrs[i]; at.resource == resource {
 				known = true
-				if at.Name == n {
+				if at.m.Name == n {
 					found = at
 					break
 				}
@@ -522,9 +522,9 @@ func (a *Adapter) readAttrs(ctx context.Context, sl *sharedLink, list []*attr) (
 		for _, id := range r.IDs {
 			v, err := decodeAttr(list[id], r, b)
 			if err != nil {
-				return nil, fmt.Errorf("%s: attribute %q: %w", a.where(r.Table, r.Address, r.Count), list[id].Name, err)
+				return nil, fmt.Errorf("%s: attribute %q: %w", a.where(r.Table, r.Address, r.Count), list[id].m.Name, err)
 			}
-			out[list[id].Name] = model.Value{V: v, At: at, Quality: model.QualityGood}
+			out[list[id].m.Name] = model.Value{V: v, At: at, Quality: model.QualityGood}
 		}
 	}
 	return out, nil
@@ -547,31 +547,31 @@ func (a *Adapter) Set(ctx context.Context, resource string, values map[string]mo
 	coerced := make([]any, len(list))
 	for i, at := range list {
 		if !at.m.Writable {
-			return fmt.Errorf("device %q: attribute %q: %w", a.dev.id, at.Name, adapters.ErrNotWritable)
+			return fmt.Errorf("device %q: attribute %q: %w", a.dev.id, at.m.Name, adapters.ErrNotWritable)
 		}
-		v, err := model.Coerce(at.m.Type, values[at.Name].V, at.m.Min, at.m.Max)
+		v, err := model.Coerce(at.m.Type, values[at.m.Name].V, at.m.Min, at.m.Max)
 		if err == nil {
-			_, err = at.codec.Encode(v, 0)
+			_, err = at.enc.codec.Encode(v, 0)
 		}
 		if err != nil {
-			return fmt.Errorf("device %q: attribute %q: %w: %w", a.dev.id, at.Name, adapters.ErrBadRequest, err)
+			return fmt.Errorf("device %q: attribute %q: %w: %w", a.dev.id, at.m.Name, adapters.ErrBadRequest, err)
 		}
 		coerced[i] = v
 	}
 	sl := a.pool.acquire(a.dev.link, a.dev.requestDelay)
 	defer a.pool.release(sl)
 	for i, at := range list {
-		w := write{table: at.table, addr: at.addr, codec: *at.codec}
+		w := write{table: at.enc.table, addr: at.addr, codec: at.enc.codec}
 		if err := a.write(ctx, sl, w, coerced[i]); err != nil {
-			return fmt.Errorf("attribute %q: %w", at.Name, err)
+			return fmt.Errorf("attribute %q: %w", at.m.Name, err)
 		}
 		if at.ReadBack {
 			got, err := a.readAttrs(ctx, sl, []*attr{at})
 			if err != nil {
-				return fmt.Errorf("attribute %q: read back: %w", at.Name, err)
+				return fmt.Errorf("attribute %q: read back: %w", at.m.Name, err)
 			}
-			if st := (&attrState{last: got[at.Name].V}); st.changed(coerced[i], readBackTolerance(at)) {
-				return fmt.Errorf("device %q: attribute %q: read back %v after writing %v", a.dev.id, at.Name, got[at.Name].V, coerced[i])
+			if st := (&attrState{last: got[at.m.Name].V}); st.changed(coerced[i], readBackTolerance(at)) {
+				return fmt.Errorf("device %q: attribute %q: read back %v after writing %v", a.dev.id, at.m.Name, got[at.m.Name].V, coerced[i])
 			}
 		}
 	}
@@ -584,8 +584,8 @@ func readBackTolerance(at *attr) float64 {
 	if at.m.Type != model.TypeFloat {
 		return 0
 	}
-	tol := math.Abs(at.codec.Scale) / 2
-	if at.codec.Type == Float32 || at.codec.Type == Float64 {
+	tol := math.Abs(at.enc.codec.Scale) / 2
+	if at.enc.codec.Type == Float32 || at.enc.codec.Type == Float64 {
 		tol = 1e-6
 	}
 	return tol

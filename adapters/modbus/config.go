@@ -204,19 +204,24 @@ func ParseURL(s string) (link, error) {
 // device's model, which m points into; codecs are shared by the
 // attributes of a device that encode alike.
 type attr struct {
-	Name     string
+	m        *model.Attribute // its name, type, limits and writable flag
+	enc      *encoding
 	resource string
-	m        *model.Attribute
-	codec    *Codec
 	Deadband float64
 	poll     time.Duration
-	table    Table
 	addr     uint16
 	ReadBack bool
 }
 
+// encoding is where and how a value is kept: its table and codec. The
+// attributes of a device that encode alike share one.
+type encoding struct {
+	table Table
+	codec Codec
+}
+
 // span is the range of registers (or bits) the attribute occupies.
-func (a *attr) span() (lo, hi int) { return int(a.addr), int(a.addr) + a.codec.Registers() - 1 }
+func (a *attr) span() (lo, hi int) { return int(a.addr), int(a.addr) + a.enc.codec.Registers() - 1 }
 
 // attrMeta is what the model says of an attribute, and in which area:
 // compile builds the model from it, then drops it.
@@ -361,29 +366,32 @@ func (c Config) compile(id string) (*device, error) {
 	}
 
 	// Attributes by name (the last one, when resources share a name), as
-	// events name them: an index in attrs and metas.
+	// events name them: an index in attrs and metas. Until buildModel,
+	// attributes point into metas, which never grows past its capacity.
 	names := map[string]int{}
-	var metas []attrMeta
+	metas := make([]attrMeta, 0, len(c.Attributes))
+	d.attrs = make([]attr, 0, len(c.Attributes))
 	var valid []*attr
-	codecs := map[Codec]*Codec{}
+	encs := map[encoding]*encoding{}
 	if len(c.Attributes) == 0 {
 		fail("no [[device.attribute]]: a Modbus device needs at least one")
 	}
 	for i, ac := range c.Attributes {
-		a, meta, aerrs := compileAttr(ac, poll, codecs)
-		if a.Name == "" {
+		if ac.Name == "" {
 			fail("attribute #%d: name: missing", i+1)
 			continue
 		}
+		a, meta, aerrs := compileAttr(ac, poll, encs)
 		for _, e := range aerrs {
-			fail("attribute %q: %v", a.Name, e)
+			fail("attribute %q: %v", ac.Name, e)
 		}
-		if j, ok := names[a.Name]; ok && d.attrs[j].resource == a.resource {
-			fail("attribute %q: duplicate name in resource %q", a.Name, a.resource)
+		if j, ok := names[ac.Name]; ok && d.attrs[j].resource == a.resource {
+			fail("attribute %q: duplicate name in resource %q", ac.Name, a.resource)
 		}
-		names[a.Name] = len(d.attrs)
-		d.attrs = append(d.attrs, a)
+		names[ac.Name] = len(d.attrs)
 		metas = append(metas, meta)
+		a.m = &metas[len(metas)-1].Attribute
+		d.attrs = append(d.attrs, a)
 		if len(aerrs) == 0 {
 			valid = append(valid, &d.attrs[len(d.attrs)-1])
 		}
@@ -568,14 +576,12 @@ func compileCodec(table Table, typ, order string, bit *int, length int, scale *f
 	return c, errs
 }
 
-// compileAttr checks one attribute; codecs interns the codecs of the
+// compileAttr checks one attribute; encs interns the encodings of the
 // device.
-func compileAttr(ac AttributeConfig, poll time.Duration, codecs map[Codec]*Codec) (attr, attrMeta, []error) {
+func compileAttr(ac AttributeConfig, poll time.Duration, encs map[encoding]*encoding) (attr, attrMeta, []error) {
 	var errs []error
-	a := attr{
-		Name: ac.Name, Deadband: ac.Deadband, ReadBack: ac.ReadBack,
-		table: Table(strings.ToLower(ac.Table)), resource: ac.Resource, poll: ac.Poll,
-	}
+	table := Table(strings.ToLower(ac.Table))
+	a := attr{Deadband: ac.Deadband, ReadBack: ac.ReadBack, resource: ac.Resource, poll: ac.Poll}
 	meta := attrMeta{area: ac.Area, Attribute: model.Attribute{
 		Name: ac.Name, Unit: ac.Unit, Min: ac.Min, Max: ac.Max, Writable: ac.Writable, Description: ac.Description,
 	}}
@@ -590,9 +596,9 @@ func compileAttr(ac AttributeConfig, poll time.Duration, codecs map[Codec]*Codec
 	} else if a.poll < 0 {
 		errs = append(errs, fmt.Errorf("poll: %v is negative", ac.Poll))
 	}
-	if !a.table.valid() {
+	if !table.valid() {
 		errs = append(errs, fmt.Errorf("table: unknown table %q (want coil, discrete, input or holding)", ac.Table))
-		a.codec = &Codec{Type: Uint16}
+		a.enc = &encoding{table: table, codec: Codec{Type: Uint16}}
 		return a, meta, errs
 	}
 	if ac.Address == nil {
@@ -602,17 +608,18 @@ func compileAttr(ac AttributeConfig, poll time.Duration, codecs map[Codec]*Codec
 	} else {
 		a.addr = uint16(*ac.Address)
 	}
-	c, cerrs := compileCodec(a.table, ac.Type, ac.Order, ac.Bit, ac.Length, ac.Scale, ac.Offset)
+	c, cerrs := compileCodec(table, ac.Type, ac.Order, ac.Bit, ac.Length, ac.Scale, ac.Offset)
 	errs = append(errs, cerrs...)
-	if codecs[c] == nil {
-		codecs[c] = &c
+	enc := encoding{table: table, codec: c}
+	if encs[enc] == nil {
+		encs[enc] = &enc
 	}
-	a.codec = codecs[c]
+	a.enc = encs[enc]
 	if ac.Address != nil && int(a.addr)+c.Registers() > 65536 {
 		errs = append(errs, fmt.Errorf("address: %d + %d registers runs past 65535", a.addr, c.Registers()))
 	}
-	if ac.Writable && (a.table == Input || a.table == Discrete) {
-		errs = append(errs, fmt.Errorf("writable: a %s is read-only", a.table))
+	if ac.Writable && (table == Input || table == Discrete) {
+		errs = append(errs, fmt.Errorf("writable: a %s is read-only", table))
 	}
 	if ac.ReadBack && !ac.Writable {
 		errs = append(errs, fmt.Errorf("read_back: needs writable = true"))
@@ -645,17 +652,17 @@ func overlaps(id string, attrs []*attr, maxRegisters int) []error {
 	var errs []error
 	sorted := append([]*attr(nil), attrs...)
 	sort.SliceStable(sorted, func(i, j int) bool {
-		if sorted[i].table != sorted[j].table {
-			return sorted[i].table < sorted[j].table
+		if sorted[i].enc.table != sorted[j].enc.table {
+			return sorted[i].enc.table < sorted[j].enc.table
 		}
 		return sorted[i].addr < sorted[j].addr
 	})
 	for i, a := range sorted {
-		if lo, hi := a.span(); !a.table.bits() && hi-lo+1 > maxRegisters {
-			errs = append(errs, fmt.Errorf("device %q: attribute %q: %d registers exceed max_registers %d", id, a.Name, hi-lo+1, maxRegisters))
+		if lo, hi := a.span(); !a.enc.table.bits() && hi-lo+1 > maxRegisters {
+			errs = append(errs, fmt.Errorf("device %q: attribute %q: %d registers exceed max_registers %d", id, a.m.Name, hi-lo+1, maxRegisters))
 		}
 		for _, b := range sorted[i+1:] {
-			if b.table != a.table {
+			if b.enc.table != a.enc.table {
 				break
 			}
 			alo, ahi := a.span()
@@ -666,10 +673,10 @@ func overlaps(id string, attrs []*attr, maxRegisters int) []error {
 			if bhi < alo {
 				continue
 			}
-			if a.codec.Bit >= 0 && b.codec.Bit >= 0 && a.codec.Bit != b.codec.Bit {
+			if a.enc.codec.Bit >= 0 && b.enc.codec.Bit >= 0 && a.enc.codec.Bit != b.enc.codec.Bit {
 				continue
 			}
-			errs = append(errs, fmt.Errorf("device %q: attribute %q: %s registers %d-%d overlap attribute %q (%d-%d)", id, b.Name, b.table, blo, bhi, a.Name, alo, ahi))
+			errs = append(errs, fmt.Errorf("device %q: attribute %q: %s registers %d-%d overlap attribute %q (%d-%d)", id, b.m.Name, b.enc.table, blo, bhi, a.m.Name, alo, ahi))
 		}
 	}
 	return errs

@@ -138,7 +138,7 @@ func TestPlanRealisticMap(t *testing.T) {
 	for _, r := range merged {
 		names := make([]string, len(r.IDs))
 		for i, id := range r.IDs {
-			names[i] = a.dev.attrs[id].Name
+			names[i] = a.dev.attrs[id].m.Name
 		}
 		fmt.Fprintf(&b, "%-8s %5d +%3d  %s\n", r.Table, r.Address, r.Count, strings.Join(names, " "))
 	}
