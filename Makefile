@@ -7,8 +7,10 @@ LDFLAGS := -s -w -X github.com/osapgw/osapgw/internal/version.Version=$(VERSION)
 
 all: build
 
+# As packaged: osapgw without the demo (tag nodemo), so that the daemon
+# does not carry the platform emulator; make demo runs the full one.
 build:
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ ./cmd/...
+	CGO_ENABLED=0 $(GO) build -trimpath -tags nodemo -ldflags '$(LDFLAGS)' -o bin/ ./cmd/...
 
 # test-deps installs the real peers the tests talk to, when missing.
 test-deps:

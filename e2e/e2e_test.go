@@ -275,3 +275,23 @@ func runOutput(name string, args ...string) (string, error) {
 	b, err := cmd.CombinedOutput()
 	return string(b), err
 }
+
+// TestShippedDaemonCarriesNoEmulator: osapgw as packaged links neither the
+// platform emulator nor its MQTT broker (issue 8: a gateway box does not
+// carry the emulator), and its demo command says where the demo is.
+func TestShippedDaemonCarriesNoEmulator(t *testing.T) {
+	out, err := exec.Command("go", "version", "-m", bin.osapgw).CombinedOutput()
+	if err != nil {
+		t.Fatalf("go version -m: %v\n%s", err, out)
+	}
+	if strings.Contains(string(out), "github.com/mochi-mqtt/server") {
+		t.Errorf("the packaged osapgw links mochi-mqtt, the emulator's broker:\n%s", out)
+	}
+	if !strings.Contains(string(out), "go.etcd.io/bbolt") {
+		t.Errorf("go version -m lists no bbolt; is this the daemon?\n%s", out)
+	}
+	out, err = exec.Command(bin.osapgw, "demo").CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "make demo") {
+		t.Errorf("osapgw demo in the packaged build = %v, %q; want an error that points to make demo", err, out)
+	}
+}
