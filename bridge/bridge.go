@@ -80,6 +80,12 @@ type Config struct {
 	// DescribeRetry is the first delay before describing a device again
 	// after a failure; it doubles up to a minute (2 s).
 	DescribeRetry time.Duration
+	// KeepValuesAfter is how long attribute reports wait in memory while
+	// the session is down before their values go to the store: a short
+	// outage, or the start before the first registration, then costs no
+	// write to flash, and a long one costs one write per period, not one
+	// per poll (10 s).
+	KeepValuesAfter time.Duration
 	// Logger receives the bridge's logs (discarded when nil).
 	Logger *slog.Logger
 	// Now is the clock of timestamps and status (time.Now when nil).
@@ -103,6 +109,9 @@ func (c *Config) defaults() {
 	}
 	if c.DescribeRetry <= 0 {
 		c.DescribeRetry = 2 * time.Second
+	}
+	if c.KeepValuesAfter <= 0 {
+		c.KeepValuesAfter = 10 * time.Second
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -363,18 +372,13 @@ func (b *Bridge) nextMsgID() string {
 }
 
 // Attributes implements adapters.Sink. It takes values (the caller must
-// not touch the map again) and returns at once: while the session is
-// connected the report is queued for reportLoop, which sends it; else the
-// newest of each value is kept in the store for later. Queued reports of
-// one resource are merged, so a stalled upstream holds at most one
-// report per resource, with the newest values.
+// not touch the map again), queues them for reportLoop and returns at
+// once. Queued reports of one resource are merged, the newest values
+// winning, so the queue holds at most one report per resource however
+// long the upstream stalls or stays down.
 func (b *Bridge) Attributes(dev, resource string, values map[string]model.Value) {
 	if d := b.device(dev); d != nil {
 		d.reported(values)
-	}
-	if !b.up.Connected() {
-		b.keepValues(dev, resource, values)
-		return
 	}
 	k := devResource{dev, resource}
 	b.rmu.Lock()
@@ -401,18 +405,31 @@ func (b *Bridge) takeReports() []report {
 	return out
 }
 
-// reportLoop sends queued attribute reports, in the order they came.
-// Polling goroutines never wait for the upstream, and keep shallow stacks:
-// encoding, sealing and publishing happen here. A report that cannot be
-// sent (the session dropped meanwhile) is kept in the store instead, as
-// are those still queued when ctx ends.
+// reportLoop sends queued attribute reports while the session is up, in
+// the order they came. Polling goroutines never wait for the upstream, and
+// keep shallow stacks: encoding, sealing and publishing happen here. While
+// the session is down, reports wait in the queue and every
+// KeepValuesAfter their values go to the store, which Connected drains
+// before the queue is sent. A report that cannot be sent (the session
+// dropped meanwhile) goes to the store too, as do those still queued when
+// ctx ends.
 func (b *Bridge) reportLoop(ctx context.Context) {
+	tick := time.NewTicker(b.cfg.KeepValuesAfter)
+	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			b.keepReports()
 			return
+		case <-tick.C:
+			if !b.up.Connected() {
+				b.keepReports()
+			}
+			continue
 		case <-b.reportWake:
+		}
+		if !b.up.Connected() {
+			continue // wait for Connected or the tick
 		}
 		for _, r := range b.takeReports() {
 			err := b.publish(osap.KindAttribute, osap.Header{Type: osap.TypeAttributeReport, Dev: r.dev},
@@ -539,6 +556,12 @@ func (b *Bridge) Connected(ctx context.Context) {
 		b.log.Warn("send kept attribute values", "err", err)
 	}
 	b.kick()
+	// Then the reports queued while the session was down, newer than
+	// what the store kept.
+	select {
+	case b.reportWake <- struct{}{}:
+	default:
+	}
 }
 
 // sendTopology announces every described device (topo.add in batches),

@@ -443,6 +443,34 @@ func TestAttributesKeptWhileOfflineSentOnce(t *testing.T) {
 	}
 }
 
+func TestAttributesWaitInMemoryThenInTheStore(t *testing.T) {
+	h := newHarness(t, Config{KeepValuesAfter: 50 * time.Millisecond}, "boiler-1")
+	// Offline: the report waits in the queue, and no sooner than
+	// KeepValuesAfter its values are written to the store.
+	h.b.Attributes("boiler-1", "main", map[string]model.Value{"temperature": {V: 21.5, At: time.UnixMilli(1000)}})
+	waitFor(t, "the value in the store", func() bool {
+		vals, err := h.st.LastValues("boiler-1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, ok := vals["main"]["temperature"]
+		return ok && v.V == 21.5
+	})
+	if n := len(h.b.takeReports()); n != 0 {
+		t.Fatalf("%d reports still queued after they were kept in the store, want 0", n)
+	}
+	// Connected: the store's values go up, once.
+	h.connect()
+	waitFor(t, "the kept report", func() bool { return len(h.up.messages(osap.TypeAttributeReport)) == 1 })
+	var body osap.AttributeReport
+	if err := json.Unmarshal(h.up.messages(osap.TypeAttributeReport)[0].body, &body); err != nil {
+		t.Fatal(err)
+	}
+	if v := body.Values["temperature"]; v.V != 21.5 {
+		t.Fatalf("reported %v, want 21.5", v.V)
+	}
+}
+
 func TestAttributesNeverWaitForTheUpstream(t *testing.T) {
 	h := newHarness(t, Config{}, "boiler-1")
 	h.connect()

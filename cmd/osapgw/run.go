@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -36,7 +38,27 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return fmt.Errorf("%s: configuration is not valid:\n%w", *path, err)
 	}
 	log := newLogger(cfg.Log, stderr)
+	if gc := setGCPercent(); gc != "" {
+		log.Info("garbage collector", "GOGC", gc)
+	}
 	return runGateway(ctx, cfg, *path, log)
+}
+
+// defaultGCPercent is the daemon's GOGC when the environment sets none.
+// A gateway box has far less memory than CPU to spare: at 50 the heap
+// grows half as much between collections as at Go's default of 100. At
+// 100 Modbus devices polled every second this costs about 0.2 % of a core
+// and saves about 3 MB of RSS (docs/performance.md).
+const defaultGCPercent = 50
+
+// setGCPercent applies defaultGCPercent unless GOGC is set, and returns
+// the GOGC in force.
+func setGCPercent() string {
+	if v, ok := os.LookupEnv("GOGC"); ok {
+		return v
+	}
+	debug.SetGCPercent(defaultGCPercent)
+	return strconv.Itoa(defaultGCPercent)
 }
 
 // newLogger builds the root logger from the [log] section.
