@@ -44,7 +44,8 @@ type Adapter interface {
 // the bridge queues or stores what it gets, so a slow upstream never stalls
 // a poll loop. Timestamps are the capture times.
 type Sink interface {
-	// Attributes reports current values of attributes of a resource.
+	// Attributes reports current values of attributes of a resource. The
+	// sink keeps the map: the caller must not modify it after the call.
 	Attributes(dev, resource string, values map[string]model.Value)
 	// Event reports an event; the bridge stores it durably before it returns.
 	Event(dev string, ev model.EventOccurrence)
