@@ -508,24 +508,17 @@ func TestAttributesNeverWaitForTheUpstream(t *testing.T) {
 			if err := json.Unmarshal(m.body, &body); err != nil {
 				t.Fatal(err)
 			}
-			f, _ := toFloat(body.Values["t"].V)
-			newest[body.Resource] = max(newest[body.Resource], f)
+			f, err := model.Coerce(model.TypeFloat, body.Values["t"].V, nil, nil)
+			if err != nil {
+				t.Fatalf("reported t = %v: %v", body.Values["t"].V, err)
+			}
+			newest[body.Resource] = max(newest[body.Resource], f.(float64))
 		}
 		return newest["main"] == 200 && newest["aux"] == 199
 	})
 	if n := len(h.up.messages(osap.TypeAttributeReport)); n > 3 {
 		t.Errorf("%d attribute reports for 2 resources after a stall, want at most 3 (queued reports merged)", n)
 	}
-}
-
-func toFloat(v any) (float64, bool) {
-	switch x := v.(type) {
-	case float64:
-		return x, true
-	case int64:
-		return float64(x), true
-	}
-	return 0, false
 }
 
 func TestDownlinkReplyCodes(t *testing.T) {
