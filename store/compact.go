@@ -104,12 +104,32 @@ func (s *Store) compact() error {
 	}
 	s.db = db
 	after, _ := s.fileSize()
-	// What the compacted file holds beyond the outbox (values,
-	// credentials, bbolt's own pages) counts as live from now on, so that
-	// a large values bucket does not trigger a compaction every check.
+	// What the file holds beyond the outbox (values, credentials, meta)
+	// counts as live from now on, so that a large values bucket does not
+	// trigger a compaction every check. It is what those buckets' pages
+	// use, not the file's size less the outbox: bbolt grows a file in
+	// steps, and a compaction while a backlog waits would count the step's
+	// slack as live, so that once the backlog is acknowledged the file
+	// would never be twice its "live" data again.
+	other := s.bucketsInUse(bucketValues, bucketCreds, bucketMeta)
 	s.stmu.Lock()
-	s.otherLive = max(0, after-s.state.bytes)
+	s.otherLive = other
 	s.stmu.Unlock()
 	s.log.Info("compacted store", "bytes_before", before, "bytes_after", after, "duration_seconds", time.Since(start).Seconds())
 	return nil
+}
+
+// bucketsInUse returns the bytes the pages of the named buckets use.
+func (s *Store) bucketsInUse(names ...[]byte) int64 {
+	var n int64
+	_ = s.db.View(func(tx *bolt.Tx) error {
+		for _, name := range names {
+			if b := tx.Bucket(name); b != nil {
+				st := b.Stats()
+				n += int64(st.BranchInuse + st.LeafInuse + st.InlineBucketInuse)
+			}
+		}
+		return nil
+	})
+	return n
 }
