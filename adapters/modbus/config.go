@@ -643,8 +643,6 @@ func compileAttr(ac AttributeConfig, poll time.Duration, encs map[encoding]*enco
 	return a, meta, errs
 }
 
-
-
 // overlaps reports attributes of the same table whose registers overlap
 // (bools in distinct bits of one register may share it), and attributes
 // larger than one request.
