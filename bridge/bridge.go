@@ -160,6 +160,10 @@ type Bridge struct {
 	reports    []report
 	reportAt   map[devResource]int // index in reports
 	reportWake chan struct{}
+	// vmu orders writing queued values to the store while the session is
+	// down against Connected draining the store: values written just
+	// before a connection are drained by it, never left pending.
+	vmu sync.Mutex
 }
 
 // devResource names one resource of one sub-device.
@@ -410,9 +414,9 @@ func (b *Bridge) takeReports() []report {
 // keep shallow stacks: encoding, sealing and publishing happen here. While
 // the session is down, reports wait in the queue and every
 // KeepValuesAfter their values go to the store, which Connected drains
-// before the queue is sent. A report that cannot be sent (the session
-// dropped meanwhile) goes to the store too, as do those still queued when
-// ctx ends.
+// before the queue is sent. A report that cannot be sent because the
+// session dropped meanwhile goes back to the queue; those still queued
+// when ctx ends go to the store.
 func (b *Bridge) reportLoop(ctx context.Context) {
 	tick := time.NewTicker(b.cfg.KeepValuesAfter)
 	defer tick.Stop()
@@ -422,9 +426,11 @@ func (b *Bridge) reportLoop(ctx context.Context) {
 			b.keepReports()
 			return
 		case <-tick.C:
+			b.vmu.Lock()
 			if !b.up.Connected() {
 				b.keepReports()
 			}
+			b.vmu.Unlock()
 			continue
 		case <-b.reportWake:
 		}
@@ -434,9 +440,32 @@ func (b *Bridge) reportLoop(ctx context.Context) {
 		for _, r := range b.takeReports() {
 			err := b.publish(osap.KindAttribute, osap.Header{Type: osap.TypeAttributeReport, Dev: r.dev},
 				osap.AttributeReport{Resource: r.resource, Values: r.values}, b.cfg.AttributeQoS, nil)
-			if err != nil {
+			switch {
+			case err == nil:
+			case !b.up.Connected():
+				b.requeue(r) // the session dropped: wait for it, or the tick
+			default:
+				b.log.Warn("send attribute report", "device", r.dev, "resource", r.resource, "err", err)
 				b.keepValues(r.dev, r.resource, r.values)
 			}
+		}
+	}
+}
+
+// requeue puts back a report that could not be sent. Values queued since
+// for the same resource are newer and stay.
+func (b *Bridge) requeue(r report) {
+	b.rmu.Lock()
+	defer b.rmu.Unlock()
+	i, ok := b.reportAt[r.devResource]
+	if !ok {
+		b.reportAt[r.devResource] = len(b.reports)
+		b.reports = append(b.reports, r)
+		return
+	}
+	for name, v := range r.values {
+		if _, newer := b.reports[i].values[name]; !newer {
+			b.reports[i].values[name] = v
 		}
 	}
 }
@@ -545,6 +574,7 @@ func (b *Bridge) Connected(ctx context.Context) {
 		b.Event("", model.EventOccurrence{Resource: "outbox", Event: "outbox.overflow", Params: map[string]any{"dropped": n}, At: b.cfg.Now()})
 	}
 	b.sendTopology()
+	b.vmu.Lock()
 	err := b.vals.DrainValues(func(dev, resource string, values map[string]model.Value) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -552,6 +582,7 @@ func (b *Bridge) Connected(ctx context.Context) {
 		return b.publish(osap.KindAttribute, osap.Header{Type: osap.TypeAttributeReport, Dev: dev},
 			osap.AttributeReport{Resource: resource, Values: values}, b.cfg.AttributeQoS, nil)
 	})
+	b.vmu.Unlock()
 	if err != nil && ctx.Err() == nil {
 		b.log.Warn("send kept attribute values", "err", err)
 	}

@@ -471,6 +471,44 @@ func TestAttributesWaitInMemoryThenInTheStore(t *testing.T) {
 	}
 }
 
+func TestAttributesRequeuedWhenTheSessionDrops(t *testing.T) {
+	h := newHarness(t, Config{KeepValuesAfter: time.Hour}, "boiler-1")
+	h.connect()
+	stall := make(chan struct{})
+	h.up.mu.Lock()
+	h.up.stall = stall
+	h.up.mu.Unlock()
+	h.b.Attributes("boiler-1", "main", map[string]model.Value{"temperature": {V: 21.5, At: time.UnixMilli(1000)}, "humidity": {V: 40.0, At: time.UnixMilli(1000)}})
+	time.Sleep(20 * time.Millisecond) // let the report loop take it (the test holds either way)
+	// The session drops while the report is being published; a newer
+	// temperature comes in meanwhile.
+	h.up.setConnected(false)
+	h.b.Attributes("boiler-1", "main", map[string]model.Value{"temperature": {V: 22.0, At: time.UnixMilli(2000)}})
+	h.up.mu.Lock()
+	h.up.stall = nil
+	h.up.mu.Unlock()
+	close(stall)
+	waitFor(t, "the failed report back in the queue", func() bool {
+		h.b.rmu.Lock()
+		defer h.b.rmu.Unlock()
+		return len(h.b.reports) == 1 && len(h.b.reports[0].values) == 2
+	})
+	if vals, err := h.st.LastValues("boiler-1"); err != nil || len(vals) != 0 {
+		t.Fatalf("store holds %v, %v; want nothing (the report waits in memory)", vals, err)
+	}
+	h.connect()
+	waitFor(t, "the report", func() bool { return len(h.up.messages(osap.TypeAttributeReport)) == 1 })
+	var body osap.AttributeReport
+	if err := json.Unmarshal(h.up.messages(osap.TypeAttributeReport)[0].body, &body); err != nil {
+		t.Fatal(err)
+	}
+	temp, err1 := model.Coerce(model.TypeFloat, body.Values["temperature"].V, nil, nil)
+	hum, err2 := model.Coerce(model.TypeFloat, body.Values["humidity"].V, nil, nil)
+	if err1 != nil || err2 != nil || temp != 22.0 || hum != 40.0 {
+		t.Fatalf("reported %v, want the newer temperature 22 and the requeued humidity 40", body.Values)
+	}
+}
+
 func TestAttributesNeverWaitForTheUpstream(t *testing.T) {
 	h := newHarness(t, Config{}, "boiler-1")
 	h.connect()
