@@ -93,9 +93,7 @@ func (d *device) run(ctx context.Context) {
 // and reports whether the device can run (false: ctx ended, or the model
 // is invalid).
 func (d *device) describe(ctx context.Context, a adapters.Adapter) bool {
-	// The delay doubles from DescribeRetry to a minute (or DescribeRetry,
-	// if longer).
-	bo := backoff.Backoff{Min: d.b.cfg.DescribeRetry, Max: max(time.Minute, d.b.cfg.DescribeRetry)}
+	bo := d.retryBackoff()
 	for ctx.Err() == nil {
 		m, err := a.Describe(ctx)
 		if err != nil {
@@ -134,12 +132,17 @@ func (d *device) describe(ctx context.Context, a adapters.Adapter) bool {
 	return false
 }
 
+// retryBackoff is the delay before describing or starting the adapter
+// again: it doubles from DescribeRetry to a minute (or DescribeRetry, if
+// longer).
+func (d *device) retryBackoff() *backoff.Backoff {
+	return &backoff.Backoff{Min: d.b.cfg.DescribeRetry, Max: max(time.Minute, d.b.cfg.DescribeRetry)}
+}
+
 // runAdapter runs the adapter until ctx ends, restarting it with backoff
 // when it fails.
 func (d *device) runAdapter(ctx context.Context, a adapters.Adapter) {
-	// The delay doubles from DescribeRetry to a minute (or DescribeRetry,
-	// if longer).
-	bo := &backoff.Backoff{Min: d.b.cfg.DescribeRetry, Max: max(time.Minute, d.b.cfg.DescribeRetry)}
+	bo := d.retryBackoff()
 	for ctx.Err() == nil {
 		started := time.Now()
 		err := a.Run(ctx, d.b)

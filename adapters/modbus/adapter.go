@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -460,37 +461,25 @@ func (e *event) fire(st *eventState, v any) (model.EventOccurrence, bool) {
 // It searches the list: a device has a few hundred attributes at most,
 // and requests are rare next to polls, so no index is kept for them.
 func (a *Adapter) find(resource string, names []string) ([]*attr, error) {
-	var out []*attr
+	var res []*attr
 	for i := range a.dev.attrs {
-		if at := &a.dev.attrs[i]; at.resource == resource && len(names) == 0 {
-			out = append(out, at)
+		if a.dev.attrs[i].resource == resource {
+			res = append(res, &a.dev.attrs[i])
 		}
+	}
+	if len(res) == 0 {
+		return nil, fmt.Errorf("device %q: resource %q: %w", a.dev.id, resource, adapters.ErrNotFound)
 	}
 	if len(names) == 0 {
-		if len(out) == 0 {
-			return nil, fmt.Errorf("device %q: resource %q: %w", a.dev.id, resource, adapters.ErrNotFound)
-		}
-		return out, nil
+		return res, nil
 	}
-	known := false
+	out := make([]*attr, 0, len(names))
 	for _, n := range names {
-		var found *attr
-		for i := range a.dev.attrs {
-			if at := &a.dev.attrs[i]; at.resource == resource {
-				known = true
-				if at.m.Name == n {
-					found = at
-					break
-				}
-			}
-		}
-		if !known {
-			return nil, fmt.Errorf("device %q: resource %q: %w", a.dev.id, resource, adapters.ErrNotFound)
-		}
-		if found == nil {
+		i := slices.IndexFunc(res, func(at *attr) bool { return at.m.Name == n })
+		if i < 0 {
 			return nil, fmt.Errorf("device %q: resource %q: attribute %q: %w", a.dev.id, resource, n, adapters.ErrNotFound)
 		}
-		out = append(out, found)
+		out = append(out, res[i])
 	}
 	return out, nil
 }

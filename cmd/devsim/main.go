@@ -18,12 +18,14 @@ import (
 	"syscall"
 )
 
-// simulators is filled by this package's files, one per device kind. Run
-// serves until ctx ends.
-var simulators = map[string]struct {
+// simulator is one kind of simulated device; run serves until ctx ends.
+type simulator struct {
 	summary string
 	run     func(ctx context.Context, args []string, stdout, stderr io.Writer) error
-}{}
+}
+
+// simulators is filled by this package's files, one per device kind.
+var simulators = map[string]simulator{}
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

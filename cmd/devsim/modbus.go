@@ -19,10 +19,7 @@ import (
 )
 
 func init() {
-	simulators["modbus"] = struct {
-		summary string
-		run     func(ctx context.Context, args []string, stdout, stderr io.Writer) error
-	}{summary: "simulated Modbus sensors (TCP, or RTU/ASCII on a pty or tty)", run: runModbus}
+	simulators["modbus"] = simulator{summary: "simulated Modbus sensors (TCP, or RTU/ASCII on a pty or tty)", run: runModbus}
 }
 
 func runModbus(ctx context.Context, args []string, stdout, stderr io.Writer) error {

@@ -14,10 +14,7 @@ import (
 )
 
 func init() {
-	simulators["onvif"] = struct {
-		summary string
-		run     func(ctx context.Context, args []string, stdout, stderr io.Writer) error
-	}{summary: "simulated ONVIF cameras (device, media, PTZ, events)", run: runONVIF}
+	simulators["onvif"] = simulator{summary: "simulated ONVIF cameras (device, media, PTZ, events)", run: runONVIF}
 }
 
 // runONVIF serves --count cameras on consecutive ports from --listen.
