@@ -499,7 +499,11 @@ func (b *Bridge) Events(dev string, evs []model.EventOccurrence) {
 		if ev.At.IsZero() {
 			ev.At = b.cfg.Now()
 		}
-		body, err := json.Marshal(ev)
+		rep, err := osap.NewEventReport(ev)
+		var body []byte
+		if err == nil {
+			body, err = rep.AppendJSON(nil)
+		}
 		if err != nil {
 			b.cfg.Metrics.EventsLost.Inc()
 			b.log.Error("event lost: cannot encode it", "device", dev, "event", ev.Event, "err", err)

@@ -316,8 +316,12 @@ func TestEventsBufferedWhileOfflineThenDeliveredInOrder(t *testing.T) {
 		t.Fatalf("event ids = %v, want 10 increasing", ids)
 	}
 	for i, m := range evs {
-		var ev model.EventOccurrence
-		if err := json.Unmarshal(m.body, &ev); err != nil {
+		var rep osap.EventReport
+		if err := json.Unmarshal(m.body, &rep); err != nil {
+			t.Fatal(err)
+		}
+		ev, err := rep.Occurrence()
+		if err != nil {
 			t.Fatal(err)
 		}
 		if want := t0.Add(time.Duration(i) * time.Second); !ev.At.Equal(want) || m.h.TS != want.UnixMilli() {

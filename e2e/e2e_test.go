@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/osapgw/osapgw/model"
+	"github.com/osapgw/osapgw/osap"
 	"github.com/osapgw/osapgw/osap/platform"
 )
 
@@ -103,8 +103,12 @@ func checkExactlyOnce(t *testing.T, evs []platform.Event, dev string) int {
 			t.Fatalf("event id %d arrived after %d: ids must increase per sub-device", id, lastID)
 		}
 		lastID = id
-		var body model.EventOccurrence
-		if err := json.Unmarshal(e.Body, &body); err != nil {
+		var rep osap.EventReport
+		if err := json.Unmarshal(e.Body, &rep); err != nil {
+			t.Fatalf("event %s body: %v", e.ID, err)
+		}
+		body, err := rep.Occurrence()
+		if err != nil {
 			t.Fatalf("event %s body: %v", e.ID, err)
 		}
 		n := int64(body.Params["n"].(float64))

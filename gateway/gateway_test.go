@@ -250,8 +250,12 @@ every = "50ms"
 			t.Fatalf("event id %q after %d: want strictly increasing ids", e.ID, last)
 		}
 		last = id
-		var body model.EventOccurrence
-		if err := json.Unmarshal(e.Body, &body); err != nil {
+		var rep osap.EventReport
+		if err := json.Unmarshal(e.Body, &rep); err != nil {
+			t.Fatal(err)
+		}
+		body, err := rep.Occurrence()
+		if err != nil {
 			t.Fatal(err)
 		}
 		n := int(body.Params["n"].(float64))

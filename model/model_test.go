@@ -4,9 +4,6 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/google/go-cmp/cmp"
 )
 
 func ptr(f float64) *float64 { return &f }
@@ -45,45 +42,6 @@ func TestCoerce(t *testing.T) {
 				t.Fatalf("Coerce(%v) = %v (%T), %v, want %v (%T)", tt.in, got, got, err, tt.want, tt.want)
 			}
 		})
-	}
-}
-
-func TestValueJSON(t *testing.T) {
-	at := time.UnixMilli(1764150000000)
-	b, err := json.Marshal(map[string]Value{"temperature": {V: 21.5, At: at}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	const want = `{"temperature":{"v":21.5,"ts":1764150000000,"q":"good"}}`
-	if string(b) != want {
-		t.Fatalf("Marshal = %s, want %s", b, want)
-	}
-	var back map[string]Value
-	if err := json.Unmarshal([]byte(`{"a":{"v":3,"ts":5,"q":"bad"},"b":{"v":2.5,"ts":6}}`), &back); err != nil {
-		t.Fatal(err)
-	}
-	wantBack := map[string]Value{"a": {V: int64(3), At: time.UnixMilli(5), Quality: QualityBad}, "b": {V: 2.5, At: time.UnixMilli(6)}}
-	if diff := cmp.Diff(wantBack, back); diff != "" {
-		t.Fatalf("Unmarshal mismatch (-want +got):\n%s", diff)
-	}
-}
-
-func TestEventJSON(t *testing.T) {
-	ev := EventOccurrence{Resource: "video/1", Event: "motion", Params: map[string]any{"state": true}, At: time.UnixMilli(1764150000000)}
-	b, err := json.Marshal(ev)
-	if err != nil {
-		t.Fatal(err)
-	}
-	const want = `{"resource":"video/1","event":"motion","params":{"state":true},"ts":1764150000000}`
-	if string(b) != want {
-		t.Fatalf("Marshal = %s, want %s", b, want)
-	}
-	var back EventOccurrence
-	if err := json.Unmarshal(b, &back); err != nil {
-		t.Fatal(err)
-	}
-	if diff := cmp.Diff(ev, back); diff != "" {
-		t.Fatalf("round trip mismatch (-want +got):\n%s", diff)
 	}
 }
 

@@ -1,14 +1,10 @@
 package model
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"math"
-	"strconv"
 	"time"
-
-	"github.com/osapgw/osapgw/internal/appendjson"
 )
 
 // Quality says how far a value can be trusted.
@@ -23,111 +19,24 @@ const (
 
 // Value is one reading of an attribute, with the time it was captured. V
 // holds a bool, int64, float64, string, or (for TypeJSON) any JSON value.
+// How a value travels is the binding's (package osap); how it is kept on
+// flash is the store's.
 type Value struct {
 	V       any
 	At      time.Time
 	Quality Quality
 }
 
-type wireValue struct {
-	V  any     `json:"v"`
-	TS int64   `json:"ts"`
-	Q  Quality `json:"q,omitempty"`
-}
-
-// MarshalJSON encodes v as {"v":…,"ts":<unix ms>,"q":"good"}. It fails
-// only when V does not encode as JSON.
-func (v Value) MarshalJSON() ([]byte, error) { return v.AppendJSON(nil) }
-
-// AppendJSON appends to dst what MarshalJSON returns, byte for byte, without
-// reflection for V of the types adapters report (bool, int64, float64,
-// string). It fails only when V does not encode as JSON, with
-// encoding/json's error; dst is then returned unchanged.
-func (v Value) AppendJSON(dst []byte) ([]byte, error) {
-	q := v.Quality
-	if q == "" {
-		q = QualityGood
-	}
-	start := len(dst)
-	dst = append(dst, `{"v":`...)
-	dst, err := appendjson.Any(dst, v.V)
-	if err != nil {
-		// encoding/json's error, as it reports it for the whole value.
-		_, err = json.Marshal(wireValue{V: v.V, TS: v.At.UnixMilli(), Q: q})
-		return dst[:start], err
-	}
-	dst = append(dst, `,"ts":`...)
-	dst = strconv.AppendInt(dst, v.At.UnixMilli(), 10)
-	dst = append(dst, `,"q":`...)
-	dst = appendjson.String(dst, string(q))
-	return append(dst, '}'), nil
-}
-
-// UnmarshalJSON decodes the form MarshalJSON writes. Numbers come back as
-// float64 unless they are integral and fit an int64, then as int64. Input
-// that is not of that form gives the encoding/json error.
-func (v *Value) UnmarshalJSON(b []byte) error {
-	var w struct {
-		V  json.RawMessage `json:"v"`
-		TS int64           `json:"ts"`
-		Q  Quality         `json:"q"`
-	}
-	if err := json.Unmarshal(b, &w); err != nil {
-		return err
-	}
-	var x any
-	if len(w.V) > 0 {
-		dec := json.NewDecoder(bytes.NewReader(w.V))
-		dec.UseNumber()
-		if err := dec.Decode(&x); err != nil {
-			return err
-		}
-	}
-	if n, ok := x.(json.Number); ok {
-		if i, err := n.Int64(); err == nil {
-			x = i
-		} else if f, err := n.Float64(); err == nil {
-			x = f
-		}
-	}
-	*v = Value{V: x, At: time.UnixMilli(w.TS), Quality: w.Q}
-	return nil
-}
-
 // EventOccurrence is one event that happened on a resource of a sub-device,
 // with the time it was captured.
 type EventOccurrence struct {
-	Resource string         `json:"resource"`
-	Event    string         `json:"event"`
-	Params   map[string]any `json:"params,omitempty"`
-	At       time.Time      `json:"-"`
-}
-
-// MarshalJSON encodes e as the body of event.report, the capture time as
-// "ts" in unix milliseconds. It fails only when a parameter does not
-// encode as JSON.
-func (e EventOccurrence) MarshalJSON() ([]byte, error) {
-	type plain EventOccurrence
-	return json.Marshal(struct {
-		plain
-		TS int64 `json:"ts"`
-	}{plain(e), e.At.UnixMilli()})
-}
-
-// UnmarshalJSON decodes the form MarshalJSON writes. Input that is not of
-// that form gives the encoding/json error.
-func (e *EventOccurrence) UnmarshalJSON(b []byte) error {
-	type plain EventOccurrence
-	var w struct {
-		plain
-		TS int64 `json:"ts"`
-	}
-	if err := json.Unmarshal(b, &w); err != nil {
-		return err
-	}
-	*e = EventOccurrence(w.plain)
-	e.At = time.UnixMilli(w.TS)
-	return nil
+	Resource string
+	Event    string
+	// Params are the event's parameters: values of the types of the model
+	// (bool, int64, float64, string) or anything encoding/json encodes.
+	Params map[string]any
+	// At is the capture time.
+	At time.Time
 }
 
 // Coerce converts x, as decoded from JSON or TOML, to the Go type that

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -70,8 +69,8 @@ type Message struct {
 type (
 	// AttributeReport is the body of attribute.report.
 	AttributeReport struct {
-		Resource string                 `json:"resource"`
-		Values   map[string]model.Value `json:"values"`
+		Resource string `json:"resource"`
+		Values   Values `json:"values"`
 	}
 	// TopoAdd is the body of topo.add: sub-devices with their full model.
 	TopoAdd struct {
@@ -100,8 +99,8 @@ type (
 	// ReplyBody is the body of a reply: the values read by attribute.get or
 	// the output of operation.invoke, where there are any.
 	ReplyBody struct {
-		Values map[string]model.Value `json:"values,omitempty"`
-		Output map[string]any         `json:"output,omitempty"`
+		Values Values         `json:"values,omitempty"`
+		Output map[string]any `json:"output,omitempty"`
 	}
 	// Status is the body of messages on the status topic.
 	Status struct {
@@ -161,11 +160,11 @@ func (h Header) appendJSON(dst []byte) []byte {
 
 // appendBody appends body as json.Marshal(body) writes it.
 func appendBody(dst []byte, body any) ([]byte, error) {
-	if r, ok := body.(AttributeReport); ok {
-		if out, err := r.appendJSON(dst); err == nil {
-			return out, nil
-		}
-		// Let encoding/json report the error as it always has.
+	switch r := body.(type) {
+	case AttributeReport:
+		return r.appendJSON(dst)
+	case EventReport:
+		return r.AppendJSON(dst)
 	}
 	b, err := json.Marshal(body)
 	if err != nil {
@@ -187,31 +186,11 @@ func (r AttributeReport) appendJSON(dst []byte) ([]byte, error) {
 	if r.Values == nil {
 		return append(dst, "null}"...), nil
 	}
-	kp := keyPool.Get().(*[]string)
-	keys := (*kp)[:0]
-	for k := range r.Values {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	dst = append(dst, '{')
-	var err error
-	for i, k := range keys {
-		if i > 0 {
-			dst = append(dst, ',')
-		}
-		dst = appendjson.String(dst, k)
-		dst = append(dst, ':')
-		if dst, err = r.Values[k].AppendJSON(dst); err != nil {
-			break
-		}
-	}
-	clear(keys)
-	*kp = keys[:0]
-	keyPool.Put(kp)
+	dst, err := appendValues(dst, r.Values)
 	if err != nil {
 		return dst[:start], err
 	}
-	return append(dst, "}}"...), nil
+	return append(dst, '}'), nil
 }
 
 // DecodeMessage parses the plaintext of a business message. The general

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
-	"github.com/osapgw/osapgw/model"
 	"github.com/osapgw/osapgw/osap"
 	"github.com/osapgw/osapgw/osap/platform"
 )
@@ -103,7 +102,7 @@ func TestRun(t *testing.T) {
 	defer c.Disconnect(50)
 	topic := osap.Topic(cr.DevID, osap.DirUp, osap.KindEvent)
 	p, err := ci.SealMessage(rand.Reader, topic, osap.Header{ID: "1", TS: time.Now().UnixMilli(), Type: osap.TypeEventReport},
-		model.EventOccurrence{Resource: "main", Event: "boot", At: time.Now()})
+		osap.EventReport{Resource: "main", Event: "boot", TS: time.Now().UnixMilli()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -151,12 +151,12 @@ type subDevice struct {
 }
 
 // attributes are last values: resource → name → value.
-type attributes map[string]map[string]model.Value
+type attributes map[string]osap.Values
 
-func (a attributes) set(resource string, values map[string]model.Value) {
+func (a attributes) set(resource string, values osap.Values) {
 	m := a[resource]
 	if m == nil {
-		m = map[string]model.Value{}
+		m = osap.Values{}
 		a[resource] = m
 	}
 	for k, v := range values {
@@ -164,13 +164,13 @@ func (a attributes) set(resource string, values map[string]model.Value) {
 	}
 }
 
-func (a attributes) clone() map[string]map[string]model.Value {
+func (a attributes) clone() map[string]osap.Values {
 	if len(a) == 0 {
 		return nil
 	}
-	out := make(map[string]map[string]model.Value, len(a))
+	out := make(map[string]osap.Values, len(a))
 	for r, m := range a {
-		c := make(map[string]model.Value, len(m))
+		c := make(osap.Values, len(m))
 		for k, v := range m {
 			c[k] = v
 		}
@@ -388,8 +388,8 @@ type DeviceInfo struct {
 	// Events is how many events of the gateway are stored.
 	Events int `json:"events"`
 	// Attributes are the gateway's own last values: resource → name → value.
-	Attributes map[string]map[string]model.Value `json:"attributes,omitempty"`
-	SubDevices []SubDevice                       `json:"sub_devices"`
+	Attributes map[string]osap.Values `json:"attributes,omitempty"`
+	SubDevices []SubDevice            `json:"sub_devices"`
 }
 
 // SubDevice is one sub-device of a gateway, as its topo.add and later
@@ -401,8 +401,8 @@ type SubDevice struct {
 	// messages named it. It must not be modified.
 	Model *model.Device `json:"model,omitempty"`
 	// Attributes are the last values reported: resource → name → value.
-	Attributes map[string]map[string]model.Value `json:"attributes,omitempty"`
-	Updated    time.Time                         `json:"updated,omitzero"`
+	Attributes map[string]osap.Values `json:"attributes,omitempty"`
+	Updated    time.Time              `json:"updated,omitzero"`
 }
 
 func (d *DAS) info(dev *device, full bool) DeviceInfo {

@@ -3,6 +3,7 @@ package platform
 import (
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"fmt"
 	"strconv"
 	"sync"
@@ -10,7 +11,6 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
-	"github.com/osapgw/osapgw/model"
 	"github.com/osapgw/osapgw/osap"
 )
 
@@ -66,7 +66,7 @@ func BenchmarkDASIngest(b *testing.B) {
 					n++
 				}
 				for i := range n {
-					ev := model.EventOccurrence{Resource: "video/1", Event: "motion", Params: map[string]any{"state": i%2 == 0}, At: at}
+					ev := osap.EventReport{Resource: "video/1", Event: "motion", Params: json.RawMessage(`{"state":` + strconv.FormatBool(i%2 == 0) + `}`), TS: at.UnixMilli()}
 					p, err := ci.SealMessage(rand.Reader, g.topic, osap.Header{ID: strconv.Itoa(i + 1), TS: at.UnixMilli(), Type: osap.TypeEventReport, Dev: "cam-1"}, ev)
 					if err != nil {
 						b.Fatal(err)

@@ -238,7 +238,7 @@ func (td *testDevice) publish(kind string, h osap.Header, body any) {
 func (td *testDevice) event(id, dev string) {
 	td.t.Helper()
 	td.publish(osap.KindEvent, osap.Header{ID: id, Type: osap.TypeEventReport, Dev: dev},
-		model.EventOccurrence{Resource: "video/1", Event: "motion", Params: map[string]any{"state": true}, At: time.UnixMilli(1764150000000)})
+		osap.EventReport{Resource: "video/1", Event: "motion", Params: json.RawMessage(`{"state":true}`), TS: 1764150000000})
 }
 
 func (td *testDevice) waitLost() {
@@ -410,7 +410,7 @@ func TestTopicACL(t *testing.T) {
 	// Publishing to another DevID's topic closes the connection and stores
 	// nothing.
 	topic := osap.Topic("gw-b", osap.DirUp, osap.KindEvent)
-	p, err := td.ci.SealMessage(rand.Reader, topic, osap.Header{ID: "1", Type: osap.TypeEventReport}, model.EventOccurrence{Resource: "r", Event: "e"})
+	p, err := td.ci.SealMessage(rand.Reader, topic, osap.Header{ID: "1", Type: osap.TypeEventReport}, osap.EventReport{Resource: "r", Event: "e"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -473,8 +473,8 @@ func TestEventsDeduplicatedAcrossRestart(t *testing.T) {
 	if ev.Dev != "cam-1" || ev.Resource != "video/1" || ev.Name != "motion" || ev.Captured.UnixMilli() != 1764150000000 || ev.Received.IsZero() {
 		t.Errorf("event = %+v, want cam-1 video/1 motion captured at 1764150000000", ev)
 	}
-	var body model.EventOccurrence
-	if err := json.Unmarshal(ev.Body, &body); err != nil || body.Params["state"] != true {
+	var rep osap.EventReport
+	if err := json.Unmarshal(ev.Body, &rep); err != nil || string(rep.Params) != `{"state":true}` {
 		t.Errorf("event body %s: %v", ev.Body, err)
 	}
 
@@ -559,7 +559,7 @@ func TestTopology(t *testing.T) {
 		t.Errorf("sub-devices after topo.remove = %+v, want none", info.SubDevices)
 	}
 	// A message whose type does not belong on the topic is dropped.
-	td.publish(osap.KindTopo, osap.Header{ID: "9", Type: osap.TypeEventReport}, model.EventOccurrence{Resource: "r", Event: "e"})
+	td.publish(osap.KindTopo, osap.Header{ID: "9", Type: osap.TypeEventReport}, osap.EventReport{Resource: "r", Event: "e"})
 	if got := d.Events("gw-topo", 0, 0); len(got) != 0 {
 		t.Errorf("event.report on the topo topic stored: %+v", got)
 	}
@@ -673,7 +673,7 @@ func TestUndecryptableUplinkDropped(t *testing.T) {
 	td.login(d.DAS)
 	topic := osap.Topic(td.id, osap.DirUp, osap.KindEvent)
 	// Sealed for another topic: the AAD does not match.
-	p, err := td.ci.SealMessage(rand.Reader, osap.Topic(td.id, osap.DirUp, osap.KindStatus), osap.Header{ID: "1", Type: osap.TypeEventReport}, model.EventOccurrence{Resource: "r", Event: "e"})
+	p, err := td.ci.SealMessage(rand.Reader, osap.Topic(td.id, osap.DirUp, osap.KindStatus), osap.Header{ID: "1", Type: osap.TypeEventReport}, osap.EventReport{Resource: "r", Event: "e"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
-	"github.com/osapgw/osapgw/model"
 	"github.com/osapgw/osapgw/osap"
 )
 
@@ -137,11 +136,11 @@ func (d *DAS) event(c *conn, msg osap.Message, now time.Time) error {
 		return nil
 	}
 	ev := Event{DevID: c.devID, ID: msg.ID, Dev: msg.Dev, Body: msg.Body, Captured: time.UnixMilli(msg.TS), Received: now}
-	var occ model.EventOccurrence
-	if len(msg.Body) > 0 && json.Unmarshal(msg.Body, &occ) == nil {
-		ev.Resource, ev.Name = occ.Resource, occ.Event
-		if occ.At.UnixMilli() != 0 {
-			ev.Captured = occ.At
+	var rep osap.EventReport
+	if len(msg.Body) > 0 && json.Unmarshal(msg.Body, &rep) == nil {
+		ev.Resource, ev.Name = rep.Resource, rep.Event
+		if rep.TS != 0 {
+			ev.Captured = time.UnixMilli(rep.TS)
 		}
 	} else {
 		d.log.Warn("event body is not an event occurrence; stored as is", "devid", c.devID, "id", msg.ID)
