@@ -10,16 +10,21 @@ import (
 // durable. The events are handed to the committer together, so a batch
 // costs about one fsync instead of one per event: an adapter that captures
 // many events at once (a PullMessages answer, a burst of threshold
-// crossings) is not held to one event per fsync. On error, the events
-// before the failing one may be stored (their ids are returned); the rest
-// are not, as with Append.
+// crossings) is not held to one event per fsync. Every event is checked
+// first, as Append checks it: if one is invalid (ErrInvalid) or too large
+// (ErrTooLarge), none is stored. On a later error, the events before the
+// failing one may be stored (their ids are returned); the rest are not, as
+// with Append.
 func (s *Store) AppendBatch(ctx context.Context, evs []Event) ([]uint64, error) {
 	reqs := make([]*request, 0, len(evs))
 	for _, ev := range evs {
 		if ev.At.IsZero() {
 			ev.At = s.opts.Now()
 		}
-		enc := encodeEvent(ev)
+		enc, err := encodeEvent(ev)
+		if err != nil {
+			return nil, fmt.Errorf("store: append: device %q: %w", ev.Dev, err)
+		}
 		if n := int64(8 + len(enc) + leafOverhead); n > MaxEventBytes || n > s.opts.MaxBytes {
 			return nil, fmt.Errorf("store: append: %d bytes: %w", n, ErrTooLarge)
 		}

@@ -2,7 +2,10 @@ package store
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -14,13 +17,13 @@ func TestAppendBatch(t *testing.T) {
 	}
 	defer s.Close()
 	at := time.Now().Truncate(time.Millisecond)
-	first, err := s.Append(context.Background(), Event{Dev: "d", Body: []byte(`{"n":0}`), At: at})
+	first, err := s.Append(context.Background(), Event{Dev: "d", Resource: "main", Name: "tick", Params: map[string]any{"n": 0}, At: at})
 	if err != nil {
 		t.Fatal(err)
 	}
 	evs := make([]Event, 100)
 	for i := range evs {
-		evs[i] = Event{Dev: "d", Body: []byte(`{"n":1}`), At: at.Add(time.Duration(i) * time.Millisecond)}
+		evs[i] = Event{Dev: "d", Resource: "main", Name: "tick", Params: map[string]any{"n": i + 1}, At: at.Add(time.Duration(i) * time.Millisecond)}
 	}
 	ids, err := s.AppendBatch(context.Background(), evs)
 	if err != nil || len(ids) != 100 {
@@ -38,12 +41,30 @@ func TestAppendBatch(t *testing.T) {
 		t.Fatalf("Pending = %d records, %v, want 101", len(recs), err)
 	}
 	for i, r := range recs[1:] {
-		if r.ID != ids[i] || !r.At.Equal(evs[i].At) {
-			t.Fatalf("record %d = id %d at %v, want id %d at %v", i, r.ID, r.At, ids[i], evs[i].At)
+		if want := fmt.Sprintf(`{"n":%d}`, i+1); r.ID != ids[i] || !r.At.Equal(evs[i].At) || string(r.Params) != want {
+			t.Fatalf("record %d = id %d at %v params %s, want id %d at %v params %s", i, r.ID, r.At, r.Params, ids[i], evs[i].At, want)
 		}
 	}
-	if _, err := s.AppendBatch(context.Background(), []Event{{Dev: "d", Body: make([]byte, MaxEventBytes)}}); err == nil {
-		t.Fatal("AppendBatch of an oversized event succeeded")
+	// One bad event fails the batch before anything is stored.
+	for _, tt := range []struct {
+		name string
+		bad  Event
+		want error
+	}{
+		{name: "oversized", bad: Event{Dev: "d", Resource: "main", Name: "big", Params: map[string]any{"blob": strings.Repeat("x", MaxEventBytes)}}, want: ErrTooLarge},
+		{name: "invalid", bad: Event{Dev: "d", Resource: "main"}, want: ErrInvalid},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			before := s.Stats().Count
+			good := Event{Dev: "d", Resource: "main", Name: "tick"}
+			ids, err := s.AppendBatch(context.Background(), []Event{good, tt.bad, good})
+			if !errors.Is(err, tt.want) || len(ids) != 0 {
+				t.Errorf("AppendBatch(good, %s, good) = %v, %v; want no ids, %v", tt.name, ids, err, tt.want)
+			}
+			if got := s.Stats().Count; got != before {
+				t.Errorf("Stats().Count = %d after a failed batch, want %d", got, before)
+			}
+		})
 	}
 }
 

@@ -1,10 +1,13 @@
 package store
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math"
+	"slices"
 	"strings"
 	"time"
 
@@ -14,7 +17,11 @@ import (
 // Record encodings. Every stored value starts with a format byte so that a
 // later schema can change one kind of record without a full migration.
 const (
+	// outboxFormat1 held the protocol body of event.report. It is read,
+	// never written: files from before format 2 keep such records until
+	// they are acknowledged.
 	outboxFormat1 = 1
+	outboxFormat2 = 2
 	valueFormat1  = 1
 )
 
@@ -35,42 +42,147 @@ func keyID(k []byte) (uint64, bool) {
 	return binary.BigEndian.Uint64(k), true
 }
 
-// encodeEvent encodes an outbox record:
-// format (1) | capture time, unix ns (8, BE) | len(dev) (uvarint) | dev | body.
-func encodeEvent(ev Event) []byte {
-	b := make([]byte, 0, 1+8+binary.MaxVarintLen64+len(ev.Dev)+len(ev.Body))
-	b = append(b, outboxFormat1)
-	b = binary.BigEndian.AppendUint64(b, uint64(unixNano(ev.At)))
-	b = binary.AppendUvarint(b, uint64(len(ev.Dev)))
-	b = append(b, ev.Dev...)
-	return append(b, ev.Body...)
+// checkEventNames returns an error wrapping ErrInvalid for names the
+// outbox does not keep: an empty resource or event name, or a device,
+// resource or event name containing NUL.
+func checkEventNames(dev, resource, name string) error {
+	if strings.IndexByte(dev, 0) >= 0 {
+		return fmt.Errorf("device %q contains NUL: %w", dev, ErrInvalid)
+	}
+	if err := validName("resource", resource); err != nil {
+		return err
+	}
+	return validName("event", name)
 }
 
-// decodeEvent decodes what encodeEvent wrote. The returned Record owns its
-// memory (it does not alias v, which bbolt may reuse after the transaction).
+// encodeEvent checks ev and encodes it as a format-2 outbox record. It
+// fails with an error wrapping ErrInvalid for names checkEventNames
+// refuses or parameters that encoding/json cannot encode.
+func encodeEvent(ev Event) ([]byte, error) {
+	if err := checkEventNames(ev.Dev, ev.Resource, ev.Name); err != nil {
+		return nil, err
+	}
+	var params []byte
+	if len(ev.Params) > 0 {
+		var err error
+		if params, err = json.Marshal(ev.Params); err != nil {
+			return nil, fmt.Errorf("event %q: params: %w: %w", ev.Name, ErrInvalid, err)
+		}
+	}
+	return appendEvent(nil, ev.Dev, ev.Resource, ev.Name, ev.At, params), nil
+}
+
+// appendEvent appends a format-2 outbox record to dst:
+// format (2) | capture time, unix ns (8, BE) | len(dev) (uvarint) | dev |
+// len(resource) (uvarint) | resource | len(name) (uvarint) | name | params,
+// where params, the rest of the value, is a JSON object or empty for none.
+func appendEvent(dst []byte, dev, resource, name string, at time.Time, params []byte) []byte {
+	dst = slices.Grow(dst, 1+8+3*binary.MaxVarintLen64+len(dev)+len(resource)+len(name)+len(params))
+	dst = append(dst, outboxFormat2)
+	dst = binary.BigEndian.AppendUint64(dst, uint64(unixNano(at)))
+	for _, s := range []string{dev, resource, name} {
+		dst = binary.AppendUvarint(dst, uint64(len(s)))
+		dst = append(dst, s...)
+	}
+	return append(dst, params...)
+}
+
+// decodeEvent decodes an outbox record of either format. A record that
+// does not decode, or holds what the encoder would not have written, is an
+// error wrapping ErrCorrupt. The returned Record owns its memory (it does
+// not alias v, which bbolt may reuse after the transaction).
 func decodeEvent(id uint64, v []byte) (Record, error) {
 	at, ok := decodeEventAt(v)
 	if !ok {
 		return Record{}, fmt.Errorf("outbox record %d: bad header: %w", id, ErrCorrupt)
 	}
 	rest := v[9:]
-	n, w := binary.Uvarint(rest)
-	if w <= 0 || w != len(binary.AppendUvarint(nil, n)) || n > uint64(len(rest)-w) {
+	dev, rest, ok := readString(rest)
+	if !ok {
 		return Record{}, fmt.Errorf("outbox record %d: bad device length: %w", id, ErrCorrupt)
 	}
-	rest = rest[w:]
-	return Record{
-		ID:   id,
-		Dev:  string(rest[:n]),
-		Body: append([]byte(nil), rest[n:]...),
-		At:   at,
-	}, nil
+	rec := Record{ID: id, Dev: dev, At: at}
+	if v[0] == outboxFormat1 {
+		if err := decodeBody1(&rec, rest); err != nil {
+			return Record{}, fmt.Errorf("outbox record %d: %w", id, err)
+		}
+		return rec, nil
+	}
+	if rec.Resource, rest, ok = readString(rest); !ok {
+		return Record{}, fmt.Errorf("outbox record %d: bad resource length: %w", id, ErrCorrupt)
+	}
+	if rec.Name, rest, ok = readString(rest); !ok {
+		return Record{}, fmt.Errorf("outbox record %d: bad event name length: %w", id, ErrCorrupt)
+	}
+	if err := checkEventNames(rec.Dev, rec.Resource, rec.Name); err != nil {
+		return Record{}, fmt.Errorf("outbox record %d: %w: %w", id, ErrCorrupt, err)
+	}
+	if len(rest) > 0 {
+		if !isJSONObject(rest) {
+			return Record{}, fmt.Errorf("outbox record %d: params are not a JSON object: %w", id, ErrCorrupt)
+		}
+		rec.Params = bytes.Clone(rest)
+	}
+	return rec, nil
 }
 
-// decodeEventAt returns the capture time of an outbox record without
-// decoding the rest.
+// readString reads a uvarint length and that many bytes. It refuses a
+// length that is not minimally encoded or runs past the end.
+func readString(b []byte) (string, []byte, bool) {
+	n, w := binary.Uvarint(b)
+	if w <= 0 || w != len(binary.AppendUvarint(nil, n)) || n > uint64(len(b)-w) {
+		return "", nil, false
+	}
+	b = b[w:]
+	return string(b[:n]), b[n:], true
+}
+
+// isJSONObject reports whether b is one JSON object, without surrounding
+// space.
+func isJSONObject(b []byte) bool {
+	return len(b) >= 2 && b[0] == '{' && b[len(b)-1] == '}' && json.Valid(b)
+}
+
+// body1 is the body of event.report as format-1 records hold it, from
+// json.Marshal(model.EventOccurrence).
+type body1 struct {
+	Resource string          `json:"resource"`
+	Event    string          `json:"event"`
+	Params   json.RawMessage `json:"params"`
+	TS       int64           `json:"ts"`
+}
+
+// decodeBody1 fills rec's resource, name and parameters from the body of
+// a format-1 record. The parameters are the bytes of the body, exactly;
+// "null" or absent means none. The time comes from the record's header,
+// as before, not from "ts". A body that is not one such JSON object (an
+// unknown key, a type that does not fit, parameters that are not an
+// object, anything after it) is an error wrapping ErrCorrupt.
+func decodeBody1(rec *Record, body []byte) error {
+	var b body1
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&b); err != nil {
+		return fmt.Errorf("format-1 body: %w: %w", ErrCorrupt, err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return fmt.Errorf("format-1 body: data after the object: %w", ErrCorrupt)
+	}
+	rec.Resource, rec.Name = b.Resource, b.Event
+	switch {
+	case len(b.Params) == 0 || string(b.Params) == "null":
+	case isJSONObject(b.Params):
+		rec.Params = bytes.Clone(b.Params)
+	default:
+		return fmt.Errorf("format-1 body: params are not a JSON object: %w", ErrCorrupt)
+	}
+	return nil
+}
+
+// decodeEventAt returns the capture time of an outbox record of either
+// format without decoding the rest.
 func decodeEventAt(v []byte) (time.Time, bool) {
-	if len(v) < 9 || v[0] != outboxFormat1 {
+	if len(v) < 9 || (v[0] != outboxFormat1 && v[0] != outboxFormat2) {
 		return time.Time{}, false
 	}
 	return time.Unix(0, int64(binary.BigEndian.Uint64(v[1:9]))), true

@@ -9,20 +9,22 @@ import (
 	"time"
 )
 
-// bulkAppend appends n events of size bytes from 32 writers.
+// bulkAppend appends n events with a parameter of size bytes from 32
+// writers.
 func bulkAppend(t testing.TB, s *Store, n, size int) []uint64 {
 	t.Helper()
-	body := make([]byte, size)
-	for i := range body {
-		body[i] = 'a' + byte(i%26)
+	text := make([]byte, size)
+	for i := range text {
+		text[i] = 'a' + byte(i%26)
 	}
+	params := map[string]any{"text": string(text)}
 	var mu sync.Mutex
 	var ids []uint64
 	var wg sync.WaitGroup
 	for w := range 32 {
 		wg.Go(func() {
 			for i := w; i < n; i += 32 {
-				id, err := s.Append(context.Background(), Event{Dev: "d", Body: body})
+				id, err := s.Append(context.Background(), Event{Dev: "d", Resource: "main", Name: "tick", Params: params})
 				if err != nil {
 					t.Error(err)
 					return
@@ -72,7 +74,7 @@ func TestCompact(t *testing.T) {
 	if len(left) != 10 || left[0].ID != recs[len(recs)-10].ID {
 		t.Errorf("Pending after compaction = %d records, want the last 10", len(left))
 	}
-	id, err := s.Append(context.Background(), Event{Body: []byte("{}")})
+	id, err := s.Append(context.Background(), Event{Resource: "main", Name: "tick"})
 	if err != nil || id <= recs[len(recs)-1].ID {
 		t.Errorf("Append after compaction = %d, %v; want an id above %d (sequence kept)", id, err, recs[len(recs)-1].ID)
 	}
@@ -103,7 +105,7 @@ func sizeAfterBatches(t *testing.T, s *Store, path string, want int64) int64 {
 	t.Helper()
 	size := fileSize(t, path)
 	for i := 0; i < 50 && size >= want; i++ {
-		if _, err := s.Append(context.Background(), Event{Body: []byte("{}")}); err != nil {
+		if _, err := s.Append(context.Background(), Event{Resource: "main", Name: "tick"}); err != nil {
 			t.Fatal(err)
 		}
 		if size = fileSize(t, path); size >= want {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -22,14 +23,14 @@ import (
 // stdout, one line per write(2):
 //
 //	ready
-//	a <token>        about to append the event whose body is <token>
+//	a <token>        about to append the event whose "token" parameter is <token>
 //	A <id> <token>   the append of <token> returned <id>: it is durable
 //	k <id>           about to acknowledge <id>
 //	K <id>           the acknowledgement of <id> is durable
 //
 // The parent kills it with SIGKILL at a random moment, reopens the store
 // and checks: every id reported durable (A) and not being acknowledged is
-// there, exactly once, with its body; nothing is there that the child did
+// there, exactly once, with its token; nothing is there that the child did
 // not try to append; ids are in order. Then it starts the next child on the
 // same file. STORE_CRASH_WRAPPER, if set, is a program to run the child
 // with (e.g. qemu-arm-static).
@@ -67,7 +68,7 @@ func TestCrashChild(t *testing.T) {
 			for i := 0; ; i++ {
 				token := fmt.Sprintf("%d.%d.%d.%s", pid, w, i, pad)
 				say("a %s", token)
-				id, err := s.Append(context.Background(), Event{Dev: "d", Body: []byte(token)})
+				id, err := s.Append(context.Background(), Event{Dev: "d", Resource: "main", Name: "tick", Params: map[string]any{"token": token}})
 				if err != nil {
 					fail("append", err)
 				}
@@ -275,7 +276,11 @@ func checkCrashStore(t *testing.T, path string, lg *crashLog, round int, seed ui
 				t.Fatalf("round %d: id %d after %d: out of order (seed %d)", round, r.ID, after, seed)
 			}
 			after = r.ID
-			tok := string(r.Body)
+			var p struct{ Token string }
+			if err := json.Unmarshal(r.Params, &p); err != nil {
+				t.Fatalf("round %d: record %d params %q: %v (seed %d)", round, r.ID, r.Params, err, seed)
+			}
+			tok := p.Token
 			if !lg.intended[tok] {
 				t.Fatalf("round %d: record %d holds %q, which no child appended (seed %d)", round, r.ID, tok, seed)
 			}

@@ -11,7 +11,10 @@
 //
 // Outbox: the bridge calls Append for each event before acknowledging it
 // to anyone; the OSAP client calls Pending to read the oldest events, sends
-// them, and calls Ack with the ids the platform acknowledged (PUBACK).
+// them, and calls Ack with the ids the platform acknowledged (PUBACK). The
+// outbox keeps events in its own record format (device, resource, event
+// name, parameters as a JSON object, capture time), not as protocol bytes:
+// the OSAP client makes the event.report message from a Record.
 // Stats gives the figures for metrics (count, bytes, age of the oldest,
 // drops, damage) without reading the file, and TakeOverflow the number of
 // events dropped since it was last called, for the outbox.overflow event.
@@ -87,6 +90,25 @@
 // file step by step in one transaction and refuses a newer one
 // (ErrNewerSchema) without touching it.
 //
+// Record formats. Every stored record starts with a format byte, so that
+// one kind of record can change without rewriting the file. Append writes
+// outbox format 2:
+//
+//	format (2) | capture time, unix ns (8, BE) | uvarint len(dev) | dev |
+//	uvarint len(resource) | resource | uvarint len(name) | name | params
+//
+// where params, the rest of the value, is the JSON object
+// json.Marshal(Event.Params) wrote, or nothing when there are none. Format
+// 1, which osapgw wrote before, held the body of event.report after the
+// device: {"resource":…,"event":…,"params":…,"ts":…}. It is read, never
+// written: a file from before keeps its format-1 records until they are
+// acknowledged (or dropped by the bounds), and Pending returns them like
+// the others, their parameters byte for byte as the old body held them and
+// the capture time from the record's header. Decoding is strict: a length
+// not minimally encoded or past the end, an empty resource or event name
+// in format 2, parameters that are not one JSON object, or a format-1 body
+// with other keys or types is damage (see Damage).
+//
 // # Caveats
 //
 // A context passed to Append bounds only the wait: if it ends after the
@@ -123,6 +145,13 @@
 // after one second.
 //
 // Values: a float64 with an integral value stays a float64 here (the wire
-// form, JSON, does not distinguish them). Event bodies are at most
-// MaxEventBytes (1 MiB) and are stored as given.
+// form, JSON, does not distinguish them).
+//
+// Events are at most MaxEventBytes (1 MiB) encoded. Their parameters are
+// encoded once, by Append, with encoding/json: keys sorted, numbers as it
+// writes them (an int64 or uint64 exactly, a float64 in its shortest form,
+// from 1e21 up and below 1e-6 with an exponent: 1e+21, 1e-7), strings with
+// <, > and & escaped (\u003c); Pending returns those bytes, not a map. An
+// event needs a resource and a name; its device, resource and name may not
+// contain NUL.
 package store

@@ -39,8 +39,9 @@ var (
 	ErrTooLarge = errors.New("event too large for the outbox")
 
 	// ErrInvalid is returned when an argument cannot be stored as given: an
-	// empty or NUL-containing device, resource or attribute name, or a value
-	// of a type the store cannot encode.
+	// empty or NUL-containing device, resource, attribute or event name (an
+	// event's device may be empty: it is the gateway's own), or a value or
+	// event parameters that the store cannot encode.
 	ErrInvalid = errors.New("invalid argument")
 
 	// ErrCorrupt is returned when a stored record cannot be decoded. Open

@@ -29,20 +29,22 @@ func Example() {
 
 	ctx := context.Background()
 	// The bridge appends an event before acknowledging it to the adapter.
-	id1, _ := s.Append(ctx, Event{Dev: "cam-1", Body: []byte(`{"resource":"video/1","event":"motion"}`), At: time.Now()})
-	id2, _ := s.Append(ctx, Event{Dev: "cam-1", Body: []byte(`{"resource":"video/1","event":"tamper"}`), At: time.Now()})
+	id1, _ := s.Append(ctx, Event{Dev: "cam-1", Resource: "video/1", Name: "motion",
+		Params: map[string]any{"state": true, "region": 2}, At: time.Now()})
+	id2, _ := s.Append(ctx, Event{Dev: "cam-1", Resource: "video/1", Name: "tamper", At: time.Now()})
 	fmt.Println(id2 > id1)
 
-	// The OSAP client sends the oldest pending events, and acks each on PUBACK.
+	// The OSAP client sends the oldest pending events, and acks each on
+	// PUBACK. The parameters come back as a JSON object, keys sorted.
 	recs, _ := s.Pending(0, 100)
 	for _, r := range recs {
-		fmt.Println(r.Dev, string(r.Body))
+		fmt.Printf("%s %s %s params=%s\n", r.Dev, r.Resource, r.Name, r.Params)
 		s.Ack(r.ID)
 	}
 	fmt.Println(s.Stats().Count)
 	// Output:
 	// true
-	// cam-1 {"resource":"video/1","event":"motion"}
-	// cam-1 {"resource":"video/1","event":"tamper"}
+	// cam-1 video/1 motion params={"region":2,"state":true}
+	// cam-1 video/1 tamper params=
 	// 0
 }

@@ -3,6 +3,8 @@ package store
 import (
 	"bytes"
 	"encoding/binary"
+	"encoding/json"
+	"errors"
 	"hash/fnv"
 	"testing"
 	"time"
@@ -12,20 +14,68 @@ import (
 	"github.com/osapgw/osapgw/model"
 )
 
+// FuzzDecodeEvent covers both outbox formats (more seeds in
+// testdata/fuzz/FuzzDecodeEvent).
 func FuzzDecodeEvent(f *testing.F) {
-	f.Add(encodeEvent(Event{Dev: "cam-1", Body: []byte(`{"event":"motion"}`), At: time.Unix(1764150000, 5)}))
-	f.Add(encodeEvent(Event{}))
+	at := time.Unix(1764150000, 5)
+	for _, ev := range []Event{
+		{Dev: "cam-1", Resource: "video/1", Name: "motion", Params: map[string]any{"state": true, "x": 1e21}, At: at},
+		{Resource: "outbox", Name: "outbox.overflow", At: at},
+		{Dev: "d<&>", Resource: "r\u2028", Name: "n\"", Params: map[string]any{"k": "\x00<\u2029>"}},
+	} {
+		b, err := encodeEvent(ev)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Add(encodeEvent1("cam-1", []byte(`{"resource":"video/1","event":"motion","params":{"state":true},"ts":1764150000000}`), at))
+	f.Add(encodeEvent1("", []byte(`{"resource":"gateway","event":"started","ts":1764150000000}`), at))
+	f.Add(encodeEvent1("", []byte(`{"resource":"a","event":"b","params":null,"ts":0}`), at))
 	f.Add([]byte{1, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff})
+	f.Add([]byte{2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 'r', 0x81, 0x00, 'n'})
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		r, err := decodeEvent(7, b)
 		if err != nil {
+			if !errors.Is(err, ErrCorrupt) {
+				t.Errorf("decodeEvent(%x) = %v, want an error wrapping ErrCorrupt", b, err)
+			}
 			return
 		}
-		// What decodes re-encodes to the same bytes.
-		again := encodeEvent(Event{Dev: r.Dev, Body: r.Body, At: r.At})
-		if !bytes.Equal(again, b) && !(r.At.UnixNano() == 0 && bytes.Equal(again[9:], b[9:])) {
+		if at, ok := decodeEventAt(b); !ok || !at.Equal(r.At) {
+			t.Errorf("decodeEventAt(%x) = %v, %v; decodeEvent says %v", b, at, ok, r.At)
+		}
+		if r.Params != nil && !json.Valid(r.Params) {
+			t.Errorf("decodeEvent(%x): params %q are not JSON", b, r.Params)
+		}
+		if b[0] == outboxFormat1 {
+			// The body made again from the record, as the platform gets
+			// it, holds the same event.
+			again := encodeEvent1(r.Dev, reencodeBody1(r), r.At)
+			r2, err := decodeEvent(7, again)
+			if err != nil {
+				t.Fatalf("decodeEvent(%x), the body made again from %x, = %v", again, b, err)
+			}
+			if diff := cmp.Diff(r, r2); diff != "" {
+				t.Errorf("format-1 round trip of %x mismatch (-first +second):\n%s", b, diff)
+			}
+			if checkEventNames(r.Dev, r.Resource, r.Name) != nil {
+				return // format 2 cannot hold it; the platform would refuse it too
+			}
+		}
+		// What decodes re-encodes as format 2 to the same bytes (for a
+		// format-1 record: to a record that decodes to the same event).
+		again := appendEvent(nil, r.Dev, r.Resource, r.Name, r.At, r.Params)
+		if b[0] == outboxFormat2 && !bytes.Equal(again, b) {
 			t.Errorf("encode(decode(%x)) = %x", b, again)
+		}
+		r2, err := decodeEvent(7, again)
+		if err != nil {
+			t.Fatalf("decodeEvent(encode(decode(%x))) = %v", b, err)
+		}
+		if diff := cmp.Diff(r, r2); diff != "" {
+			t.Errorf("format-2 round trip of %x mismatch (-first +second):\n%s", b, diff)
 		}
 	})
 }

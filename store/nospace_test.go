@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -30,11 +31,11 @@ func TestNoSpace(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	body := make([]byte, 4000)
+	params := map[string]any{"text": strings.Repeat("x", 4000)}
 	var stored []uint64
 	var failure error
 	for range 10000 {
-		id, err := s.Append(context.Background(), Event{Dev: "d", Body: body})
+		id, err := s.Append(context.Background(), Event{Dev: "d", Resource: "main", Name: "tick", Params: params})
 		if err != nil {
 			failure = err
 			break
@@ -46,7 +47,7 @@ func TestNoSpace(t *testing.T) {
 	}
 	t.Logf("%d events stored before: %v", len(stored), failure)
 	// Another failure, then the stored events are all there.
-	if _, err := s.Append(context.Background(), Event{Dev: "d", Body: body}); !errors.Is(err, ErrNoSpace) {
+	if _, err := s.Append(context.Background(), Event{Dev: "d", Resource: "main", Name: "tick", Params: params}); !errors.Is(err, ErrNoSpace) {
 		t.Errorf("second Append on a full disk = %v, want ErrNoSpace", err)
 	}
 	checkIDs(t, s, stored)
@@ -56,7 +57,7 @@ func TestNoSpace(t *testing.T) {
 	if err := os.Remove(ballast); err != nil {
 		t.Fatal(err)
 	}
-	id, err := s.Append(context.Background(), Event{Dev: "d", Body: body})
+	id, err := s.Append(context.Background(), Event{Dev: "d", Resource: "main", Name: "tick", Params: params})
 	if err != nil {
 		t.Fatalf("Append once space is back = %v", err)
 	}

@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -163,7 +162,7 @@ func TestOpenDamagedFileStartsAfresh(t *testing.T) {
 			if len(aside) != 1 {
 				t.Errorf("files moved aside = %v, want one", aside)
 			}
-			if _, err := s.Append(context.Background(), Event{Body: []byte("{}")}); err != nil {
+			if _, err := s.Append(context.Background(), Event{Resource: "main", Name: "tick"}); err != nil {
 				t.Errorf("Append on the fresh store = %v", err)
 			}
 		})
@@ -280,7 +279,7 @@ func fillStore(t *testing.T, path string, n int) {
 	for w := range 16 {
 		wg.Go(func() {
 			for i := w; i < n; i += 16 {
-				if _, err := s.Append(context.Background(), Event{Dev: "dev", Body: fmt.Appendf(nil, `{"n":%d}`, i)}); err != nil {
+				if _, err := s.Append(context.Background(), Event{Dev: "dev", Resource: "main", Name: "tick", Params: map[string]any{"n": i}}); err != nil {
 					t.Error(err)
 					return
 				}

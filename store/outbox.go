@@ -9,22 +9,25 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// Event is an event to keep until the platform acknowledges it.
+// Event is one event to keep in the outbox.
 type Event struct {
-	// Dev is the sub-device id ("" for the gateway itself).
-	Dev string
-	// Body is the JSON body of the event.report message.
-	Body []byte
-	// At is the capture time; zero means now.
-	At time.Time
+	Dev      string         // sub-device id ("" for the gateway itself)
+	Resource string         // resource of the sub-device
+	Name     string         // event name, e.g. "motion"
+	Params   map[string]any // parameters; nil or empty for none. Must encode with encoding/json.
+	At       time.Time      // capture time; zero means now
 }
 
 // Record is a stored event with its id.
 type Record struct {
-	ID   uint64
-	Dev  string
-	Body []byte
-	At   time.Time
+	ID       uint64
+	Dev      string
+	Resource string
+	Name     string
+	// Params is the parameters as a JSON object, byte for byte as
+	// json.Marshal(Event.Params) wrote it (keys sorted), or nil when the event had none.
+	Params []byte
+	At     time.Time
 }
 
 // OutboxStats describes the outbox. Count, Bytes and Oldest describe the
@@ -43,10 +46,12 @@ type OutboxStats struct {
 // concurrent appends share one transaction and one fsync (group commit).
 // Ids are strictly increasing in commit order and never reused. If the
 // outbox would exceed its bounds, the oldest events are dropped. It
-// returns ErrTooLarge for an event over MaxEventBytes, an error wrapping
-// ErrNoSpace if the disk is full, ErrClosed after Close, and ctx.Err() if
-// ctx ends first; in that last case the event may still be stored (and
-// then delivered).
+// returns an error wrapping ErrInvalid for an event without a resource or
+// name, with NUL in its device, resource or name, or whose Params
+// encoding/json cannot encode; ErrTooLarge for an event over
+// MaxEventBytes; an error wrapping ErrNoSpace if the disk is full;
+// ErrClosed after Close; and ctx.Err() if ctx ends first, in which case
+// the event may still be stored (and then delivered).
 func (s *Store) Append(ctx context.Context, ev Event) (uint64, error) {
 	ids, err := s.AppendBatch(ctx, []Event{ev})
 	if err != nil {
@@ -56,7 +61,9 @@ func (s *Store) Append(ctx context.Context, ev Event) (uint64, error) {
 }
 
 // Pending returns up to max stored events with ids above after, oldest
-// first. Pass after = 0 to start at the oldest, then the last id returned
+// first. Events stored by an osapgw from before the outbox had its own
+// record format come back the same way, their parameters byte for byte as
+// that version encoded them. Pass after = 0 to start at the oldest, then the last id returned
 // to page on. A record that cannot be decoded is removed, logged and
 // counted in Stats().Corruptions, and skipped. The error wraps ErrClosed
 // after Close.

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -18,7 +20,7 @@ func TestAppendPendingAck(t *testing.T) {
 	s, _ := mustOpen(t, Options{Now: func() time.Time { return at }})
 	var ids []uint64
 	for i, dev := range []string{"", "cam-1", "pump-2"} {
-		id, err := s.Append(context.Background(), Event{Dev: dev, Body: fmt.Appendf(nil, `{"i":%d}`, i), At: at})
+		id, err := s.Append(context.Background(), Event{Dev: dev, Resource: "main", Name: "tick", Params: map[string]any{"i": i}, At: at})
 		if err != nil {
 			t.Fatalf("Append = %v", err)
 		}
@@ -32,9 +34,9 @@ func TestAppendPendingAck(t *testing.T) {
 		t.Fatalf("Pending = %v", err)
 	}
 	want := []Record{
-		{ID: ids[0], Dev: "", Body: []byte(`{"i":0}`), At: at},
-		{ID: ids[1], Dev: "cam-1", Body: []byte(`{"i":1}`), At: at},
-		{ID: ids[2], Dev: "pump-2", Body: []byte(`{"i":2}`), At: at},
+		{ID: ids[0], Dev: "", Resource: "main", Name: "tick", Params: []byte(`{"i":0}`), At: at},
+		{ID: ids[1], Dev: "cam-1", Resource: "main", Name: "tick", Params: []byte(`{"i":1}`), At: at},
+		{ID: ids[2], Dev: "pump-2", Resource: "main", Name: "tick", Params: []byte(`{"i":2}`), At: at},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Fatalf("Pending(0, 10) mismatch (-want +got):\n%s", diff)
@@ -59,7 +61,7 @@ func TestAppendPendingAck(t *testing.T) {
 		t.Errorf("Stats() after acking all = %+v, want zero", st)
 	}
 	// Ids are never reused, even once the outbox is empty.
-	id, err := s.Append(context.Background(), Event{Body: []byte("{}")})
+	id, err := s.Append(context.Background(), Event{Resource: "main", Name: "tick"})
 	if err != nil || id <= ids[2] {
 		t.Errorf("Append after emptying = %d, %v; want an id above %d", id, err, ids[2])
 	}
@@ -120,7 +122,7 @@ func TestReopenKeepsEverything(t *testing.T) {
 	if len(recs) != 4 || recs[0].ID != ids[1] {
 		t.Errorf("Pending after reopen = %d records from %d, want 4 from %d", len(recs), recs[0].ID, ids[1])
 	}
-	id, err := s2.Append(context.Background(), Event{Body: []byte("{}")})
+	id, err := s2.Append(context.Background(), Event{Resource: "main", Name: "tick"})
 	if err != nil || id <= ids[4] {
 		t.Errorf("Append after reopen = %d, %v; want above %d", id, err, ids[4])
 	}
@@ -137,8 +139,8 @@ func TestConcurrentAppendsUniqueIncreasing(t *testing.T) {
 		wg.Go(func() {
 			var last uint64
 			for i := range each {
-				body := fmt.Sprintf(`{"w":%d,"i":%d}`, w, i)
-				id, err := s.Append(context.Background(), Event{Dev: "d", Body: []byte(body)})
+				body := fmt.Sprintf(`{"i":%d,"w":%d}`, i, w)
+				id, err := s.Append(context.Background(), Event{Dev: "d", Resource: "main", Name: "tick", Params: map[string]any{"w": w, "i": i}})
 				if err != nil {
 					errs <- err
 					return
@@ -170,15 +172,19 @@ func TestConcurrentAppendsUniqueIncreasing(t *testing.T) {
 		t.Fatalf("Pending returned %d, want %d", len(recs), writers*each)
 	}
 	for _, r := range recs {
-		if seen[r.ID] != string(r.Body) {
-			t.Errorf("record %d body %q, want %q", r.ID, r.Body, seen[r.ID])
+		if seen[r.ID] != string(r.Params) {
+			t.Errorf("record %d params %s, want %s", r.ID, r.Params, seen[r.ID])
 		}
 	}
 }
 
 func TestBounds(t *testing.T) {
-	const body = `{"resource":"main","event":"motion"}`
-	size := int64(8 + len(encodeEvent(Event{Dev: "d", Body: []byte(body)})) + leafOverhead)
+	ev := Event{Dev: "d", Resource: "main", Name: "motion", Params: map[string]any{"state": true}}
+	enc, err := encodeEvent(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	size := int64(8 + len(enc) + leafOverhead)
 	tests := []struct {
 		name        string
 		maxBytes    int64
@@ -199,7 +205,8 @@ func TestBounds(t *testing.T) {
 			s, path := mustOpen(t, Options{MaxBytes: tt.maxBytes, MaxAge: tt.maxAge, Now: clock.Now})
 			var ids []uint64
 			for range tt.appends {
-				id, err := s.Append(context.Background(), Event{Dev: "d", Body: []byte(body), At: clock.Now()})
+				ev.At = clock.Now()
+				id, err := s.Append(context.Background(), ev)
 				if err != nil {
 					t.Fatalf("Append = %v", err)
 				}
@@ -268,8 +275,12 @@ func TestAppendErrors(t *testing.T) {
 		ev   Event
 		want error
 	}{
-		{name: "over MaxBytes", ctx: context.Background(), ev: Event{Body: make([]byte, 1000)}, want: ErrTooLarge},
-		{name: "over MaxEventBytes", ctx: context.Background(), ev: Event{Body: make([]byte, MaxEventBytes)}, want: ErrTooLarge},
+		{name: "over MaxBytes", ctx: context.Background(), ev: Event{Resource: "main", Name: "big", Params: map[string]any{"s": strings.Repeat("x", 1000)}}, want: ErrTooLarge},
+		{name: "over MaxEventBytes", ctx: context.Background(), ev: Event{Resource: "main", Name: "big", Params: map[string]any{"s": strings.Repeat("x", MaxEventBytes)}}, want: ErrTooLarge},
+		{name: "no name", ctx: context.Background(), ev: Event{Resource: "main"}, want: ErrInvalid},
+		{name: "no resource", ctx: context.Background(), ev: Event{Name: "motion"}, want: ErrInvalid},
+		{name: "NUL in device", ctx: context.Background(), ev: Event{Dev: "a\x00", Resource: "main", Name: "motion"}, want: ErrInvalid},
+		{name: "params do not encode", ctx: context.Background(), ev: Event{Resource: "main", Name: "motion", Params: map[string]any{"x": math.Inf(1)}}, want: ErrInvalid},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -280,7 +291,7 @@ func TestAppendErrors(t *testing.T) {
 	}
 	// A canceled context may still race with a free committer; either the
 	// event is stored or the error is the context's.
-	if _, err := s.Append(ctx, Event{Body: []byte("{}")}); err != nil && !errors.Is(err, context.Canceled) {
+	if _, err := s.Append(ctx, Event{Resource: "main", Name: "tick"}); err != nil && !errors.Is(err, context.Canceled) {
 		t.Errorf("Append(canceled) = %v, want nil or context.Canceled", err)
 	}
 }
@@ -291,7 +302,7 @@ func TestClosed(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Append(context.Background(), Event{}); !errors.Is(err, ErrClosed) {
+	if _, err := s.Append(context.Background(), Event{Resource: "main", Name: "tick"}); !errors.Is(err, ErrClosed) {
 		t.Errorf("Append after Close = %v, want ErrClosed", err)
 	}
 	if err := s.Ack(1); !errors.Is(err, ErrClosed) {
@@ -320,8 +331,9 @@ func TestOutboxProperty(t *testing.T) {
 	}
 	s, path := mustOpen(t, Options{})
 	type rec struct {
-		dev  string
-		body string
+		dev    string
+		name   string
+		params string
 	}
 	model := map[uint64]rec{}
 	var order []uint64
@@ -329,8 +341,10 @@ func TestOutboxProperty(t *testing.T) {
 	for step := range steps {
 		switch op := rng.IntN(10); {
 		case op < 6:
-			r := rec{dev: fmt.Sprintf("d%d", rng.IntN(3)), body: fmt.Sprintf(`{"s":%d,"x":"%x"}`, step, rng.Uint64())}
-			id, err := s.Append(context.Background(), Event{Dev: r.dev, Body: []byte(r.body)})
+			x := rng.Uint64()
+			r := rec{dev: fmt.Sprintf("d%d", rng.IntN(3)), name: fmt.Sprintf("e%d", rng.IntN(3)), params: fmt.Sprintf(`{"s":%d,"x":"%x"}`, step, x)}
+			ev := Event{Dev: r.dev, Resource: "main", Name: r.name, Params: map[string]any{"s": step, "x": fmt.Sprintf("%x", x)}}
+			id, err := s.Append(context.Background(), ev)
 			if err != nil {
 				t.Fatalf("seed %d step %d: Append = %v", seed, step, err)
 			}
@@ -377,8 +391,8 @@ func TestOutboxProperty(t *testing.T) {
 				break
 			}
 			for _, r := range page {
-				if m := model[r.ID]; m.dev != r.Dev || m.body != string(r.Body) {
-					t.Fatalf("seed %d step %d: record %d = %q %q, want %q %q", seed, step, r.ID, r.Dev, r.Body, m.dev, m.body)
+				if m := model[r.ID]; m.dev != r.Dev || m.name != r.Name || m.params != string(r.Params) {
+					t.Fatalf("seed %d step %d: record %d = %q %q %s, want %q %q %s", seed, step, r.ID, r.Dev, r.Name, r.Params, m.dev, m.name, m.params)
 				}
 				got = append(got, r.ID)
 			}

@@ -24,8 +24,9 @@ import (
 const (
 	DefaultMaxBytes = 256 << 20
 	DefaultMaxAge   = 7 * 24 * time.Hour
-	// MaxEventBytes bounds the encoded size of one event (its body, device
-	// id and a few bytes of header).
+	// MaxEventBytes bounds the encoded size of one event (its device id,
+	// resource, name and parameters as JSON, a few bytes of header, and the
+	// key and bbolt's overhead).
 	MaxEventBytes = 1 << 20
 )
 

@@ -103,7 +103,7 @@ func appendN(t testing.TB, s *Store, dev string, n int) []uint64 {
 	t.Helper()
 	ids := make([]uint64, 0, n)
 	for i := range n {
-		id, err := s.Append(context.Background(), Event{Dev: dev, Body: fmt.Appendf(nil, `{"n":%d}`, i), At: time.Now()})
+		id, err := s.Append(context.Background(), Event{Dev: dev, Resource: "main", Name: "tick", Params: map[string]any{"n": i}, At: time.Now()})
 		if err != nil {
 			t.Fatalf("Append #%d = %v", i, err)
 		}
