@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/osapgw/osapgw/adapters"
+	"github.com/osapgw/osapgw/delivery"
 	"github.com/osapgw/osapgw/internal/leaktest"
 	"github.com/osapgw/osapgw/model"
 	"github.com/osapgw/osapgw/osap"
@@ -238,7 +239,7 @@ func newHarness(t *testing.T, cfg Config, ids ...string) *harness {
 	if cfg.RequestTimeout == 0 {
 		cfg.RequestTimeout = 2 * time.Second
 	}
-	h.b = New(cfg, st, st)
+	h.b = New(cfg, delivery.New(delivery.Config{}, st), st)
 	h.b.SetUpstream(h.up)
 	var specs []Spec
 	for _, id := range ids {
@@ -337,51 +338,6 @@ func TestEventsBufferedWhileOfflineThenDeliveredInOrder(t *testing.T) {
 	})
 }
 
-func TestEventWindowBoundsInFlight(t *testing.T) {
-	h := newHarness(t, Config{Window: 8}, "boiler-1")
-	h.up.hold = true
-	h.connect()
-	for i := range 20 {
-		h.b.Event("boiler-1", model.EventOccurrence{Resource: "main", Event: "overheat", Params: map[string]any{"n": i}})
-	}
-	waitFor(t, "8 events in flight", func() bool { return len(h.up.messages(osap.TypeEventReport)) >= 8 })
-	time.Sleep(50 * time.Millisecond) // give a wrong implementation the chance to send more
-	if got := len(h.up.messages(osap.TypeEventReport)); got != 8 {
-		t.Fatalf("%d events in flight without PUBACK, want the window of 8", got)
-	}
-	for len(h.up.messages(osap.TypeEventReport)) < 20 {
-		h.up.release()
-		time.Sleep(time.Millisecond)
-	}
-	h.up.release()
-	if ids := eventIDs(h.up.messages(osap.TypeEventReport)); !slices.IsSorted(ids) {
-		t.Fatalf("event ids = %v, want increasing", ids)
-	}
-}
-
-func TestResendAfterDisconnect(t *testing.T) {
-	h := newHarness(t, Config{Window: 4}, "boiler-1")
-	h.up.hold = true
-	h.connect()
-	for i := range 6 {
-		h.b.Event("boiler-1", model.EventOccurrence{Resource: "main", Event: "overheat", Params: map[string]any{"n": i}})
-	}
-	waitFor(t, "4 events in flight", func() bool { return len(h.up.messages(osap.TypeEventReport)) >= 4 })
-	first := eventIDs(h.up.messages(osap.TypeEventReport))[0]
-	// The connection drops before any PUBACK: the unacknowledged events
-	// must go again, oldest first.
-	h.up.mu.Lock()
-	h.up.connected, h.up.pending, h.up.msgs, h.up.hold = false, nil, nil, false
-	h.up.mu.Unlock()
-	h.b.Disconnected(errors.New("connection lost"))
-	h.connect()
-	waitFor(t, "6 events resent", func() bool { return len(h.up.messages(osap.TypeEventReport)) >= 6 })
-	ids := eventIDs(h.up.messages(osap.TypeEventReport))
-	if ids[0] != first || !slices.IsSorted(ids) {
-		t.Fatalf("resent ids = %v, want %d.. in order", ids, first)
-	}
-}
-
 func TestTopologyBatches(t *testing.T) {
 	var ids []string
 	for i := range 40 {
@@ -460,7 +416,7 @@ func TestAttributesWaitInMemoryThenInTheStore(t *testing.T) {
 		v, ok := vals["main"]["temperature"]
 		return ok && v.V == 21.5
 	})
-	if n := len(h.b.takeReports()); n != 0 {
+	if n := len(h.b.reports.take()); n != 0 {
 		t.Fatalf("%d reports still queued after they were kept in the store, want 0", n)
 	}
 	// Connected: the store's values go up, once.
@@ -493,9 +449,9 @@ func TestAttributesRequeuedWhenTheSessionDrops(t *testing.T) {
 	h.up.mu.Unlock()
 	close(stall)
 	waitFor(t, "the failed report back in the queue", func() bool {
-		h.b.rmu.Lock()
-		defer h.b.rmu.Unlock()
-		return len(h.b.reports) == 1 && len(h.b.reports[0].values) == 2
+		h.b.reports.mu.Lock()
+		defer h.b.reports.mu.Unlock()
+		return len(h.b.reports.reports) == 1 && len(h.b.reports.reports[0].values) == 2
 	})
 	if vals, err := h.st.LastValues("boiler-1"); err != nil || len(vals) != 0 {
 		t.Fatalf("store holds %v, %v; want nothing (the report waits in memory)", vals, err)

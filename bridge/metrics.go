@@ -5,18 +5,16 @@ import (
 )
 
 // Metrics are the bridge's Prometheus metrics. Labels are bounded: device
-// ids come from the configuration, message types from the binding.
+// ids come from the configuration, message types from the binding. The
+// event counters are the event stream's (delivery.Metrics).
 type Metrics struct {
-	DeviceOnline    *prometheus.GaugeVec
-	DeviceReports   *prometheus.CounterVec
-	DeviceErrors    *prometheus.CounterVec
-	Polls           *prometheus.CounterVec
-	PollDuration    *prometheus.HistogramVec
-	MessagesOut     *prometheus.CounterVec
-	MessagesIn      *prometheus.CounterVec
-	EventsCaptured  prometheus.Counter
-	EventsDelivered prometheus.Counter
-	EventsLost      prometheus.Counter
+	DeviceOnline  *prometheus.GaugeVec
+	DeviceReports *prometheus.CounterVec
+	DeviceErrors  *prometheus.CounterVec
+	Polls         *prometheus.CounterVec
+	PollDuration  *prometheus.HistogramVec
+	MessagesOut   *prometheus.CounterVec
+	MessagesIn    *prometheus.CounterVec
 }
 
 // NewMetrics creates the metrics and registers them with reg (nil: not
@@ -45,19 +43,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		MessagesIn: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "osapgw_upstream_messages_in_total", Help: "Downlink business messages received, by type.",
 		}, []string{"type"}),
-		EventsCaptured: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "osapgw_events_captured_total", Help: "Events stored in the outbox.",
-		}),
-		EventsDelivered: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "osapgw_events_delivered_total", Help: "Events acknowledged by the platform (PUBACK).",
-		}),
-		EventsLost: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "osapgw_events_lost_total", Help: "Events that could not be stored in the outbox (disk full, store closed).",
-		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.DeviceOnline, m.DeviceReports, m.DeviceErrors, m.Polls, m.PollDuration, m.MessagesOut, m.MessagesIn,
-			m.EventsCaptured, m.EventsDelivered, m.EventsLost)
+		reg.MustRegister(m.DeviceOnline, m.DeviceReports, m.DeviceErrors, m.Polls, m.PollDuration, m.MessagesOut, m.MessagesIn)
 	}
 	return m
 }

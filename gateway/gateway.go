@@ -25,6 +25,7 @@ import (
 	"github.com/osapgw/osapgw/adapters"
 	"github.com/osapgw/osapgw/bridge"
 	"github.com/osapgw/osapgw/config"
+	"github.com/osapgw/osapgw/delivery"
 	"github.com/osapgw/osapgw/internal/version"
 	"github.com/osapgw/osapgw/osap"
 	"github.com/osapgw/osapgw/store"
@@ -124,12 +125,16 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	g := &Gateway{log: log, opts: opts, store: st, registry: reg, cfg: kept}
+	events := delivery.New(delivery.Config{
+		Logger:  log.With("component", "delivery"),
+		Metrics: delivery.NewMetrics(reg),
+	}, st)
 	g.bridge = bridge.New(bridge.Config{
 		RequestTimeout: time.Duration(cfg.Upstream.RequestTimeout),
 		AttributeQoS:   byte(cfg.Upstream.AttributeQoS),
 		Logger:         log.With("component", "bridge"),
 		Metrics:        bridge.NewMetrics(reg),
-	}, st, st)
+	}, events, st)
 	g.session = upstream.New(upstream.Config{
 		Heartbeat:    time.Duration(cfg.Upstream.Heartbeat),
 		TLS:          tlsCfg,

@@ -1,0 +1,336 @@
+package delivery
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/osapgw/osapgw/model"
+	"github.com/osapgw/osapgw/osap"
+	"github.com/osapgw/osapgw/store"
+)
+
+// Outbox is the durable event queue (store.Store).
+type Outbox interface {
+	AppendBatch(ctx context.Context, evs []store.Event) ([]uint64, error)
+	Pending(after uint64, max int) ([]store.Record, error)
+	Ack(ids ...uint64) error
+	TakeOverflow() uint64
+}
+
+// Publisher is the session to the platform (upstream.Session, or the
+// bridge's metered view of it).
+type Publisher interface {
+	// Publish seals and sends a business message; it returns an error at
+	// once when the session is not connected. done is called once: on
+	// PUBACK for QoS 1, or with an error.
+	Publish(kind string, h osap.Header, body any, qos byte, done func(error)) error
+	// Connected reports whether the session is registered now.
+	Connected() bool
+}
+
+// Config tunes a Stream. Zero values take the defaults.
+type Config struct {
+	// Window is how many events may await their PUBACK at once (64).
+	Window int
+	// Logger receives the stream's logs (discarded when nil).
+	Logger *slog.Logger
+	// Now is the clock that dates events captured without a time
+	// (time.Now when nil).
+	Now func() time.Time
+	// Metrics are updated as the stream works (unregistered ones when nil).
+	Metrics *Metrics
+}
+
+func (c *Config) defaults() {
+	if c.Window <= 0 {
+		c.Window = 64
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Metrics == nil {
+		c.Metrics = NewMetrics(nil)
+	}
+}
+
+// Stream is the gateway's ordered event stream. Its methods are safe for
+// concurrent use.
+type Stream struct {
+	cfg  Config
+	log  *slog.Logger
+	ob   Outbox
+	wake chan struct{} // a send round is due
+	acks chan uint64   // ids acknowledged, for ackLoop
+
+	// mu guards the send position: epoch, sentUpTo and inflight. It is
+	// held only to read or move the position, never across a call out.
+	mu       sync.Mutex
+	epoch    uint64 // counts connections and failed publishes
+	sentUpTo uint64 // highest id published in this epoch
+	inflight int    // events of this epoch awaiting their PUBACK
+}
+
+// New returns a stream over the outbox. Run it to send.
+func New(cfg Config, ob Outbox) *Stream {
+	cfg.defaults()
+	return &Stream{
+		cfg:  cfg,
+		log:  cfg.Logger,
+		ob:   ob,
+		wake: make(chan struct{}, 1),
+		acks: make(chan uint64, 4096),
+	}
+}
+
+// Append stores events of sub-device dev ("" for the gateway itself)
+// durably, in order, with one write, and returns once they are in the
+// outbox; an event without a capture time is dated now. It returns how
+// many were stored and, when some were not, the error: an event whose
+// parameters do not encode is left out alone (logged), the others are
+// stored; a failed write (disk full, store closed) loses the batch. Lost
+// events are counted and logged.
+func (s *Stream) Append(dev string, evs []model.EventOccurrence) (int, error) {
+	recs := make([]store.Event, 0, len(evs))
+	for _, ev := range evs {
+		if ev.At.IsZero() {
+			ev.At = s.cfg.Now()
+		}
+		recs = append(recs, store.Event{Dev: dev, Resource: ev.Resource, Name: ev.Event, Params: ev.Params, At: ev.At})
+	}
+	if len(recs) == 0 {
+		return 0, nil
+	}
+	// The write must reach the disk even while the daemon stops: what was
+	// captured is kept whatever the caller is doing, so no caller's
+	// context may cancel it.
+	ctx := context.Background()
+	ids, err := s.ob.AppendBatch(ctx, recs)
+	if errors.Is(err, store.ErrInvalid) && len(recs) > 1 {
+		// One bad event refuses the batch: store them one by one so that
+		// only the bad ones are lost.
+		ids, err = s.appendEach(ctx, recs)
+	}
+	s.cfg.Metrics.Captured.Add(float64(len(ids)))
+	if err != nil {
+		lost := len(recs) - len(ids)
+		s.cfg.Metrics.Lost.Add(float64(lost))
+		s.log.Error("events lost: outbox append failed", "device", dev, "lost", lost, "err", err)
+	}
+	s.kick()
+	return len(ids), err
+}
+
+// appendEach appends recs one at a time and returns the ids of those
+// stored and the first error.
+func (s *Stream) appendEach(ctx context.Context, recs []store.Event) ([]uint64, error) {
+	var (
+		ids   []uint64
+		first error
+	)
+	for _, r := range recs {
+		got, err := s.ob.AppendBatch(ctx, []store.Event{r})
+		ids = append(ids, got...)
+		if err != nil && first == nil {
+			first = err
+		}
+	}
+	return ids, first
+}
+
+// Run sends the outbox's events through up until ctx ends, then stops its
+// loops, writes the acknowledgements that arrived to the outbox, and
+// returns nil.
+func (s *Stream) Run(ctx context.Context, up Publisher) error {
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); s.sendLoop(ctx, up) }()
+	go func() { defer wg.Done(); s.ackLoop(ctx) }()
+	wg.Wait()
+	return nil
+}
+
+// Connected starts a new epoch for a new session: sending restarts from
+// the oldest event in the outbox. When the outbox dropped events since
+// the last session, it first appends outbox.overflow, an event of the
+// gateway itself that says how many.
+func (s *Stream) Connected() {
+	s.newEpoch()
+	if n := s.ob.TakeOverflow(); n > 0 {
+		_, _ = s.Append("", []model.EventOccurrence{{Resource: "outbox", Event: "outbox.overflow", Params: map[string]any{"dropped": n}, At: s.cfg.Now()}})
+	}
+	s.kick()
+}
+
+// Disconnected starts a new epoch: nothing is sent until Connected, and
+// then from the oldest event in the outbox.
+func (s *Stream) Disconnected() { s.newEpoch() }
+
+func (s *Stream) newEpoch() {
+	s.mu.Lock()
+	s.epoch++
+	s.sentUpTo = 0
+	s.inflight = 0
+	s.mu.Unlock()
+}
+
+// kick asks the send loop for a round.
+func (s *Stream) kick() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// sendLoop publishes outbox events in id order, keeping at most Window of
+// them awaiting PUBACK. It runs a round when kicked, and once a second in
+// case a kick was missed while the session was down.
+func (s *Stream) sendLoop(ctx context.Context, up Publisher) {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.wake:
+		case <-tick.C:
+		}
+		s.sendSome(ctx, up)
+	}
+}
+
+// sendSome publishes pending events while the session is up and the
+// window has room.
+func (s *Stream) sendSome(ctx context.Context, up Publisher) {
+	for ctx.Err() == nil && up.Connected() {
+		s.mu.Lock()
+		room := s.cfg.Window - s.inflight
+		after, epoch := s.sentUpTo, s.epoch
+		s.mu.Unlock()
+		if room <= 0 {
+			return
+		}
+		recs, err := s.ob.Pending(after, room)
+		if err != nil {
+			s.log.Error("read outbox", "err", err)
+			return
+		}
+		if len(recs) == 0 {
+			return
+		}
+		for _, r := range recs {
+			if !s.send(up, epoch, r) {
+				return
+			}
+		}
+	}
+}
+
+// send publishes one record in epoch. It returns false when the round
+// must end: the epoch changed, or the publish failed.
+func (s *Stream) send(up Publisher, epoch uint64, r store.Record) bool {
+	id := r.ID
+	if len(r.Params) > 0 && (r.Params[0] != '{' || !json.Valid(r.Params)) {
+		// A damaged record would block every event behind it.
+		s.cfg.Metrics.Lost.Inc()
+		s.log.Error("event lost: its record in the outbox is damaged", "id", id, "device", r.Dev, "event", r.Name)
+		s.mu.Lock()
+		if s.epoch == epoch {
+			s.sentUpTo = id
+		}
+		s.mu.Unlock()
+		s.acks <- id
+		return true
+	}
+	s.mu.Lock()
+	if s.epoch != epoch {
+		s.mu.Unlock()
+		return false
+	}
+	s.inflight++
+	s.sentUpTo = id
+	s.mu.Unlock()
+	h := osap.Header{ID: strconv.FormatUint(id, 10), TS: r.At.UnixMilli(), Type: osap.TypeEventReport, Dev: r.Dev}
+	body := osap.EventReport{Resource: r.Resource, Event: r.Name, Params: r.Params, TS: r.At.UnixMilli()}
+	err := up.Publish(osap.KindEvent, h, body, 1, func(err error) { s.published(epoch, id, err) })
+	if err != nil {
+		// Not sent (the session dropped): this event goes first next time.
+		s.mu.Lock()
+		if s.epoch == epoch {
+			s.inflight--
+			s.sentUpTo = id - 1
+		}
+		s.mu.Unlock()
+		return false
+	}
+	return true
+}
+
+// published is called once per event publish: on PUBACK, or with an
+// error.
+func (s *Stream) published(epoch, id uint64, err error) {
+	if err == nil {
+		s.acks <- id
+		s.cfg.Metrics.Delivered.Inc()
+	}
+	s.mu.Lock()
+	if s.epoch == epoch {
+		s.inflight--
+		if err != nil {
+			// Resend from the oldest unacknowledged event.
+			s.epoch++
+			s.sentUpTo = 0
+			s.inflight = 0
+		}
+	}
+	s.mu.Unlock()
+	s.kick()
+}
+
+// ackLoop removes acknowledged events from the outbox, many per write.
+// When ctx ends it writes what has arrived, then returns.
+func (s *Stream) ackLoop(ctx context.Context) {
+	ids := make([]uint64, 0, 256)
+	flush := func() {
+		if len(ids) == 0 {
+			return
+		}
+		if err := s.ob.Ack(ids...); err != nil {
+			s.log.Error("acknowledge events in the outbox", "n", len(ids), "err", err)
+		}
+		ids = ids[:0]
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			for {
+				select {
+				case id := <-s.acks:
+					ids = append(ids, id)
+				default:
+					flush()
+					return
+				}
+			}
+		case id := <-s.acks:
+			ids = append(ids, id)
+		drain:
+			for len(ids) < cap(ids) {
+				select {
+				case id := <-s.acks:
+					ids = append(ids, id)
+				default:
+					break drain
+				}
+			}
+			flush()
+		}
+	}
+}
