@@ -30,6 +30,9 @@ type device struct {
 	// with it what the configuration kept only to build the adapter.
 	build func() (adapters.Adapter, error)
 
+	// mu guards what the device's goroutine learns and /status shows:
+	// the adapter once built, the model once described, the online state,
+	// the last error and the report and poll times.
 	mu        sync.Mutex
 	adapter   adapters.Adapter
 	desc      model.Device
