@@ -99,12 +99,15 @@
 //
 // where params, the rest of the value, is the JSON object
 // json.Marshal(Event.Params) wrote, or nothing when there are none. Format
-// 1, which osapgw wrote before, held the body of event.report after the
-// device: {"resource":…,"event":…,"params":…,"ts":…}. It is read, never
-// written: a file from before keeps its format-1 records until they are
-// acknowledged (or dropped by the bounds), and Pending returns them like
-// the others, their parameters byte for byte as the old body held them and
-// the capture time from the record's header. Decoding is strict: a length
+// 1, which osapgw wrote before (schema 1), held the body of event.report
+// after the device: {"resource":…,"event":…,"params":…,"ts":…}. It is
+// read, never written: a file from before keeps its format-1 records until
+// they are acknowledged (or dropped by the bounds), and Pending returns
+// them like the others, their parameters byte for byte as the old body
+// held them and the capture time from the record's header. Open moves such
+// a file to schema 2 without rewriting its records; from then on an
+// osapgw that knows only schema 1 refuses it (ErrNewerSchema) rather than
+// take format-2 records for damage. Decoding is strict: a length
 // not minimally encoded or past the end, an empty resource or event name
 // in format 2, parameters that are not one JSON object, or a format-1 body
 // with other keys or types is damage (see Damage).

@@ -194,10 +194,10 @@ func TestOpenNewerSchemaRefused(t *testing.T) {
 func TestOpenMigrates(t *testing.T) {
 	path := newPath(t)
 	fillStore(t, path, 3)
-	// Pretend a build with schema 2, whose step from 1 adds a bucket.
+	// Pretend a build with the next schema, whose step adds a bucket.
 	schemaVersion = SchemaVersion + 1
 	migrations[SchemaVersion] = func(tx *bolt.Tx) error {
-		_, err := tx.CreateBucket([]byte("added-by-v2"))
+		_, err := tx.CreateBucket([]byte("added-by-next"))
 		return err
 	}
 	defer func() {
@@ -221,7 +221,7 @@ func TestOpenMigrates(t *testing.T) {
 		if v := getU64(tx.Bucket(bucketMeta), keySchema); v != SchemaVersion+1 {
 			t.Errorf("schema after migration = %d, want %d", v, SchemaVersion+1)
 		}
-		if tx.Bucket([]byte("added-by-v2")) == nil {
+		if tx.Bucket([]byte("added-by-next")) == nil {
 			t.Error("the migration step did not run")
 		}
 		return nil

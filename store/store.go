@@ -37,7 +37,10 @@ const maxBytes32 = 512 << 20
 
 // SchemaVersion is the version of the layout this build writes. Open
 // migrates older files step by step (see migrations) and refuses newer ones.
-const SchemaVersion = 1
+//
+//  1. meta, outbox (format-1 records), values, credentials buckets.
+//  2. outbox records are written in format 2.
+const SchemaVersion = 2
 
 // schemaVersion is SchemaVersion, variable so that tests can pretend a
 // newer build with a migration step.
@@ -60,10 +63,16 @@ var (
 )
 
 // migrations[v] upgrades a file from schema v to v+1, inside the write
-// transaction that also stores the new version. Schema 1 is the first, so
-// there are none yet; when the layout changes, bump SchemaVersion and add
-// the step here (never edit a released step).
-var migrations = map[uint64]func(tx *bolt.Tx) error{}
+// transaction that also stores the new version. When the layout changes,
+// bump SchemaVersion and add the step here (never edit a released step).
+var migrations = map[uint64]func(tx *bolt.Tx) error{
+	// Format-1 outbox records stay as they are (they are read, never
+	// written) until acknowledged. The step changes nothing but the version,
+	// so that an osapgw that knows only format 1 refuses the file
+	// (ErrNewerSchema) instead of taking format-2 records for damaged or
+	// expired ones and deleting them.
+	1: func(*bolt.Tx) error { return nil },
+}
 
 // Options configures a Store. The zero value is usable.
 type Options struct {

@@ -124,6 +124,14 @@ func TestUpgradeOutboxV1(t *testing.T) {
 		checkFile(t, path)
 	}()
 
+	if err := s.view(func(tx *bolt.Tx) error {
+		if v := getU64(tx.Bucket(bucketMeta), keySchema); v != 2 {
+			return fmt.Errorf("schema after Open = %d, want 2", v)
+		}
+		return nil
+	}); err != nil {
+		t.Error(err)
+	}
 	if st := s.Stats(); st.Count != fx.Stats.Count || st.Bytes != fx.Stats.Bytes || st.Corruptions != 0 || st.Dropped != 0 {
 		t.Errorf("Stats() = %+v, want Count %d, Bytes %d, no corruptions or drops", st, fx.Stats.Count, fx.Stats.Bytes)
 	}
@@ -292,6 +300,36 @@ func TestUpgradeOutboxV1(t *testing.T) {
 	}
 	if st := s.Stats(); st.Count != len(wantIDs) || st.Corruptions != 0 {
 		t.Errorf("Stats() after acks = %+v, want Count %d, no corruptions", st, len(wantIDs))
+	}
+}
+
+// TestUpgradedFileRefusedBySchema1: a build that knows only format 1
+// (schema 1) refuses an upgraded file, which may hold format-2 records it
+// would take for damage, and leaves it as it is.
+func TestUpgradedFileRefusedBySchema1(t *testing.T) {
+	path, fx := openOutboxV1(t)
+	clock := &fakeClock{now: fx.Now.Add(time.Minute)}
+	s, err := Open(path, Options{Now: clock.Now, Logger: quietLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Append(context.Background(), Event{Resource: "main", Name: "tick"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := os.ReadFile(path)
+	schemaVersion = 1
+	defer func() { schemaVersion = SchemaVersion }()
+	if s, err := Open(path, Options{Now: clock.Now, Logger: quietLogger(t)}); !errors.Is(err, ErrNewerSchema) {
+		if err == nil {
+			s.Close()
+		}
+		t.Fatalf("Open by a schema-1 build = %v, want ErrNewerSchema", err)
+	}
+	if after, _ := os.ReadFile(path); !bytes.Equal(before, after) {
+		t.Error("the refused file changed")
 	}
 }
 
