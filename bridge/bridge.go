@@ -162,8 +162,14 @@ type Bridge struct {
 	reportWake chan struct{}
 	// vmu orders writing queued values to the store while the session is
 	// down against Connected draining the store: values written just
-	// before a connection are drained by it, never left pending.
+	// before a connection are drained by it, never left pending. Sending
+	// the queue holds it too, so no report goes up while a drain runs.
 	vmu sync.Mutex
+	// drained is set by Connected, under vmu, once it has drained the
+	// store, and cleared by Disconnected. reportLoop sends the queue only
+	// while it is set: the session is up before Connected runs, and a
+	// report sent then would go up before the older values the store kept.
+	drained atomic.Bool
 }
 
 // devResource names one resource of one sub-device.
@@ -413,10 +419,9 @@ func (b *Bridge) takeReports() []report {
 // the order they came. Polling goroutines never wait for the upstream, and
 // keep shallow stacks: encoding, sealing and publishing happen here. While
 // the session is down, reports wait in the queue and every
-// KeepValuesAfter their values go to the store, which Connected drains
-// before the queue is sent. A report that cannot be sent because the
-// session dropped meanwhile goes back to the queue; those still queued
-// when ctx ends go to the store.
+// KeepValuesAfter their values go to the store. Connected drains the
+// store, then sends the queue; until it has, reportLoop leaves the queue
+// alone. Reports still queued when ctx ends go to the store.
 func (b *Bridge) reportLoop(ctx context.Context) {
 	tick := time.NewTicker(b.cfg.KeepValuesAfter)
 	defer tick.Stop()
@@ -434,20 +439,29 @@ func (b *Bridge) reportLoop(ctx context.Context) {
 			continue
 		case <-b.reportWake:
 		}
-		if !b.up.Connected() {
-			continue // wait for Connected or the tick
-		}
-		for _, r := range b.takeReports() {
-			err := b.publish(osap.KindAttribute, osap.Header{Type: osap.TypeAttributeReport, Dev: r.dev},
-				osap.AttributeReport{Resource: r.resource, Values: r.values}, b.cfg.AttributeQoS, nil)
-			switch {
-			case err == nil:
-			case !b.up.Connected():
-				b.requeue(r) // the session dropped: wait for it, or the tick
-			default:
-				b.log.Warn("send attribute report", "device", r.dev, "resource", r.resource, "err", err)
-				b.keepValues(r.dev, r.resource, r.values)
-			}
+		b.vmu.Lock()
+		if b.drained.Load() && b.up.Connected() {
+			b.sendReports()
+		} // else wait for Connected, which sends the queue, or the tick
+		b.vmu.Unlock()
+	}
+}
+
+// sendReports publishes the queued attribute reports in the order they
+// came. Call it with vmu held, once the store was drained in this
+// session. A report that cannot be sent because the session dropped
+// goes back to the queue, to wait for the next connection or the tick.
+func (b *Bridge) sendReports() {
+	for _, r := range b.takeReports() {
+		err := b.publish(osap.KindAttribute, osap.Header{Type: osap.TypeAttributeReport, Dev: r.dev},
+			osap.AttributeReport{Resource: r.resource, Values: r.values}, b.cfg.AttributeQoS, nil)
+		switch {
+		case err == nil:
+		case !b.up.Connected():
+			b.requeue(r)
+		default:
+			b.log.Warn("send attribute report", "device", r.dev, "resource", r.resource, "err", err)
+			b.keepValues(r.dev, r.resource, r.values)
 		}
 	}
 }
@@ -582,17 +596,15 @@ func (b *Bridge) Connected(ctx context.Context) {
 		return b.publish(osap.KindAttribute, osap.Header{Type: osap.TypeAttributeReport, Dev: dev},
 			osap.AttributeReport{Resource: resource, Values: values}, b.cfg.AttributeQoS, nil)
 	})
-	b.vmu.Unlock()
 	if err != nil && ctx.Err() == nil {
 		b.log.Warn("send kept attribute values", "err", err)
 	}
-	b.kick()
 	// Then the reports queued while the session was down, newer than
-	// what the store kept.
-	select {
-	case b.reportWake <- struct{}{}:
-	default:
-	}
+	// what the store kept; from now on reportLoop sends them as they come.
+	b.drained.Store(true)
+	b.sendReports()
+	b.vmu.Unlock()
+	b.kick()
 }
 
 // sendTopology announces every described device (topo.add in batches),
@@ -646,6 +658,7 @@ func (b *Bridge) announce(m model.Device) {
 // Disconnected implements upstream.Handler.
 func (b *Bridge) Disconnected(err error) {
 	b.log.Warn("upstream disconnected", "err", err)
+	b.drained.Store(false)
 	b.smu.Lock()
 	b.epoch++
 	b.sentUpTo = 0

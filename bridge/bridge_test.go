@@ -471,6 +471,41 @@ func TestAttributesWaitInMemoryThenInTheStore(t *testing.T) {
 	}
 }
 
+// TestKeptValuesGoUpBeforeQueuedOnes: the session is up before Connected
+// runs; a report queued then waits for Connected, which sends what the
+// store kept first and the newer queued values after, all before it
+// returns.
+func TestKeptValuesGoUpBeforeQueuedOnes(t *testing.T) {
+	h := newHarness(t, Config{KeepValuesAfter: 50 * time.Millisecond}, "boiler-1")
+	h.b.Attributes("boiler-1", "main", map[string]model.Value{"temperature": {V: 21.0, At: time.UnixMilli(1000)}})
+	waitFor(t, "the value in the store", func() bool {
+		vals, err := h.st.LastValues("boiler-1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, ok := vals["main"]["temperature"]
+		return ok
+	})
+	h.up.setConnected(true)
+	h.b.Attributes("boiler-1", "main", map[string]model.Value{"temperature": {V: 22.0, At: time.UnixMilli(2000)}})
+	h.b.Connected(context.Background())
+	var got []any
+	for _, m := range h.up.messages(osap.TypeAttributeReport) {
+		var body osap.AttributeReport
+		if err := json.Unmarshal(m.body, &body); err != nil {
+			t.Fatal(err)
+		}
+		v, err := model.Coerce(model.TypeFloat, body.Values["temperature"].V, nil, nil)
+		if err != nil {
+			t.Fatalf("reported temperature %v: %v", body.Values["temperature"].V, err)
+		}
+		got = append(got, v)
+	}
+	if want := []any{21.0, 22.0}; !slices.Equal(got, want) {
+		t.Fatalf("temperatures reported once Connected returned = %v, want %v (the kept value, then the newer queued one)", got, want)
+	}
+}
+
 func TestAttributesRequeuedWhenTheSessionDrops(t *testing.T) {
 	h := newHarness(t, Config{KeepValuesAfter: time.Hour}, "boiler-1")
 	h.connect()
