@@ -39,8 +39,10 @@ type fakeUpstream struct {
 	pending   []func(error)
 	changed   chan struct{}
 	// stall, when set, holds attribute reports in Publish until closed,
-	// as paho's Publish does when its write queue is full.
-	stall chan struct{}
+	// as paho's Publish does when its write queue is full; stalled counts
+	// the calls it holds now.
+	stall   chan struct{}
+	stalled int
 }
 
 func newFakeUpstream() *fakeUpstream { return &fakeUpstream{changed: make(chan struct{}, 1)} }
@@ -52,7 +54,13 @@ func (u *fakeUpstream) Publish(kind string, h osap.Header, body any, qos byte, d
 	stall := u.stall
 	u.mu.Unlock()
 	if stall != nil && h.Type == osap.TypeAttributeReport {
+		u.mu.Lock()
+		u.stalled++
+		u.mu.Unlock()
 		<-stall
+		u.mu.Lock()
+		u.stalled--
+		u.mu.Unlock()
 	}
 	b, err := json.Marshal(body)
 	if err != nil {
@@ -89,6 +97,13 @@ func (u *fakeUpstream) setConnected(c bool) {
 	u.mu.Lock()
 	u.connected = c
 	u.mu.Unlock()
+}
+
+// stalledReports returns how many attribute reports stall holds in Publish.
+func (u *fakeUpstream) stalledReports() int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.stalled
 }
 
 func (u *fakeUpstream) release() {
@@ -135,6 +150,7 @@ type fakeAdapter struct {
 	set     map[string]model.Value
 	setErr  error
 	block   bool // Set blocks until its context ends
+	sets    int  // calls of Set
 	gets    int  // calls of Get
 	running chan struct{}
 	// stopDelay is how long Run takes to return once its context ends;
@@ -177,6 +193,9 @@ func (a *fakeAdapter) Run(ctx context.Context, sink adapters.Sink) error {
 }
 
 func (a *fakeAdapter) Set(ctx context.Context, resource string, values map[string]model.Value) error {
+	a.mu.Lock()
+	a.sets++
+	a.mu.Unlock()
 	if a.block {
 		<-ctx.Done()
 		return ctx.Err()
@@ -345,10 +364,10 @@ func TestEventWindowBoundsInFlight(t *testing.T) {
 	if got := len(h.up.messages(osap.TypeEventReport)); got != 8 {
 		t.Fatalf("%d events in flight without PUBACK, want the window of 8", got)
 	}
-	for len(h.up.messages(osap.TypeEventReport)) < 20 {
+	waitFor(t, "20 events sent as PUBACKs free the window", func() bool {
 		h.up.release()
-		time.Sleep(time.Millisecond)
-	}
+		return len(h.up.messages(osap.TypeEventReport)) >= 20
+	})
 	h.up.release()
 	if ids := eventIDs(h.up.messages(osap.TypeEventReport)); !slices.IsSorted(ids) {
 		t.Fatalf("event ids = %v, want increasing", ids)
@@ -514,7 +533,7 @@ func TestAttributesRequeuedWhenTheSessionDrops(t *testing.T) {
 	h.up.stall = stall
 	h.up.mu.Unlock()
 	h.b.Attributes("boiler-1", "main", map[string]model.Value{"temperature": {V: 21.5, At: time.UnixMilli(1000)}, "humidity": {V: 40.0, At: time.UnixMilli(1000)}})
-	time.Sleep(20 * time.Millisecond) // let the report loop take it (the test holds either way)
+	waitFor(t, "the report loop to take the report and stall in Publish", func() bool { return h.up.stalledReports() == 1 })
 	// The session drops while the report is being published; a newer
 	// temperature comes in meanwhile.
 	h.up.setConnected(false)
@@ -556,11 +575,16 @@ func TestAttributesNeverWaitForTheUpstream(t *testing.T) {
 	report := func(res string, v float64) {
 		h.b.Attributes("boiler-1", res, map[string]model.Value{"t": {V: v, At: time.UnixMilli(int64(v))}, res: {V: v}})
 	}
+	first := make(chan struct{})
+	go func() {
+		defer close(first)
+		report("main", 1)
+	}()
+	waitFor(t, "the first report to stall in Publish", func() bool { return h.up.stalledReports() == 1 })
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		report("main", 1)
-		time.Sleep(20 * time.Millisecond) // let the loop take it (the test holds either way)
+		<-first
 		for i := 2; i <= 200; i++ {
 			report([]string{"main", "aux"}[i%2], float64(i))
 		}
@@ -836,7 +860,12 @@ func TestRequestEndsWithItsDevice(t *testing.T) {
 	h.devs["slow"].block = true
 	h.connect()
 	h.b.Downlink(osap.Message{Header: osap.Header{ID: "r1", Type: osap.TypeAttributeSet, Dev: "slow"}, Body: json.RawMessage(`{"resource":"main","values":{"setpoint":1}}`)})
-	time.Sleep(50 * time.Millisecond) // let the request reach the adapter
+	waitFor(t, "the request to reach the adapter", func() bool {
+		a := h.devs["slow"]
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		return a.sets == 1
+	})
 	h.b.Apply(nil)
 	reply := h.replyTo(t, "r1")
 	if reply.h.Code != osap.CodeOffline {
