@@ -150,8 +150,16 @@ type Bridge struct {
 	reports reportQueue // attribute reports waiting for reportLoop
 	// vmu orders writing queued values to the store while the session is
 	// down against Connected draining the store: values written just
-	// before a connection are drained by it, never left pending.
+	// before a connection are drained by it, never left pending. Sending
+	// the queue holds it too, so no report goes up while a drain runs.
 	vmu sync.Mutex
+	// drained is set by Connected, under vmu, once it has drained the
+	// store, and cleared by Disconnected. reportLoop sends the queue only
+	// while it is set: the session is up before Connected runs, and a
+	// report sent then would go up before the older values the store kept.
+	// It is atomic so that Disconnected never waits behind a publish that
+	// stalls under vmu.
+	drained atomic.Bool
 }
 
 // New returns a bridge that hands events to events and keeps attribute

@@ -40,8 +40,10 @@ type fakeUpstream struct {
 	pending   []func(error)
 	changed   chan struct{}
 	// stall, when set, holds attribute reports in Publish until closed,
-	// as paho's Publish does when its write queue is full.
-	stall chan struct{}
+	// as paho's Publish does when its write queue is full; stalled counts
+	// the calls it holds now.
+	stall   chan struct{}
+	stalled int
 }
 
 func newFakeUpstream() *fakeUpstream { return &fakeUpstream{changed: make(chan struct{}, 1)} }
@@ -53,7 +55,13 @@ func (u *fakeUpstream) Publish(kind string, h osap.Header, body any, qos byte, d
 	stall := u.stall
 	u.mu.Unlock()
 	if stall != nil && h.Type == osap.TypeAttributeReport {
+		u.mu.Lock()
+		u.stalled++
+		u.mu.Unlock()
 		<-stall
+		u.mu.Lock()
+		u.stalled--
+		u.mu.Unlock()
 	}
 	b, err := json.Marshal(body)
 	if err != nil {
@@ -90,6 +98,13 @@ func (u *fakeUpstream) setConnected(c bool) {
 	u.mu.Lock()
 	u.connected = c
 	u.mu.Unlock()
+}
+
+// stalledReports returns how many attribute reports stall holds in Publish.
+func (u *fakeUpstream) stalledReports() int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.stalled
 }
 
 func (u *fakeUpstream) release() {
@@ -136,6 +151,7 @@ type fakeAdapter struct {
 	set     map[string]model.Value
 	setErr  error
 	block   bool // Set blocks until its context ends
+	sets    int  // calls of Set
 	gets    int  // calls of Get
 	running chan struct{}
 	// stopDelay is how long Run takes to return once its context ends;
@@ -178,6 +194,9 @@ func (a *fakeAdapter) Run(ctx context.Context, sink adapters.Sink) error {
 }
 
 func (a *fakeAdapter) Set(ctx context.Context, resource string, values map[string]model.Value) error {
+	a.mu.Lock()
+	a.sets++
+	a.mu.Unlock()
 	if a.block {
 		<-ctx.Done()
 		return ctx.Err()
@@ -431,6 +450,41 @@ func TestAttributesWaitInMemoryThenInTheStore(t *testing.T) {
 	}
 }
 
+// TestKeptValuesGoUpBeforeQueuedOnes: the session is up before Connected
+// runs; a report queued then waits for Connected, which sends what the
+// store kept first and the newer queued values after, all before it
+// returns.
+func TestKeptValuesGoUpBeforeQueuedOnes(t *testing.T) {
+	h := newHarness(t, Config{KeepValuesAfter: 50 * time.Millisecond}, "boiler-1")
+	h.b.Attributes("boiler-1", "main", map[string]model.Value{"temperature": {V: 21.0, At: time.UnixMilli(1000)}})
+	waitFor(t, "the value in the store", func() bool {
+		vals, err := h.st.LastValues("boiler-1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, ok := vals["main"]["temperature"]
+		return ok
+	})
+	h.up.setConnected(true)
+	h.b.Attributes("boiler-1", "main", map[string]model.Value{"temperature": {V: 22.0, At: time.UnixMilli(2000)}})
+	h.b.Connected(context.Background())
+	var got []any
+	for _, m := range h.up.messages(osap.TypeAttributeReport) {
+		var body osap.AttributeReport
+		if err := json.Unmarshal(m.body, &body); err != nil {
+			t.Fatal(err)
+		}
+		v, err := model.Coerce(model.TypeFloat, body.Values["temperature"].V, nil, nil)
+		if err != nil {
+			t.Fatalf("reported temperature %v: %v", body.Values["temperature"].V, err)
+		}
+		got = append(got, v)
+	}
+	if want := []any{21.0, 22.0}; !slices.Equal(got, want) {
+		t.Fatalf("temperatures reported once Connected returned = %v, want %v (the kept value, then the newer queued one)", got, want)
+	}
+}
+
 func TestAttributesRequeuedWhenTheSessionDrops(t *testing.T) {
 	h := newHarness(t, Config{KeepValuesAfter: time.Hour}, "boiler-1")
 	h.connect()
@@ -439,7 +493,7 @@ func TestAttributesRequeuedWhenTheSessionDrops(t *testing.T) {
 	h.up.stall = stall
 	h.up.mu.Unlock()
 	h.b.Attributes("boiler-1", "main", map[string]model.Value{"temperature": {V: 21.5, At: time.UnixMilli(1000)}, "humidity": {V: 40.0, At: time.UnixMilli(1000)}})
-	time.Sleep(20 * time.Millisecond) // let the report loop take it (the test holds either way)
+	waitFor(t, "the report loop to take the report and stall in Publish", func() bool { return h.up.stalledReports() == 1 })
 	// The session drops while the report is being published; a newer
 	// temperature comes in meanwhile.
 	h.up.setConnected(false)
@@ -481,11 +535,16 @@ func TestAttributesNeverWaitForTheUpstream(t *testing.T) {
 	report := func(res string, v float64) {
 		h.b.Attributes("boiler-1", res, map[string]model.Value{"t": {V: v, At: time.UnixMilli(int64(v))}, res: {V: v}})
 	}
+	first := make(chan struct{})
+	go func() {
+		defer close(first)
+		report("main", 1)
+	}()
+	waitFor(t, "the first report to stall in Publish", func() bool { return h.up.stalledReports() == 1 })
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		report("main", 1)
-		time.Sleep(20 * time.Millisecond) // let the loop take it (the test holds either way)
+		<-first
 		for i := 2; i <= 200; i++ {
 			report([]string{"main", "aux"}[i%2], float64(i))
 		}
@@ -761,7 +820,12 @@ func TestRequestEndsWithItsDevice(t *testing.T) {
 	h.devs["slow"].block = true
 	h.connect()
 	h.b.Downlink(osap.Message{Header: osap.Header{ID: "r1", Type: osap.TypeAttributeSet, Dev: "slow"}, Body: json.RawMessage(`{"resource":"main","values":{"setpoint":1}}`)})
-	time.Sleep(50 * time.Millisecond) // let the request reach the adapter
+	waitFor(t, "the request to reach the adapter", func() bool {
+		a := h.devs["slow"]
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		return a.sets == 1
+	})
 	h.b.Apply(nil)
 	reply := h.replyTo(t, "r1")
 	if reply.h.Code != osap.CodeOffline {

@@ -101,10 +101,9 @@ func (b *Bridge) Attributes(dev, resource string, values map[string]model.Value)
 // the order they came. Polling goroutines never wait for the upstream, and
 // keep shallow stacks: encoding, sealing and publishing happen here. While
 // the session is down, reports wait in the queue and every
-// KeepValuesAfter their values go to the store, which Connected drains
-// before the queue is sent. A report that cannot be sent because the
-// session dropped meanwhile goes back to the queue; those still queued
-// when ctx ends go to the store.
+// KeepValuesAfter their values go to the store. Connected drains the
+// store, then sends the queue; until it has, reportLoop leaves the queue
+// alone. Reports still queued when ctx ends go to the store.
 func (b *Bridge) reportLoop(ctx context.Context) {
 	tick := time.NewTicker(b.cfg.KeepValuesAfter)
 	defer tick.Stop()
@@ -122,20 +121,29 @@ func (b *Bridge) reportLoop(ctx context.Context) {
 			continue
 		case <-b.reports.wake:
 		}
-		if !b.up.Connected() {
-			continue // wait for Connected or the tick
-		}
-		for _, r := range b.reports.take() {
-			err := b.publish(osap.KindAttribute, osap.Header{Type: osap.TypeAttributeReport, Dev: r.dev},
-				osap.AttributeReport{Resource: r.resource, Values: r.values}, b.cfg.AttributeQoS, nil)
-			switch {
-			case err == nil:
-			case !b.up.Connected():
-				b.reports.requeue(r) // the session dropped: wait for it, or the tick
-			default:
-				b.log.Warn("send attribute report", "device", r.dev, "resource", r.resource, "err", err)
-				b.keepValues(r.dev, r.resource, r.values)
-			}
+		b.vmu.Lock()
+		if b.drained.Load() && b.up.Connected() {
+			b.sendReports()
+		} // else wait for Connected, which sends the queue, or the tick
+		b.vmu.Unlock()
+	}
+}
+
+// sendReports publishes the queued attribute reports in the order they
+// came. Call it with vmu held, once the store was drained in this session.
+// A report that cannot be sent because the session dropped goes back to
+// the queue, to wait for the next connection or the tick.
+func (b *Bridge) sendReports() {
+	for _, r := range b.reports.take() {
+		err := b.publish(osap.KindAttribute, osap.Header{Type: osap.TypeAttributeReport, Dev: r.dev},
+			osap.AttributeReport{Resource: r.resource, Values: r.values}, b.cfg.AttributeQoS, nil)
+		switch {
+		case err == nil:
+		case !b.up.Connected():
+			b.reports.requeue(r)
+		default:
+			b.log.Warn("send attribute report", "device", r.dev, "resource", r.resource, "err", err)
+			b.keepValues(r.dev, r.resource, r.values)
 		}
 	}
 }

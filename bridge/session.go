@@ -13,10 +13,11 @@ import (
 // publishes.
 
 // Connected implements upstream.Handler: it announces the topology,
-// reports what happened while away and restarts the event sender.
+// reports what changed while away (first what the store kept, then the
+// queued reports) and then opens the event stream, so that the platform
+// knows a sub-device before its events arrive.
 func (b *Bridge) Connected(ctx context.Context) {
 	b.log.Info("upstream connected")
-	b.events.Connected()
 	b.sendTopology()
 	b.vmu.Lock()
 	err := b.vals.DrainValues(func(dev, resource string, values map[string]model.Value) error {
@@ -26,18 +27,21 @@ func (b *Bridge) Connected(ctx context.Context) {
 		return b.publish(osap.KindAttribute, osap.Header{Type: osap.TypeAttributeReport, Dev: dev},
 			osap.AttributeReport{Resource: resource, Values: values}, b.cfg.AttributeQoS, nil)
 	})
-	b.vmu.Unlock()
 	if err != nil && ctx.Err() == nil {
 		b.log.Warn("send kept attribute values", "err", err)
 	}
 	// Then the reports queued while the session was down, newer than
-	// what the store kept.
-	b.reports.kick()
+	// what the store kept; from now on reportLoop sends them as they come.
+	b.drained.Store(true)
+	b.sendReports()
+	b.vmu.Unlock()
+	b.events.Connected()
 }
 
 // Disconnected implements upstream.Handler.
 func (b *Bridge) Disconnected(err error) {
 	b.log.Warn("upstream disconnected", "err", err)
+	b.drained.Store(false)
 	b.events.Disconnected()
 }
 

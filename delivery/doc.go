@@ -48,7 +48,9 @@
 // restart), never skipped: the platform deduplicates on (DevID, id), as
 // the binding requires.
 //
-// Reconnection. Every Connected and Disconnected starts a new epoch: the
+// Reconnection. Nothing is sent before Connected, which the bridge calls
+// once the topology and the kept attribute values have gone up, nor after
+// Disconnected. Every Connected and Disconnected starts a new epoch: the
 // send position goes back to the oldest event still in the outbox and the
 // window is emptied. A PUBACK of an earlier epoch still removes its event
 // from the outbox but frees no room in the window of the current one. A

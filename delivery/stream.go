@@ -70,9 +70,11 @@ type Stream struct {
 	wake chan struct{} // a send round is due
 	acks chan uint64   // ids acknowledged, for ackLoop
 
-	// mu guards the send position: epoch, sentUpTo and inflight. It is
-	// held only to read or move the position, never across a call out.
+	// mu guards the send position: open, epoch, sentUpTo and inflight.
+	// It is held only to read or move the position, never across a call
+	// out.
 	mu       sync.Mutex
+	open     bool   // between Connected and Disconnected: events may go
 	epoch    uint64 // counts connections and failed publishes
 	sentUpTo uint64 // highest id published in this epoch
 	inflight int    // events of this epoch awaiting their PUBACK
@@ -157,24 +159,27 @@ func (s *Stream) Run(ctx context.Context, up Publisher) error {
 	return nil
 }
 
-// Connected starts a new epoch for a new session: sending restarts from
-// the oldest event in the outbox. When the outbox dropped events since
-// the last session, it first appends outbox.overflow, an event of the
-// gateway itself that says how many.
+// Connected opens the stream for a new session, in a new epoch: sending
+// restarts from the oldest event in the outbox. Call it once the session
+// has said what must go before the events (the bridge calls it after the
+// topology and the kept attribute values). When the outbox dropped events
+// since the last session, it first appends outbox.overflow, an event of
+// the gateway itself that says how many.
 func (s *Stream) Connected() {
-	s.newEpoch()
+	s.newEpoch(true)
 	if n := s.ob.TakeOverflow(); n > 0 {
 		_, _ = s.Append("", []model.EventOccurrence{{Resource: "outbox", Event: "outbox.overflow", Params: map[string]any{"dropped": n}, At: s.cfg.Now()}})
 	}
 	s.kick()
 }
 
-// Disconnected starts a new epoch: nothing is sent until Connected, and
-// then from the oldest event in the outbox.
-func (s *Stream) Disconnected() { s.newEpoch() }
+// Disconnected closes the stream in a new epoch: nothing is sent until
+// Connected, and then from the oldest event in the outbox.
+func (s *Stream) Disconnected() { s.newEpoch(false) }
 
-func (s *Stream) newEpoch() {
+func (s *Stream) newEpoch(open bool) {
 	s.mu.Lock()
+	s.open = open
 	s.epoch++
 	s.sentUpTo = 0
 	s.inflight = 0
@@ -212,9 +217,9 @@ func (s *Stream) sendSome(ctx context.Context, up Publisher) {
 	for ctx.Err() == nil && up.Connected() {
 		s.mu.Lock()
 		room := s.cfg.Window - s.inflight
-		after, epoch := s.sentUpTo, s.epoch
+		after, epoch, open := s.sentUpTo, s.epoch, s.open
 		s.mu.Unlock()
-		if room <= 0 {
+		if room <= 0 || !open {
 			return
 		}
 		recs, err := s.ob.Pending(after, room)

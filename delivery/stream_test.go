@@ -230,6 +230,7 @@ func TestWindowBoundsInFlight(t *testing.T) {
 	h := newHarness(t, Config{Window: 8}, st, nil)
 	h.up.set(true, true)
 	h.run()
+	h.s.Connected()
 	var evs []model.EventOccurrence
 	for i := range 20 {
 		evs = append(evs, tick(i, time.Time{}))
@@ -261,6 +262,7 @@ func TestResendAfterDisconnect(t *testing.T) {
 	h := newHarness(t, Config{Window: 4}, st, nil)
 	h.up.set(true, true)
 	h.run()
+	h.s.Connected()
 	var evs []model.EventOccurrence
 	for i := range 6 {
 		evs = append(evs, tick(i, time.Time{}))
@@ -297,6 +299,7 @@ func TestFailedPublishResendsFromTheOldest(t *testing.T) {
 	h := newHarness(t, Config{Window: 3}, st, nil)
 	h.up.set(true, true)
 	h.run()
+	h.s.Connected()
 	var evs []model.EventOccurrence
 	for i := range 3 {
 		evs = append(evs, tick(i, time.Time{}))
@@ -516,5 +519,33 @@ func TestUpgradedOutboxSendsWhatTheOldCodeSent(t *testing.T) {
 	waitFor(t, "the new event", func() bool { return len(h.up.sent()) > len(want) })
 	if last := ids(h.up.sent()); last[len(last)-1] <= legacy.Events[len(legacy.Events)-1].ID {
 		t.Errorf("new event id %d not after the old ones (%d)", last[len(last)-1], legacy.Events[len(legacy.Events)-1].ID)
+	}
+}
+
+// TestNothingBeforeConnected: the session may be up before the bridge has
+// announced the topology; events wait for Connected, which the bridge
+// calls after it.
+func TestNothingBeforeConnected(t *testing.T) {
+	leaktest.Check(t)
+	st := openStore(t, store.Options{})
+	h := newHarness(t, Config{}, st, nil)
+	h.up.set(true, false)
+	h.run()
+	if _, err := h.s.Append("boiler-1", []model.EventOccurrence{tick(0, time.Time{})}); err != nil {
+		t.Fatal(err)
+	}
+	h.s.sendSome(context.Background(), h.up) // a round, run to its end here
+	if got := len(h.up.sent()); got != 0 {
+		t.Fatalf("%d events sent before Connected, want 0", got)
+	}
+	h.s.Connected()
+	waitFor(t, "the event", func() bool { return len(h.up.sent()) == 1 })
+	h.s.Disconnected()
+	if _, err := h.s.Append("boiler-1", []model.EventOccurrence{tick(1, time.Time{})}); err != nil {
+		t.Fatal(err)
+	}
+	h.s.sendSome(context.Background(), h.up)
+	if got := len(h.up.sent()); got != 1 {
+		t.Fatalf("%d events sent, want 1: none after Disconnected", got)
 	}
 }

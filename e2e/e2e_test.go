@@ -255,9 +255,10 @@ func TestReloadAddsAndRemovesDevices(t *testing.T) {
 	before := s.device(devID).ConnectedAt
 
 	// A bad file is refused and the old configuration keeps running.
+	refused := s.gateway.logCount("reload refused")
 	write(t, s.cfgPath, "[gateway\n", 0o600)
 	s.gateway.signal(syscall.SIGHUP)
-	time.Sleep(time.Second)
+	waitFor(t, "the gateway to refuse the bad file", 20*time.Second, func() bool { return s.gateway.logCount("reload refused") > refused })
 	if n := len(s.gatewayStatus().Devices); n != 2 {
 		t.Fatalf("after a bad reload %d devices run, want the old 2", n)
 	}

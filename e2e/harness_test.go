@@ -135,6 +135,15 @@ func (p *proc) stop(sig syscall.Signal) error {
 
 func (p *proc) signal(sig syscall.Signal) { _ = p.cmd.Process.Signal(sig) }
 
+// logCount returns how many times s occurs in the program's output so far.
+func (p *proc) logCount(s string) int {
+	b, err := os.ReadFile(p.log)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	return strings.Count(string(b), s)
+}
+
 // waitFor polls cond until it holds; it synchronises, it measures nothing.
 func waitFor(t testing.TB, what string, limit time.Duration, cond func() bool) {
 	t.Helper()

@@ -304,17 +304,19 @@ func TestNotProvisioned(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	loops.Delete("p1") // an adapter of an earlier run (-count)
 	gw, err := New(cfg, Options{Logger: log})
 	if err != nil {
 		t.Fatalf("New() without a code file = %v, want a gateway that waits to be provisioned", err)
 	}
 	wg.Add(1)
 	go func() { defer wg.Done(); _ = gw.Run(ctx) }()
-	v, ok := loops.Load("p1")
-	for !ok {
-		time.Sleep(10 * time.Millisecond)
+	var v any
+	waitFor(t, "the adapter of p1", 10*time.Second, func() bool {
+		var ok bool
 		v, ok = loops.Load("p1")
-	}
+		return ok
+	})
 	a := v.(*loopAdapter)
 	a.events <- model.EventOccurrence{Resource: "main", Event: "tick", At: time.Now()}
 	waitFor(t, "the event in the outbox", 10*time.Second, func() bool { return gw.Status().Outbox.Events == 1 })

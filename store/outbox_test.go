@@ -257,8 +257,10 @@ func TestAgeExpiryWithoutAppends(t *testing.T) {
 	appendN(t, s, "d", 3) // At is the real time: about now
 	clock.Set(time.Now().Add(2 * time.Hour))
 	// The committer's ticker expires them; wait for it (no timing asserted).
-	for s.Stats().Count != 0 {
-		time.Sleep(time.Millisecond)
+	for deadline := time.Now().Add(10 * time.Second); s.Stats().Count != 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("Stats().Count = %d 10 s after the events aged out, want 0 (the committer's ticker expires them)", s.Stats().Count)
+		}
 	}
 	if got := s.TakeOverflow(); got != 3 {
 		t.Errorf("TakeOverflow() = %d, want 3", got)

@@ -244,8 +244,10 @@ func TestMosquittoRestart(t *testing.T) {
 	})
 	recv(t, third, "a third of the events acknowledged")
 	m.stop()
-	for s.Connected() {
-		time.Sleep(10 * time.Millisecond)
+	for deadline := time.Now().Add(waitFor); s.Connected(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("Connected() still true %s after the broker stopped", waitFor)
+		}
 	}
 	time.Sleep(300 * time.Millisecond) // let publishes meet the outage
 	m.start()

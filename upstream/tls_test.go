@@ -111,8 +111,10 @@ func TestRunStopsWhileConnecting(t *testing.T) {
 	run.Go(func() error { return s.Run(ctx) })
 	c := recv(t, accepted, "connection from the session")
 	accepted <- c // closed by the deferred cleanup
-	for s.State().State != PhaseConnecting {
-		time.Sleep(5 * time.Millisecond)
+	for deadline := time.Now().Add(waitFor); s.State().State != PhaseConnecting; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("State() = %+v, want %v within %s of the TCP connection", s.State(), PhaseConnecting, waitFor)
+		}
 	}
 	cancel()
 	if err := run.Wait(); err != nil {

@@ -136,14 +136,16 @@ func BenchmarkEvents32Cameras(b *testing.B) {
 		go func() { defer wg.Done(); _ = a.Run(ctx, sink) }()
 	}
 	defer func() { cancel(); wg.Wait() }()
-	for {
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(50 * time.Millisecond) {
 		sink.mu.Lock()
 		n := sink.online
 		sink.mu.Unlock()
 		if n >= cams {
 			break
 		}
-		time.Sleep(50 * time.Millisecond)
+		if time.Now().After(deadline) {
+			b.Fatalf("%d of %d cameras online after a minute", n, cams)
+		}
 	}
 	time.Sleep(2 * time.Second) // let the subscriptions settle
 	b.ResetTimer()

@@ -76,14 +76,18 @@ func TestRunEmitsNumberedEvents(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() { done <- a.Run(ctx, sink) }()
-	for {
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
 		sink.mu.Lock()
 		n, attrs := len(sink.events), sink.attrs
 		sink.mu.Unlock()
 		if n >= 200 && attrs >= 2 {
 			break
 		}
-		time.Sleep(5 * time.Millisecond)
+		if time.Now().After(deadline) {
+			cancel()
+			<-done
+			t.Fatalf("after 10 s: %d events and %d attribute reports, want at least 200 and 2", n, attrs)
+		}
 	}
 	cancel()
 	if err := <-done; err != nil {

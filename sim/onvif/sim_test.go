@@ -38,12 +38,15 @@ func TestContinuousMoveStopsAtTimeout(t *testing.T) {
 	}
 	// Wait until the move has ended (it may not be observed mid-way on a
 	// loaded machine), then check where it ended.
-	for {
+	for deadline := time.Now().Add(10 * time.Second); ; {
 		p1, _, _ := cam.PTZPosition()
 		time.Sleep(300 * time.Millisecond)
 		p2, _, _ := cam.PTZPosition()
 		if p1 == p2 && p1 > 0 {
 			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pan %v, then %v: the head has not come to rest 10 s after a 0.2 s move", p1, p2)
 		}
 	}
 	pan, tilt, _ := cam.PTZPosition()
