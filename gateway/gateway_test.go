@@ -308,6 +308,7 @@ func TestNotProvisioned(t *testing.T) {
 	if err != nil {
 		t.Fatalf("New() without a code file = %v, want a gateway that waits to be provisioned", err)
 	}
+	t.Cleanup(func() { loops.Delete("p1") }) // -count=N must not find this run's adapter
 	wg.Add(1)
 	go func() { defer wg.Done(); _ = gw.Run(ctx) }()
 	v, ok := loops.Load("p1")
