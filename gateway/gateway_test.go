@@ -227,14 +227,18 @@ every = "50ms"
 	waitFor(t, "5 events at the platform", 10*time.Second, func() bool { return emu.Events.Len(devID) >= 5 })
 
 	// Outage: the DAS goes away; events wait in the outbox.
-	emu.StopDAS(0)
+	if err := emu.StopDAS(ctx, 0); err != nil {
+		t.Fatalf("StopDAS(0) = %v", err)
+	}
 	waitFor(t, "the gateway to notice the outage", 20*time.Second, func() bool { return !gw.session.Connected() })
 	emit(5, 25)
 	waitFor(t, "20 events in the outbox", 10*time.Second, func() bool { return gw.Status().Outbox.Events >= 20 })
 	if code, _ := get("/readyz"); code != 503 {
 		t.Errorf("/readyz during the outage = %d, want 503", code)
 	}
-	emu.StartDAS(0)
+	if err := emu.StartDAS(ctx, 0); err != nil {
+		t.Fatalf("StartDAS(0) = %v", err)
+	}
 	waitFor(t, "25 events at the platform", 30*time.Second, func() bool { return emu.Events.Len(devID) >= 25 })
 	waitFor(t, "the outbox to empty", 10*time.Second, func() bool { return gw.Status().Outbox.Events == 0 })
 
@@ -309,6 +313,7 @@ func TestNotProvisioned(t *testing.T) {
 	if err != nil {
 		t.Fatalf("New() without a code file = %v, want a gateway that waits to be provisioned", err)
 	}
+	t.Cleanup(func() { loops.Delete("p1") }) // -count=N must not find this run's adapter
 	wg.Add(1)
 	go func() { defer wg.Done(); _ = gw.Run(ctx) }()
 	var v any

@@ -156,11 +156,10 @@ func reauthFallback(st StatusCode) bool {
 type conn struct {
 	net.Conn
 	r    *bufio.Reader
-	ctx  context.Context
 	seq  uint16
-	stop func() bool
-	// deadline is ctx's: a timeout at or after it is ctx's, even when the
-	// conn's timer fires before ctx's own.
+	stop func() bool // undoes the AfterFunc on dial's ctx
+	// deadline is dial's ctx's: a timeout at or after it is ctx's, even
+	// when the conn's timer fires before ctx's own.
 	deadline    time.Time
 	hasDeadline bool
 }
@@ -211,7 +210,7 @@ func (c *Client) dial(ctx context.Context) (*conn, error) {
 	}
 	// Cancelling ctx unblocks any read or write at once.
 	stop := context.AfterFunc(ctx, func() { _ = nc.SetDeadline(time.Unix(1, 0)) })
-	return &conn{Conn: nc, r: bufio.NewReaderSize(nc, 4096), ctx: ctx, stop: stop, deadline: ctxDeadline, hasDeadline: hasDeadline}, nil
+	return &conn{Conn: nc, r: bufio.NewReaderSize(nc, 4096), stop: stop, deadline: ctxDeadline, hasDeadline: hasDeadline}, nil
 }
 
 func (lc *conn) Close() error {
@@ -219,8 +218,10 @@ func (lc *conn) Close() error {
 	return lc.Conn.Close()
 }
 
-func (lc *conn) ioErr(what string, err error) error {
-	if cerr := lc.ctx.Err(); cerr != nil {
+// ioErr names the failed read or write; ctx is the one lc was dialled
+// with, so that its end is reported rather than the deadline it forced.
+func (lc *conn) ioErr(ctx context.Context, what string, err error) error {
+	if cerr := ctx.Err(); cerr != nil {
 		return fmt.Errorf("%s: %w", what, cerr)
 	}
 	var ne net.Error
@@ -233,23 +234,25 @@ func (lc *conn) ioErr(what string, err error) error {
 // next returns the sequence number of the next request.
 func (lc *conn) next() uint16 { lc.seq++; return lc.seq }
 
-func (lc *conn) send(t MsgType, b []byte) error {
+// send writes the request b of type t; ctx is the one lc was dialled with.
+func (lc *conn) send(ctx context.Context, t MsgType, b []byte) error {
 	if _, err := lc.Write(b); err != nil {
-		return lc.ioErr(fmt.Sprintf("send %v", t), err)
+		return lc.ioErr(ctx, fmt.Sprintf("send %v", t), err)
 	}
 	return nil
 }
 
 // recv reads the response of type t to request seq. A frame that is not of
 // this binding is still returned when it carries a non-zero status, so
-// that status 1 with the LBS's own type and group can be read.
-func (lc *conn) recv(t MsgType, seq uint16) (*Frame, error) {
+// that status 1 with the LBS's own type and group can be read. ctx is the
+// one lc was dialled with.
+func (lc *conn) recv(ctx context.Context, t MsgType, seq uint16) (*Frame, error) {
 	b, err := ReadFrame(lc.r)
 	if err != nil {
 		if errors.Is(err, io.EOF) {
 			err = fmt.Errorf("LBS closed the connection: %w", err)
 		}
-		return nil, lc.ioErr(fmt.Sprintf("receive %v", t), err)
+		return nil, lc.ioErr(ctx, fmt.Sprintf("receive %v", t), err)
 	}
 	f, derr := DecodeFrame(b)
 	if f == nil {
@@ -327,10 +330,10 @@ func (c *Client) firstAuthOnce(ctx context.Context, offer SuiteSet) (Credentials
 	if err != nil {
 		return Credentials{}, nil, err
 	}
-	if err := lc.send(MsgAuthReq, b); err != nil {
+	if err := lc.send(ctx, MsgAuthReq, b); err != nil {
 		return Credentials{}, nil, err
 	}
-	f, err := lc.recv(MsgAuthRsp, seq)
+	f, err := lc.recv(ctx, MsgAuthRsp, seq)
 	if err != nil {
 		var se *StatusError
 		if f != nil && errors.As(err, &se) && se.Status == StatusUnsupported {
@@ -376,10 +379,10 @@ func (c *Client) firstAuthOnce(ctx context.Context, offer SuiteSet) (Credentials
 	if b, err = (ApplyReq{Serial: c.cfg.Serial, Info: c.cfg.DeviceInfo, Nonce: nonce7}).Encode(seq, masterC, c.rand); err != nil {
 		return Credentials{}, nil, err
 	}
-	if err := lc.send(MsgApplyDevIDReq, b); err != nil {
+	if err := lc.send(ctx, MsgApplyDevIDReq, b); err != nil {
 		return Credentials{}, nil, err
 	}
-	if f, err = lc.recv(MsgApplyDevIDRsp, seq); err != nil {
+	if f, err = lc.recv(ctx, MsgApplyDevIDRsp, seq); err != nil {
 		return Credentials{}, nil, fmt.Errorf("first authentication: %w", err)
 	}
 	apply, err := DecodeApplyRsp(f, masterC)
@@ -403,11 +406,11 @@ func (c *Client) firstAuthOnce(ctx context.Context, offer SuiteSet) (Credentials
 	if b, err = (ApplyCfm{DevID: cr.DevID, Nonce: nonce7}).Encode(seq, sessC, c.rand); err != nil {
 		return Credentials{}, nil, err
 	}
-	if err := lc.send(MsgApplyDevIDCfm, b); err != nil {
+	if err := lc.send(ctx, MsgApplyDevIDCfm, b); err != nil {
 		return Credentials{}, nil, err
 	}
 
-	if cr.DASAddress, err = c.access(lc, sessC, cr.DevID); err != nil {
+	if cr.DASAddress, err = c.access(ctx, lc, sessC, cr.DevID); err != nil {
 		return Credentials{}, nil, fmt.Errorf("first authentication: %w", err)
 	}
 	c.log.Info("first authentication done", "devid", cr.DevID, "suite", suite.String(), "lifetime_s", cr.Lifetime.Seconds(), "das", cr.DASAddress, "duration_s", time.Since(start).Seconds())
@@ -422,7 +425,7 @@ func checkGroup(f *Frame, s Suite) error {
 }
 
 // access runs 0xA / 0xB on lc and returns the DAS address.
-func (c *Client) access(lc *conn, sessC *Cipher, devID string) (string, error) {
+func (c *Client) access(ctx context.Context, lc *conn, sessC *Cipher, devID string) (string, error) {
 	nonce, err := c.nonce()
 	if err != nil {
 		return "", err
@@ -432,10 +435,10 @@ func (c *Client) access(lc *conn, sessC *Cipher, devID string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if err := lc.send(MsgAccessReq, b); err != nil {
+	if err := lc.send(ctx, MsgAccessReq, b); err != nil {
 		return "", err
 	}
-	f, err := lc.recv(MsgAccessRsp, seq)
+	f, err := lc.recv(ctx, MsgAccessRsp, seq)
 	if err != nil {
 		return "", err
 	}
@@ -478,10 +481,10 @@ func (c *Client) reauth(ctx context.Context, stored *Credentials) (Credentials, 
 	if err != nil {
 		return Credentials{}, err
 	}
-	if err := lc.send(MsgRefreshReq, b); err != nil {
+	if err := lc.send(ctx, MsgRefreshReq, b); err != nil {
 		return Credentials{}, err
 	}
-	f, err := lc.recv(MsgRefreshRsp, seq)
+	f, err := lc.recv(ctx, MsgRefreshRsp, seq)
 	if err != nil {
 		return Credentials{}, fmt.Errorf("re-authentication: %w", err)
 	}
@@ -500,7 +503,7 @@ func (c *Client) reauth(ctx context.Context, stored *Credentials) (Credentials, 
 	if err != nil {
 		return Credentials{}, err
 	}
-	if cr.DASAddress, err = c.access(lc, sessC, cr.DevID); err != nil {
+	if cr.DASAddress, err = c.access(ctx, lc, sessC, cr.DevID); err != nil {
 		return Credentials{}, fmt.Errorf("re-authentication: %w", err)
 	}
 	c.log.Info("re-authentication done", "devid", cr.DevID, "suite", cr.Suite.String(), "lifetime_s", cr.Lifetime.Seconds(), "das", cr.DASAddress, "duration_s", time.Since(start).Seconds())

@@ -28,8 +28,10 @@ type link struct {
 	client mqtt.Client
 	log    *slog.Logger
 
-	ctx     context.Context // ends when the link is closed
-	cancel  context.CancelFunc
+	// gone is closed by close, the link's own end (it outlives Run's ctx
+	// to drain and say goodbye): the dispatcher returns, downlinks are no
+	// longer queued and publishes still waiting fail.
+	gone    chan struct{}
 	hcancel context.CancelFunc // ends Handler.Connected's context
 
 	lost chan error        // paho's connection-lost report (capacity 1)
@@ -64,15 +66,13 @@ func (s *Session) connect(ctx context.Context, creds Credentials) (*link, error)
 		return nil, fmt.Errorf("upstream: will: %w", err)
 	}
 
-	lctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	l := &link{
 		s:       s,
 		devID:   creds.DevID,
 		das:     u.Host,
 		cipher:  cipher,
 		log:     s.log.With("dev_id", creds.DevID, "das", u.Host),
-		ctx:     lctx,
-		cancel:  cancel,
+		gone:    make(chan struct{}),
 		hcancel: func() {},
 		lost:    make(chan error, 1),
 		down:    make(chan mqtt.Message, downlinkQueue),
@@ -245,7 +245,7 @@ func (l *link) onLost(_ mqtt.Client, err error) {
 // finds the queue full is left unacknowledged: the broker keeps it in the
 // persistent session and sends it again on the next connection.
 func (l *link) onMessage(_ mqtt.Client, m mqtt.Message) {
-	if l.ctx.Err() != nil {
+	if l.closed() {
 		return
 	}
 	select {
@@ -260,7 +260,7 @@ func (l *link) onMessage(_ mqtt.Client, m mqtt.Message) {
 func (l *link) dispatch() {
 	for {
 		select {
-		case <-l.ctx.Done():
+		case <-l.gone:
 			return
 		case m := <-l.down:
 			l.deliver(m)
@@ -326,7 +326,7 @@ func (l *link) publish(kind string, h osap.Header, body any, qos byte, done func
 func (l *link) await(tok mqtt.Token) error {
 	select {
 	case <-tok.Done():
-	case <-l.ctx.Done():
+	case <-l.gone:
 		select {
 		case <-tok.Done():
 		default:
@@ -337,7 +337,7 @@ func (l *link) await(tok mqtt.Token) error {
 	if err == nil {
 		return nil
 	}
-	if l.ctx.Err() != nil || errors.Is(err, mqtt.ErrNotConnected) {
+	if l.closed() || errors.Is(err, mqtt.ErrNotConnected) {
 		return fmt.Errorf("%w: %w", ErrConnectionLost, err)
 	}
 	return err
@@ -402,11 +402,23 @@ func (l *link) close(mode closeMode) {
 		l.log.Info("disconnected from the DAS")
 	}
 
-	l.cancel()
 	l.mu.Lock()
-	l.dead = true
+	if !l.dead {
+		close(l.gone)
+		l.dead = true
+	}
 	l.mu.Unlock()
 	_ = l.g.Wait()
+}
+
+// closed reports whether close has ended the link.
+func (l *link) closed() bool {
+	select {
+	case <-l.gone:
+		return true
+	default:
+		return false
+	}
 }
 
 // goodbye publishes {"online":false} and waits a little for its PUBACK.

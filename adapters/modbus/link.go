@@ -48,9 +48,9 @@ func newHandler(l link, timeout time.Duration) (handler, func(byte), func(time.D
 	return h, func(u byte) { h.SlaveId = u }, func(d time.Duration) { h.Timeout = d }
 }
 
-// job is one request to run on a link for a unit.
+// job is one request to run on a link for a unit. Its caller's context
+// stays with the caller (see sharedLink.do).
 type job struct {
-	ctx     context.Context
 	unit    byte
 	timeout time.Duration
 	do      func(modbus.Client) ([]byte, error)
@@ -172,7 +172,13 @@ func (sl *sharedLink) Requests() uint64 {
 // ctx.Err() if ctx ends first, errLinkDown while the link backs off, and
 // otherwise what the request returned.
 func (sl *sharedLink) do(ctx context.Context, unit byte, timeout time.Duration, fn func(modbus.Client) ([]byte, error)) ([]byte, error) {
-	j := &job{ctx: ctx, unit: unit, timeout: timeout, do: fn, done: make(chan result, 1)}
+	// A caller whose ctx has ended hands nothing over: the link does not
+	// see ctx and would send a request nobody waits for. A job handed
+	// over runs (bounded by timeout) even if ctx ends meanwhile.
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	j := &job{unit: unit, timeout: timeout, do: fn, done: make(chan result, 1)}
 	select {
 	case sl.jobs <- j:
 	case <-ctx.Done():
@@ -238,10 +244,6 @@ func (c *conn) close() {
 // it waited for the bus.
 func (c *conn) serve(ctx context.Context, j *job) bool {
 	sl := c.sl
-	if j.ctx.Err() != nil {
-		j.done <- result{err: j.ctx.Err()}
-		return true
-	}
 	now := time.Now()
 	if now.Before(c.retryAt) {
 		j.done <- result{err: fmt.Errorf("%w: retry in %v after %v", errLinkDown, c.retryAt.Sub(now).Round(time.Millisecond), c.lastError)}

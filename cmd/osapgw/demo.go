@@ -296,11 +296,12 @@ func demoScript(ctx context.Context, emu *platform.Emulator, gw *gateway.Gateway
 		case <-outageNow:
 		}
 		st.note("OUTAGE: stopping the platform's DAS for 15 s; events wait in the gateway's outbox")
-		emu.StopDAS(0)
-		if !backoff.Sleep(ctx, 15*time.Second) {
-			return
+		if emu.StopDAS(ctx, 0) != nil || !backoff.Sleep(ctx, 15*time.Second) {
+			return // ctx ended
 		}
-		emu.StartDAS(0)
+		if emu.StartDAS(ctx, 0) != nil {
+			return // ctx ended
+		}
 		st.note("DAS back: the gateway reconnects (backoff with jitter) and delivers the backlog in order")
 	}
 }

@@ -53,10 +53,15 @@ type Emulator struct {
 	httpLn net.Listener
 	api    http.Handler
 
-	mu      sync.Mutex
-	dasStop []context.CancelFunc
-	dasDone []chan struct{}
-	runCtx  context.Context
+	dasReq  chan dasRequest // StartDAS and StopDAS to Run, which owns the DAS goroutines
+	stopped chan struct{}   // closed when Run returns
+}
+
+// dasRequest asks Run to start or stop DAS i; Run closes done when it has.
+type dasRequest struct {
+	i     int
+	start bool
+	done  chan struct{}
 }
 
 // NewEmulator binds every listener and loads the state; Run serves. It
@@ -92,7 +97,7 @@ func NewEmulator(cfg EmulatorConfig) (*Emulator, error) {
 		return nil, err
 	}
 	events.SetSync(!cfg.NoSync)
-	e := &Emulator{Registry: reg, Events: events, log: log}
+	e := &Emulator{Registry: reg, Events: events, log: log, dasReq: make(chan dasRequest), stopped: make(chan struct{})}
 	var services []AccessService
 	for i, addr := range cfg.DASListen {
 		d, err := NewDAS(DASConfig{Listen: addr, TLS: cfg.TLS, Keys: reg, Events: events,
@@ -135,19 +140,42 @@ func (e *Emulator) APIURL() string {
 func (e *Emulator) API() http.Handler { return e.api }
 
 // Run serves the LBS, every DAS and the API until ctx ends, then stops
-// them, waits for them and releases everything. It returns the errors of
-// the parts that failed, joined; nil after a clean stop.
+// them, waits for them and releases everything. Meanwhile it starts and
+// stops DAS instances for StartDAS and StopDAS. It returns the errors of
+// the parts that failed, joined; nil after a clean stop. Call it once.
 func (e *Emulator) Run(ctx context.Context) error {
+	defer close(e.stopped)
 	var wg sync.WaitGroup
 	errs := make(chan error, 2+len(e.DAS))
-	e.mu.Lock()
-	e.runCtx = ctx
-	e.dasStop = make([]context.CancelFunc, len(e.DAS))
-	e.dasDone = make([]chan struct{}, len(e.DAS))
-	for i := range e.DAS {
-		e.startDASLocked(i)
+
+	// Run owns the DAS goroutines: only it starts, stops and waits for them.
+	dasStop := make([]context.CancelFunc, len(e.DAS)) // nil: DAS i is stopped
+	dasDone := make([]chan struct{}, len(e.DAS))
+	startDAS := func(i int) {
+		if dasStop[i] != nil {
+			return
+		}
+		dctx, cancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		dasStop[i], dasDone[i] = cancel, done
+		go func() {
+			defer close(done)
+			if err := e.DAS[i].Serve(dctx); err != nil {
+				e.log.Error("DAS stopped with an error", "das", i, "err", err)
+			}
+		}()
 	}
-	e.mu.Unlock()
+	stopDAS := func(i int) {
+		if dasStop[i] != nil {
+			dasStop[i]()
+			<-dasDone[i]
+			dasStop[i], dasDone[i] = nil, nil
+		}
+	}
+	for i := range e.DAS {
+		startDAS(i)
+	}
+
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -166,19 +194,25 @@ func (e *Emulator) Run(ctx context.Context) error {
 			}
 		}()
 	}
-	<-ctx.Done()
+	for ctx.Err() == nil {
+		select {
+		case <-ctx.Done():
+		case r := <-e.dasReq:
+			if r.start {
+				startDAS(r.i)
+			} else {
+				stopDAS(r.i)
+			}
+			close(r.done)
+		}
+	}
 	if srv != nil {
 		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		_ = srv.Shutdown(sctx)
 		cancel()
 	}
-	e.mu.Lock()
-	done := append([]chan struct{}(nil), e.dasDone...)
-	e.mu.Unlock()
-	for _, d := range done {
-		if d != nil {
-			<-d
-		}
+	for i := range e.DAS {
+		stopDAS(i) // ctx has stopped them already: wait for them
 	}
 	wg.Wait()
 	close(errs)
@@ -189,37 +223,41 @@ func (e *Emulator) Run(ctx context.Context) error {
 	return errors.Join(err, e.close())
 }
 
-func (e *Emulator) startDASLocked(i int) {
-	ctx, cancel := context.WithCancel(e.runCtx)
-	done := make(chan struct{})
-	e.dasStop[i], e.dasDone[i] = cancel, done
-	go func() {
-		defer close(done)
-		if err := e.DAS[i].Serve(ctx); err != nil {
-			e.log.Error("DAS stopped with an error", "das", i, "err", err)
-		}
-	}()
+// StopDAS stops DAS i (an outage, for the demo and tests) and returns
+// once it has stopped: its devices are disconnected and its port refuses
+// connections until StartDAS. Run does the work: StopDAS waits for Run to
+// take the request, or, once Run's context has ended, for Run to return
+// (having stopped every DAS). It returns ctx.Err() if ctx ends first, and
+// an error when there is no DAS i.
+func (e *Emulator) StopDAS(ctx context.Context, i int) error {
+	return e.requestDAS(ctx, i, false)
 }
 
-// StopDAS stops DAS i (an outage, for the demo and tests): its devices are
-// disconnected and its port refuses connections until StartDAS.
-func (e *Emulator) StopDAS(i int) {
-	e.mu.Lock()
-	stop, done := e.dasStop[i], e.dasDone[i]
-	e.dasStop[i], e.dasDone[i] = nil, nil
-	e.mu.Unlock()
-	if stop != nil {
-		stop()
-		<-done
+// StartDAS starts DAS i again after StopDAS, on the same address, and
+// returns once it is starting; it does nothing when DAS i is running or
+// Run's context has ended. Like StopDAS it waits for Run, and returns
+// ctx.Err() if ctx ends first and an error when there is no DAS i.
+func (e *Emulator) StartDAS(ctx context.Context, i int) error {
+	return e.requestDAS(ctx, i, true)
+}
+
+func (e *Emulator) requestDAS(ctx context.Context, i int, start bool) error {
+	if i < 0 || i >= len(e.DAS) {
+		return fmt.Errorf("emulator: no DAS %d (%d configured)", i, len(e.DAS))
 	}
-}
-
-// StartDAS starts DAS i again after StopDAS, on the same address.
-func (e *Emulator) StartDAS(i int) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.dasStop[i] == nil && e.runCtx != nil && e.runCtx.Err() == nil {
-		e.startDASLocked(i)
+	r := dasRequest{i: i, start: start, done: make(chan struct{})}
+	select {
+	case e.dasReq <- r:
+	case <-e.stopped:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case <-r.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 
