@@ -13,6 +13,8 @@ command -v socat >/dev/null 2>&1 || need+=(socat)
 /usr/bin/python3 -c 'import pymodbus' >/dev/null 2>&1 || need+=(python3-pymodbus)
 # pymodbus.server imports serial, which Debian's python3-pymodbus does not pull in.
 /usr/bin/python3 -c 'import serial' >/dev/null 2>&1 || need+=(python3-serial)
+# pymodbus 3.0 (Debian 12) also imports serial_asyncio for its serial server.
+/usr/bin/python3 -c 'import serial_asyncio' >/dev/null 2>&1 || need+=(python3-serial-asyncio)
 command -v lintian >/dev/null 2>&1 || need+=(lintian)
 command -v debootstrap >/dev/null 2>&1 || [ -x /usr/sbin/debootstrap ] || need+=(debootstrap)
 command -v systemd-nspawn >/dev/null 2>&1 || need+=(systemd-container)
