@@ -7,10 +7,10 @@ LDFLAGS := -s -w -X github.com/osapgw/osapgw/internal/version.Version=$(VERSION)
 
 all: build
 
-# As packaged: osapgw without the demo (tag nodemo), so that the daemon
-# does not carry the platform emulator; make demo runs the full one.
+# Every command, static and stripped as packaged: osapgw (the daemon, as
+# the .deb ships it), osapgw-demo, osap-platform, devsim, modbus-bench.
 build:
-	CGO_ENABLED=0 $(GO) build -trimpath -tags nodemo -ldflags '$(LDFLAGS)' -o bin/ ./cmd/...
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ ./cmd/...
 
 # test-deps installs the real peers the tests talk to, when missing.
 test-deps:
@@ -23,8 +23,10 @@ test: test-deps
 	# binfmt allows it (the box is often armhf); skips with a message else.
 	./scripts/store-arm-test.sh
 
+# The demo is its own program, so that the daemon does not link the
+# platform emulator and the simulators.
 demo:
-	$(GO) run ./cmd/osapgw demo
+	$(GO) run ./cmd/osapgw-demo
 
 clean:
 	rm -rf bin dist

@@ -2,10 +2,11 @@
 // and keeps the registry of adapter kinds ("modbus", "onvif", ...).
 //
 // Each kind lives in its own package under adapters/ and registers itself in
-// an init function; the daemon imports the kinds it ships. A kind parses its
-// own [[device]] section of osapgw.toml (purely: no sockets, no files but the
-// ones the section names as secrets) and returns an Adapter, which the bridge
-// then runs until its context ends.
+// an init function; the daemon imports the kinds it ships (and may Omit one
+// it is built without, to say how to have it). A kind parses its own
+// [[device]] section of osapgw.toml (purely: no sockets, no files but the
+// ones the section names as secrets) and returns an Adapter, which the
+// bridge then runs until its context ends.
 package adapters
 
 import (
@@ -85,12 +86,13 @@ type Kind struct {
 }
 
 var (
-	mu    sync.RWMutex
-	kinds = map[string]Kind{}
+	mu      sync.RWMutex
+	kinds   = map[string]Kind{}
+	omitted = map[string]string{} // name → why
 )
 
-// Register makes a kind available by name. It panics if the name is empty
-// or registered twice, as both are programming errors.
+// Register makes a kind available by name. It panics if the name is empty,
+// registered twice or omitted, as all are programming errors.
 func Register(k Kind) {
 	mu.Lock()
 	defer mu.Unlock()
@@ -100,7 +102,38 @@ func Register(k Kind) {
 	if _, dup := kinds[k.Name]; dup {
 		panic(fmt.Sprintf("adapters: kind %q registered twice", k.Name))
 	}
+	if _, dup := omitted[k.Name]; dup {
+		panic(fmt.Sprintf("adapters: kind %q registered and omitted", k.Name))
+	}
 	kinds[k.Name] = k
+}
+
+// Omit records that the kind called name exists but this program is built
+// without it, and why (what to build to have it), so that a configuration
+// naming it can say so rather than call the kind unknown. An omitted kind
+// is not registered: Lookup does not find it and Kinds does not list it.
+// Omit panics if the name is empty or already registered or omitted.
+func Omit(name, why string) {
+	mu.Lock()
+	defer mu.Unlock()
+	if name == "" {
+		panic("adapters: Omit of a kind with no name")
+	}
+	_, reg := kinds[name]
+	_, dup := omitted[name]
+	if reg || dup {
+		panic(fmt.Sprintf("adapters: kind %q omitted and registered, or omitted twice", name))
+	}
+	omitted[name] = why
+}
+
+// Omitted returns why the kind called name is left out of this program,
+// and false when it is not omitted (it is registered, or unknown).
+func Omitted(name string) (why string, ok bool) {
+	mu.RLock()
+	defer mu.RUnlock()
+	why, ok = omitted[name]
+	return why, ok
 }
 
 // Lookup returns the kind called name, and false when there is none.

@@ -45,3 +45,26 @@ func TestRegistry(t *testing.T) {
 	}()
 	Register(Kind{Name: name, New: func(string, Decoder, Env) (Adapter, error) { return nopAdapter{}, nil }})
 }
+
+func TestOmit(t *testing.T) {
+	name := fmt.Sprintf("test-omitted-%d", time.Now().UnixNano())
+	Omit(name, "built with -tags example")
+	if why, ok := Omitted(name); !ok || why != "built with -tags example" {
+		t.Fatalf("Omitted(%s) = %q, %v, want %q, true", name, why, ok, "built with -tags example")
+	}
+	if _, ok := Lookup(name); ok {
+		t.Errorf("Lookup(%s) = true for an omitted kind, want false", name)
+	}
+	if slices.Contains(Kinds(), name) {
+		t.Errorf("Kinds() = %v, want it without the omitted %s", Kinds(), name)
+	}
+	if _, ok := Omitted("nope"); ok {
+		t.Error("Omitted(nope) = true, want false")
+	}
+	defer func() {
+		if recover() == nil {
+			t.Fatal("Register of an omitted name did not panic")
+		}
+	}()
+	Register(Kind{Name: name, New: func(string, Decoder, Env) (Adapter, error) { return nopAdapter{}, nil }})
+}

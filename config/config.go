@@ -390,7 +390,11 @@ func parseDevice(m map[string]any, idx int, at func(key string) string) (Device,
 	if d.Kind == "" {
 		errs = append(errs, fmt.Errorf("%s: device %q: kind: missing (one of %s)", at("kind"), d.ID, strings.Join(adapters.Kinds(), ", ")))
 	} else if _, ok := adapters.Lookup(d.Kind); !ok {
-		errs = append(errs, fmt.Errorf("%s: device %q: kind: unknown kind %q (one of %s)", at("kind"), d.ID, d.Kind, strings.Join(adapters.Kinds(), ", ")))
+		if why, omitted := adapters.Omitted(d.Kind); omitted {
+			errs = append(errs, fmt.Errorf("%s: device %q: kind: %q is not in this build of osapgw: %s", at("kind"), d.ID, d.Kind, why))
+		} else {
+			errs = append(errs, fmt.Errorf("%s: device %q: kind: unknown kind %q (one of %s)", at("kind"), d.ID, d.Kind, strings.Join(adapters.Kinds(), ", ")))
+		}
 	}
 	own := make(map[string]any, len(m))
 	for k, v := range m {

@@ -32,6 +32,7 @@ func init() {
 		}
 		return nil, nil
 	}})
+	adapters.Omit("left-out", "build it with -tags left-out")
 }
 
 const base = `
@@ -75,6 +76,7 @@ id = "a"
 kind = "fake"
 `, wantErrs: []string{`osapgw.toml:12: device "a": duplicate id (first at line 9)`}},
 		{name: "unknown kind", text: base + "[[device]]\nid = \"a\"\nkind = \"bacnet\"\n", wantErrs: []string{`osapgw.toml:10: device "a": kind: unknown kind "bacnet" (one of`}},
+		{name: "omitted kind", text: base + "[[device]]\nid = \"a\"\nkind = \"left-out\"\n", wantErrs: []string{`osapgw.toml:10: device "a": kind: "left-out" is not in this build of osapgw: build it with -tags left-out`}},
 		{name: "missing id", text: base + "[[device]]\nkind = \"fake\"\n", wantErrs: []string{"device #1: id: missing"}},
 		{name: "bad id", text: base + "[[device]]\nid = \"a/b\"\nkind = \"fake\"\n", wantErrs: []string{`device "a/b": id: use letters`}},
 		{name: "all problems at once", text: strings.Replace(base, `serial = "GW1"`, "", 1) + "bogus = 2\n[log]\nlevel = \"loud\"\n",

@@ -481,7 +481,7 @@ func TestUnitSecurityExposure(t *testing.T) {
 // hostBinary builds cmd/osapgw for the host, once.
 var hostBinary = sync.OnceValues(func() (string, error) {
 	out := filepath.Join(workDir, "host", "osapgw")
-	cmd := exec.Command(goTool(), "build", "-tags", "nodemo", "-o", out, "./cmd/osapgw") // as packaged
+	cmd := exec.Command(goTool(), "build", "-o", out, "./cmd/osapgw") // as packaged
 	cmd.Dir = repoRoot
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("go build ./cmd/osapgw: %v\n%s", err, b)

@@ -44,7 +44,7 @@ $(addprefix deb-,$(DEB_ARCHES)): deb-%: deb-common $(DEB_NFPM)
 	@mkdir -p $(DEB_STAGE)/$*
 	@case '$(DEB_VERSION)' in [0-9]*) ;; *) echo "packaging: DEB_VERSION '$(DEB_VERSION)' must start with a digit" >&2; exit 1;; esac
 	for p in $(DEB_PACKAGES); do \
-	  CGO_ENABLED=0 GOOS=linux $(DEB_GOENV_$*) $(GO) build -trimpath -tags nodemo -ldflags '$(DEB_LDFLAGS)' \
+	  CGO_ENABLED=0 GOOS=linux $(DEB_GOENV_$*) $(GO) build -trimpath -ldflags '$(DEB_LDFLAGS)' \
 	    -o $(DEB_STAGE)/$*/$$p ./cmd/$$p || exit 1; \
 	  mkdir -p $(DEB_STAGE)/$*/doc/$$p; \
 	  ./packaging/gen-copyright.sh '$(DEB_MAINTAINER)' $(DEB_STAGE)/$*/$$p > $(DEB_STAGE)/$*/doc/$$p/copyright || exit 1; \

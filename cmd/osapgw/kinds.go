@@ -4,5 +4,4 @@ package main
 import (
 	_ "github.com/osapgw/osapgw/adapters/modbus"
 	_ "github.com/osapgw/osapgw/adapters/onvif"
-	_ "github.com/osapgw/osapgw/adapters/synthetic"
 )

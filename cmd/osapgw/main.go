@@ -4,7 +4,7 @@
 //	osapgw check -c FILE                    validate a configuration
 //	osapgw discover onvif|modbus ...        find devices on the site network
 //	osapgw status                           print the running daemon's sub-devices
-//	osapgw demo                             gateway + platform emulator + simulators
+//	osapgw demo                             says where the demo is (cmd/osapgw-demo)
 //	osapgw version                          print the version
 package main
 

@@ -20,6 +20,8 @@ func TestDispatch(t *testing.T) {
 		{name: "unknown", args: []string{"frobnicate"}, wantCode: 2, wantStderr: `unknown command "frobnicate"`},
 		{name: "version", args: []string{"version"}, wantCode: 0, wantStdout: "osapgw dev"},
 		{name: "bad flag", args: []string{"version", "-x"}, wantCode: 2, wantStderr: "usage: osapgw version"},
+		{name: "demo", args: []string{"demo"}, wantCode: 2, wantStderr: "this build has no demo; run `make demo`"},
+		{name: "demo help", args: []string{"demo", "-h"}, wantCode: 0, wantStderr: "usage: osapgw demo"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

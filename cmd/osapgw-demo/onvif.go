@@ -1,5 +1,3 @@
-//go:build !nodemo
-
 package main
 
 import (

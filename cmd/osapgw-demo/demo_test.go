@@ -1,5 +1,3 @@
-//go:build !nodemo
-
 package main
 
 import (
@@ -16,7 +14,7 @@ func TestDemo(t *testing.T) {
 		t.Skip("runs the whole demo for seconds; skipped with -short")
 	}
 	var out, errOut bytes.Buffer
-	code := dispatch(context.Background(), []string{"demo", "-duration", "16s", "-plain"}, &out, &errOut)
+	code := run(context.Background(), []string{"-duration", "16s", "-plain"}, &out, &errOut)
 	if code != 0 {
 		t.Fatalf("demo exit code = %d; stderr:\n%s", code, errOut.String())
 	}
@@ -31,5 +29,30 @@ func TestDemo(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "waiting, 0 dropped") {
 		t.Errorf("demo reports dropped events:\n%s", out.String())
+	}
+}
+
+func TestRunFlags(t *testing.T) {
+	tests := []struct {
+		name       string
+		args       []string
+		wantCode   int
+		wantStderr string
+	}{
+		{name: "help", args: []string{"-h"}, wantCode: 0, wantStderr: "usage: osapgw-demo"},
+		{name: "unknown flag", args: []string{"-x"}, wantCode: 2, wantStderr: "usage: osapgw-demo"},
+		{name: "argument", args: []string{"now"}, wantCode: 2, wantStderr: "usage: osapgw-demo"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out, errOut bytes.Buffer
+			code := run(context.Background(), tt.args, &out, &errOut)
+			if code != tt.wantCode {
+				t.Errorf("run(%q) = %d, want %d (stderr %q)", tt.args, code, tt.wantCode, errOut.String())
+			}
+			if !strings.Contains(errOut.String(), tt.wantStderr) {
+				t.Errorf("run(%q) stderr = %q, want it to contain %q", tt.args, errOut.String(), tt.wantStderr)
+			}
+		})
 	}
 }
