@@ -20,7 +20,7 @@ func meter() model.Resource {
 			{Name: "serial_number", Type: model.TypeInt},
 		},
 		Operations: []model.Operation{{Name: "energy.reset"}},
-		Events: []model.EventType{{Name: "voltage_high", Params: []model.Param{{Name: "value", Type: model.TypeFloat, Unit: "V"}}}},
+		Events:     []model.EventType{{Name: "voltage_high", Params: []model.Param{{Name: "value", Type: model.TypeFloat, Unit: "V"}}}},
 	}}}
 }
 
