@@ -465,13 +465,18 @@ func (d *device) setClass(class string) error {
 	return errors.Join(errs...)
 }
 
-// splitJoined returns the errors err joins, or err alone.
+// splitJoined returns the errors err joins (as errors.Join does, at any
+// depth), or err alone.
 func splitJoined(err error) []error {
 	if err == nil {
 		return nil
 	}
 	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		return j.Unwrap()
+		var out []error
+		for _, e := range j.Unwrap() {
+			out = append(out, splitJoined(e)...)
+		}
+		return out
 	}
 	return []error{err}
 }
@@ -531,8 +536,19 @@ func (id IdentityConfig) check() []error {
 			continue
 		}
 		if _, err := codec.Encode(v, 0); err != nil {
-			errs = append(errs, fmt.Errorf("value %v: %w", v, err))
+			errs = append(errs, err)
 		}
 	}
 	return errs
+}
+
+// Points returns the profile's attributes with its [defaults] applied: the
+// points of a device that takes them as they are, as `osapgw profile
+// show` prints them.
+func (p *Profile) Points() []AttributeConfig {
+	out := slices.Clone(p.Attributes)
+	for i := range out {
+		p.Defaults.apply(&out[i])
+	}
+	return out
 }

@@ -404,7 +404,7 @@ func TestCheckProfile(t *testing.T) {
 			`event "temperature_high": parameter "value": float in "%", want float in "°C"`,
 		}},
 		{dir: "bad", name: "bad-point", wantErr: []string{`testdata/bad/bad-point.toml:7: unknown key "attribute.colour"`}},
-		{dir: "bad", name: "bad-identity", wantErr: []string{`testdata/bad/bad-identity.toml: identity #1: value 70000: `}},
+		{dir: "bad", name: "bad-identity", wantErr: []string{`testdata/bad/bad-identity.toml: identity #1: value 70000 (raw 70000) out of range of uint16`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
