@@ -186,3 +186,29 @@ attribute = [{name = "power_active", unit = "kW"}]
 		})
 	}
 }
+
+// TestPackagedProfileSample: the sample the .deb puts in
+// /etc/osapgw/profiles.d is, once copied to example.toml, a profile that
+// passes, and it is not read as it is.
+func TestPackagedProfileSample(t *testing.T) {
+	data, err := os.ReadFile("../../packaging/profiles.d/example.toml.sample")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "example.toml.sample"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out, errOut bytes.Buffer
+	if rc := dispatch(context.Background(), []string{"profile", "show", "example", "-dir", dir}, &out, &errOut); rc != 1 {
+		t.Errorf("profile show example with only the sample = %d, want 1 (the sample is not read)", rc)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "example.toml"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	errOut.Reset()
+	if rc := dispatch(context.Background(), []string{"profile", "check", "example", "-dir", dir}, &out, &errOut); rc != 0 {
+		t.Errorf("profile check example = %d; stderr:\n%s", rc, errOut.String())
+	}
+}
