@@ -25,7 +25,7 @@ const DefaultDir = "/etc/osapgw/profiles.d"
 // DefaultKind is the kind of a profile that names none.
 const DefaultKind = "modbus"
 
-//go:embed data
+//go:embed all:data
 var embedded embed.FS
 
 // Profile is one device model's profile. Its fields are its header; the
