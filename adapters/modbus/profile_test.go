@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -449,5 +452,53 @@ func TestEmbeddedProfiles(t *testing.T) {
 				t.Error(err)
 			}
 		})
+	}
+}
+
+// TestProfileMemory: a hundred devices of one 60-point profile keep less
+// memory than the same hundred devices written out point by point, since
+// they share the compiled profile.
+func TestProfileMemory(t *testing.T) {
+	var points strings.Builder
+	for i := 0; i < 60; i++ {
+		fmt.Fprintf(&points, "[[attribute]]\nname = \"point_%02d\"\ntable = \"input\"\naddress = %d\ntype = \"float32\"\nunit = \"V\"\ndescription = \"point number %d\"\n", i, 2*i, i)
+	}
+	dir := t.TempDir()
+	prof := "name = \"sixty\"\nsource = \"tests\"\n" + points.String()
+	if err := os.WriteFile(filepath.Join(dir, "sixty.toml"), []byte(prof), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cat, err := profiles.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	heap := func(conf func(i int) string) (uint64, []*Adapter) {
+		runtime.GC()
+		var before runtime.MemStats
+		runtime.ReadMemStats(&before)
+		var keep []*Adapter
+		for i := 0; i < 100; i++ {
+			a, err := New(fmt.Sprintf("m%d", i), adapters.TOMLDecoder(conf(i)), adapters.Env{Profiles: cat})
+			if err != nil {
+				t.Fatal(err)
+			}
+			keep = append(keep, a)
+		}
+		runtime.GC()
+		var after runtime.MemStats
+		runtime.ReadMemStats(&after)
+		return after.HeapAlloc - min(before.HeapAlloc, after.HeapAlloc), keep
+	}
+	profiled, k1 := heap(func(i int) string {
+		return fmt.Sprintf("profile = \"sixty\"\nurl = \"tcp://127.0.0.1:5020\"\nunit = %d\n", i%247+1)
+	})
+	written, k2 := heap(func(i int) string {
+		return fmt.Sprintf("url = \"tcp://127.0.0.1:5020\"\nunit = %d\n", i%247+1) + points.String()
+	})
+	runtime.KeepAlive(k1)
+	runtime.KeepAlive(k2)
+	t.Logf("100 devices of 60 points: %d KiB with a profile, %d KiB written out", profiled>>10, written>>10)
+	if profiled*2 > written {
+		t.Errorf("with a profile %d B, written out %d B: want less than half", profiled, written)
 	}
 }
