@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/osapgw/osapgw/model"
+	"github.com/osapgw/osapgw/profiles"
 )
 
 // Adapter is one configured sub-device.
@@ -71,6 +72,9 @@ type Decoder interface {
 type Env struct {
 	// Logger is scoped to the device ("device", id; "kind", kind).
 	Logger *slog.Logger
+	// Profiles are the device profiles a device may name (profile =
+	// "NAME"): nil means the embedded ones (profiles.Embedded).
+	Profiles *profiles.Catalog
 }
 
 // Kind is one kind of adapter.

@@ -29,6 +29,7 @@ import (
 
 	"github.com/osapgw/osapgw/adapters"
 	"github.com/osapgw/osapgw/osap"
+	"github.com/osapgw/osapgw/profiles"
 )
 
 // Defaults of the optional settings.
@@ -50,6 +51,7 @@ type Config struct {
 	Store    Store    `toml:"store"`
 	HTTP     HTTP     `toml:"http"`
 	Log      Log      `toml:"log"`
+	Profiles Profiles `toml:"profiles"`
 	Devices  []Device `toml:"-"`
 }
 
@@ -287,6 +289,9 @@ func (c *Config) applyDefaults() {
 	}
 	if c.Log.Format == "" {
 		c.Log.Format = "text"
+	}
+	if c.Profiles.Dir == "" {
+		c.Profiles.Dir = profiles.DefaultDir
 	}
 	if c.Gateway.Model == "" {
 		c.Gateway.Model = "osapgw"

@@ -166,13 +166,22 @@ func loadTLS(caFile string) (*tls.Config, error) {
 
 // specs turns the enabled devices of cfg into bridge specs.
 func specs(cfg *config.Config, log *slog.Logger) []bridge.Spec {
+	cat, err := cfg.LoadProfiles()
+	if err != nil {
+		log.Warn("user profiles left out: the devices that name them will not start", "dir", cfg.Profiles.Dir, "err", err)
+	}
+	for _, p := range cat.Profiles() {
+		if p.Overrides {
+			log.Info("user profile replaces the embedded one", "profile", p.Name, "path", p.Path)
+		}
+	}
 	var out []bridge.Spec
 	for _, d := range cfg.Devices {
 		if d.Disabled {
 			continue
 		}
 		d := d
-		env := adapters.Env{Logger: log.With("device", d.ID, "kind", d.Kind)}
+		env := adapters.Env{Logger: log.With("device", d.ID, "kind", d.Kind), Profiles: cat}
 		out = append(out, bridge.Spec{ID: d.ID, Kind: d.Kind, Name: d.Name, Hash: d.Hash,
 			Build: func() (adapters.Adapter, error) { return d.Build(env) }})
 	}

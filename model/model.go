@@ -54,7 +54,10 @@ type Device struct {
 type Resource struct {
 	Name        string `json:"name"`
 	Description string `json:"description,omitempty"`
-	Areas       []Area `json:"areas"`
+	// Class names the industry model template the resource follows
+	// ("energy-meter/1"), or is empty; package classes defines them.
+	Class string `json:"class,omitempty"`
+	Areas []Area `json:"areas"`
 }
 
 // Area is a set of related functions of a resource, such as "imaging" or

@@ -73,3 +73,20 @@ func TestValidate(t *testing.T) {
 		t.Fatal("Operation(t) found, want none")
 	}
 }
+
+// TestResourceClassJSON: a resource that follows a class carries it in
+// topo.add; one that follows none carries no class key.
+func TestResourceClassJSON(t *testing.T) {
+	for _, tt := range []struct {
+		r    Resource
+		want string
+	}{
+		{Resource{Name: "main", Class: "energy-meter/1"}, `{"name":"main","class":"energy-meter/1","areas":null}`},
+		{Resource{Name: "main"}, `{"name":"main","areas":null}`},
+	} {
+		b, err := json.Marshal(tt.r)
+		if err != nil || string(b) != tt.want {
+			t.Errorf("json.Marshal(%+v) = %s, %v; want %s", tt.r, b, err, tt.want)
+		}
+	}
+}

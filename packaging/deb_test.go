@@ -221,6 +221,8 @@ type packageSpec struct {
 	unitSrc   string
 	conf      string // conffile and its source, compared byte for byte
 	confSrc   string
+	dirs      []string          // directories it must hold (empty ones too)
+	same      map[string]string // more files and their sources, compared byte for byte
 }
 
 func specs() []packageSpec {
@@ -237,12 +239,16 @@ func specs() []packageSpec {
 			"/usr/share/doc/osapgw/changelog.gz":  doc,
 			"/usr/share/man/man1/osapgw.1.gz":     doc,
 			"/usr/share/lintian/overrides/osapgw": doc,
+			// The user's profiles go there; the sample is not read.
+			"/etc/osapgw/profiles.d/example.toml.sample": doc,
 		},
-		conffiles: []string{"/etc/osapgw/osapgw.toml"},
+		conffiles: []string{"/etc/osapgw/osapgw.toml", "/etc/osapgw/profiles.d/example.toml.sample"},
 		unit:      "/lib/systemd/system/osapgw.service",
 		unitSrc:   "packaging/osapgw.service",
 		conf:      "/etc/osapgw/osapgw.toml",
 		confSrc:   "configs/osapgw.toml",
+		dirs:      []string{"/etc/osapgw", "/etc/osapgw/profiles.d"},
+		same:      map[string]string{"/etc/osapgw/profiles.d/example.toml.sample": "packaging/profiles.d/example.toml.sample"},
 	}}
 	if hasPlatform() {
 		s = append(s, packageSpec{
@@ -342,6 +348,11 @@ func checkFiles(t *testing.T, deb string, spec packageSpec) {
 			t.Errorf("%s: %s is %s %s, want %s %s", filepath.Base(deb), path, got.mode, got.owner, want.mode, want.owner)
 		}
 	}
+	for _, dir := range spec.dirs {
+		if e, ok := files[dir]; !ok || e.mode[0] != 'd' {
+			t.Errorf("%s: directory %s missing", filepath.Base(deb), dir)
+		}
+	}
 	for path, e := range files {
 		if e.mode[0] == 'd' {
 			if e.owner != "root/root" || e.mode != "drwxr-xr-x" {
@@ -377,7 +388,11 @@ func checkExtracted(t *testing.T, deb string, spec packageSpec, arch debArch) {
 		}
 	}
 
-	for _, pair := range [][2]string{{spec.unit, spec.unitSrc}, {spec.conf, spec.confSrc}} {
+	pairs := [][2]string{{spec.unit, spec.unitSrc}, {spec.conf, spec.confSrc}}
+	for dst, src := range spec.same {
+		pairs = append(pairs, [2]string{dst, src})
+	}
+	for _, pair := range pairs {
 		got, err := os.ReadFile(filepath.Join(root, pair[0]))
 		if err != nil {
 			t.Fatal(err)

@@ -73,12 +73,17 @@ func New(id string, dec adapters.Decoder, env adapters.Env, opts ...Option) (*Ad
 	if err := dec.Decode(&c); err != nil {
 		return nil, fmt.Errorf("device %q: %w", id, err)
 	}
+	if c.Profile != "" {
+		if err := c.readGiven(dec); err != nil {
+			return nil, fmt.Errorf("device %q: %w", id, err)
+		}
+	}
 	return NewFromConfig(id, c, env, opts...)
 }
 
 // NewFromConfig is New for a Config already decoded.
 func NewFromConfig(id string, c Config, env adapters.Env, opts ...Option) (*Adapter, error) {
-	d, err := c.compile(id)
+	d, err := c.build(id, env)
 	if err != nil {
 		return nil, err
 	}

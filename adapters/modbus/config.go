@@ -52,9 +52,24 @@ type Config struct {
 	Manufacturer string        `toml:"manufacturer"`
 	Model        string        `toml:"model"`
 
+	// Profile names the device's profile (profile.go): its points, class
+	// and link settings, which this block's keys override.
+	Profile string `toml:"profile"`
+	// Class is the class the resource "main" implements, when the profile
+	// gives none or this device differs.
+	Class string `toml:"class"`
+	// Exclude names points (attributes, events, operations) of the profile
+	// this device does not have.
+	Exclude []string `toml:"exclude"`
+	// PointDefaults (table, type, order, scale) apply to the points that
+	// do not set them.
+	PointDefaults
+
 	Attributes []AttributeConfig `toml:"attribute"`
 	Events     []EventConfig     `toml:"event"`
 	Operations []OperationConfig `toml:"operation"`
+
+	given *givenKeys // the keys the block gives, when New decoded it
 }
 
 // AttributeConfig maps one attribute to registers or a bit.

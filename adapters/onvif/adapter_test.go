@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/osapgw/osapgw/adapters"
+	"github.com/osapgw/osapgw/classes"
 	"github.com/osapgw/osapgw/model"
 	sim "github.com/osapgw/osapgw/sim/onvif"
 	"github.com/osapgw/osapgw/sim/onvif/onviftest"
@@ -103,6 +104,14 @@ func TestDescribeAndGet(t *testing.T) {
 	v1, _ := dev.Resource("video/1")
 	if at, ok := v1.Attribute("frame_rate"); !ok || !at.Writable {
 		t.Errorf("video/1 frame_rate = %+v, want a writable attribute", at)
+	}
+	for _, r := range dev.Resources {
+		if want := map[bool]string{true: classes.IPCamera.ID}[strings.HasPrefix(r.Name, "video/")]; r.Class != want {
+			t.Errorf("%s: class = %q, want %q", r.Name, r.Class, want)
+		}
+		if err := classes.Check(&r); err != nil {
+			t.Errorf("%s: %v", r.Name, err)
+		}
 	}
 	p1, _ := dev.Resource("ptz/1")
 	for _, op := range []string{OpContinuousMove, OpStop, OpAbsoluteMove, OpRelativeMove, OpGotoPreset, OpSetPreset} {

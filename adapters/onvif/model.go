@@ -16,6 +16,7 @@ import (
 	tt "github.com/use-go/onvif/xsd/onvif"
 
 	"github.com/osapgw/osapgw/adapters"
+	"github.com/osapgw/osapgw/classes"
 	"github.com/osapgw/osapgw/model"
 )
 
@@ -83,7 +84,7 @@ func describe(id string, k *camera) model.Device {
 	}})
 	for i, p := range k.profiles {
 		p.Enc = k.encoder(p.Token)
-		r := model.Resource{Name: resVideo + strconv.Itoa(i+1), Description: "profile " + p.Name}
+		r := model.Resource{Name: resVideo + strconv.Itoa(i+1), Description: "profile " + p.Name, Class: classes.IPCamera.ID}
 		r.Areas = append(r.Areas, model.Area{Name: "stream", Attributes: []model.Attribute{
 			str("profile", "ONVIF profile token"), str("name", ""), str("stream_uri", "RTSP stream address"), str("snapshot_uri", "JPEG snapshot address"),
 		}, Operations: []model.Operation{{Name: OpSnapshot, Description: "fetch a JPEG snapshot", Outputs: []model.Param{

@@ -21,6 +21,7 @@ import (
 
 	"github.com/osapgw/osapgw/adapters"
 	"github.com/osapgw/osapgw/adapters/onvif/soap"
+	"github.com/osapgw/osapgw/classes"
 )
 
 // recorded reads a file of testdata/recorded, rendering the doT template
@@ -224,6 +225,14 @@ func TestRecordedReplay(t *testing.T) {
 	}
 	if dev.Manufacturer != "Mockup Manufacturer" || len(dev.Resources) != 3 {
 		t.Errorf("device = %+v", dev)
+	}
+	// A real camera's video source implements ip-camera/1.
+	v1, _ := dev.Resource("video/1")
+	if v1.Class != classes.IPCamera.ID {
+		t.Errorf("video/1: class = %q, want %q", v1.Class, classes.IPCamera.ID)
+	}
+	if err := classes.Check(v1); err != nil {
+		t.Errorf("video/1: %v", err)
 	}
 	vals, err := a.Get(ctx, "video/1", nil)
 	if err != nil {

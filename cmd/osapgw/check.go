@@ -49,8 +49,11 @@ func loadChecked(path string) (*config.Config, error) {
 	if cfg == nil {
 		return nil, err
 	}
-	checkErr := cfg.Check(func(config.Device) adapters.Env { return adapters.Env{Logger: slog.New(slog.DiscardHandler)} })
-	if err := errors.Join(err, checkErr); err != nil {
+	cat, profErr := cfg.LoadProfiles()
+	checkErr := cfg.Check(func(config.Device) adapters.Env {
+		return adapters.Env{Logger: slog.New(slog.DiscardHandler), Profiles: cat}
+	})
+	if err := errors.Join(err, profErr, checkErr); err != nil {
 		return nil, err
 	}
 	return cfg, nil

@@ -3,6 +3,7 @@
 //	osapgw run -c /etc/osapgw/osapgw.toml   run the daemon (systemd's entry point)
 //	osapgw check -c FILE                    validate a configuration
 //	osapgw discover onvif|modbus ...        find devices on the site network
+//	osapgw profile list|show NAME|check     list, show and check device profiles
 //	osapgw status                           print the running daemon's sub-devices
 //	osapgw demo                             says where the demo is (cmd/osapgw-demo)
 //	osapgw version                          print the version
