@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/osapgw/osapgw/adapters"
@@ -151,7 +152,9 @@ type fakeAdapter struct {
 	set     map[string]model.Value
 	setErr  error
 	block   bool // Set blocks until its context ends
-	sets    int  // calls of Set
+	// getBad: Get answers these attributes bad, with these reasons.
+	getBad  map[string]string
+	sets    int // calls of Set
 	gets    int  // calls of Get
 	running chan struct{}
 	// stopDelay is how long Run takes to return once its context ends;
@@ -212,9 +215,24 @@ func (a *fakeAdapter) Set(ctx context.Context, resource string, values map[strin
 
 func (a *fakeAdapter) Get(_ context.Context, resource string, names []string) (map[string]model.Value, error) {
 	a.mu.Lock()
+	defer a.mu.Unlock()
 	a.gets++
-	a.mu.Unlock()
-	return map[string]model.Value{"temperature": {V: 21.5, At: time.UnixMilli(1000)}}, nil
+	if len(names) == 0 {
+		names = []string{"temperature", "setpoint"}
+	}
+	at := time.UnixMilli(1000)
+	out := map[string]model.Value{}
+	for _, n := range names {
+		switch {
+		case a.getBad[n] != "":
+			out[n] = model.BadValue(at, a.getBad[n])
+		case n == "temperature":
+			out[n] = model.Value{V: 21.5, At: at}
+		default:
+			out[n] = model.Value{V: 42.0, At: at}
+		}
+	}
+	return out, nil
 }
 
 func (a *fakeAdapter) Invoke(_ context.Context, resource, op string, in map[string]any) (map[string]any, error) {
@@ -582,6 +600,7 @@ func TestDownlinkReplyCodes(t *testing.T) {
 	h := newHarness(t, Config{RequestTimeout: 100 * time.Millisecond}, "boiler-1", "slow", "broken")
 	h.devs["slow"].block = true
 	h.devs["broken"].setErr = errors.New("illegal data address (register 40010)")
+	h.devs["broken"].getBad = map[string]string{"temperature": "exception 2 (illegal data address)"}
 	h.connect()
 	tests := []struct {
 		name     string
@@ -603,6 +622,11 @@ func TestDownlinkReplyCodes(t *testing.T) {
 		{"device error", osap.TypeAttributeSet, "broken", `{"resource":"main","values":{"setpoint":1}}`, 500, ""},
 		{"get", osap.TypeAttributeGet, "boiler-1", `{"resource":"main","names":["temperature"]}`, 0, `{"values":{"temperature":{"v":21.5,"ts":1000,"q":"good"}}}`},
 		{"get unknown", osap.TypeAttributeGet, "boiler-1", `{"resource":"main","names":["colour"]}`, 404, ""},
+		{"get a bad point", osap.TypeAttributeGet, "broken", `{"resource":"main","names":["temperature"]}`, 500,
+			`{"values":{"temperature":{"ts":1000,"q":"bad","err":"exception 2 (illegal data address)"}}}`},
+		{"get all with a bad point", osap.TypeAttributeGet, "broken", `{"resource":"main"}`, 500,
+			`{"values":{"setpoint":{"v":42,"ts":1000,"q":"good"},"temperature":{"ts":1000,"q":"bad","err":"exception 2 (illegal data address)"}}}`},
+		{"get a good point beside a bad one", osap.TypeAttributeGet, "broken", `{"resource":"main","names":["setpoint"]}`, 0, `{"values":{"setpoint":{"v":42,"ts":1000,"q":"good"}}}`},
 		{"invoke", osap.TypeOperationInvoke, "boiler-1", `{"resource":"main","operation":"reset","input":{"mode":2}}`, 0, `{"output":{"mode":2,"ok":true}}`},
 		{"invoke missing input", osap.TypeOperationInvoke, "boiler-1", `{"resource":"main","operation":"reset"}`, 400, ""},
 		{"invoke unknown op", osap.TypeOperationInvoke, "boiler-1", `{"resource":"main","operation":"explode"}`, 404, ""},
@@ -618,6 +642,9 @@ func TestDownlinkReplyCodes(t *testing.T) {
 			}
 			if tt.wantCode != 0 && reply.h.Msg == "" {
 				t.Errorf("error reply has no message")
+			}
+			if tt.wantCode == 500 && tt.typ == osap.TypeAttributeGet && reply.h.Msg != `attribute "temperature": exception 2 (illegal data address)` {
+				t.Errorf("reply msg = %q, want the bad attribute and its reason", reply.h.Msg)
 			}
 			if tt.wantBody != "" && string(reply.body) != tt.wantBody {
 				t.Errorf("reply body = %s, want %s", reply.body, tt.wantBody)
@@ -751,6 +778,9 @@ func TestPolledMetrics(t *testing.T) {
 	h.b.Polled("boiler-1", 20*time.Millisecond, nil)
 	h.b.Polled("boiler-1", time.Second, errors.New("timeout"))
 	h.b.Polled("unknown", time.Second, nil) // ignored
+	bad := adapters.PointErrors{{Resource: "main", Attribute: "energy", Reason: "exception 2 (illegal data address)"}}
+	h.b.Polled("boiler-1", time.Second, bad)
+	h.b.Polled("boiler-1", time.Second, fmt.Errorf("poll: %w", bad))
 	m := h.b.cfg.Metrics
 	if got := testutil.ToFloat64(m.Polls.WithLabelValues("boiler-1", "ok")); got != 1 {
 		t.Errorf("ok polls = %v, want 1", got)
@@ -758,11 +788,63 @@ func TestPolledMetrics(t *testing.T) {
 	if got := testutil.ToFloat64(m.Polls.WithLabelValues("boiler-1", "error")); got != 1 {
 		t.Errorf("failed polls = %v, want 1", got)
 	}
+	if got := testutil.ToFloat64(m.Polls.WithLabelValues("boiler-1", "partial")); got != 2 {
+		t.Errorf("partial polls = %v, want 2", got)
+	}
+	if got := testutil.ToFloat64(m.PointErrors.WithLabelValues("boiler-1", "main", "energy")); got != 2 {
+		t.Errorf("point errors of main/energy = %v, want 2", got)
+	}
 	if n := testutil.CollectAndCount(m.PollDuration); n != 1 {
 		t.Errorf("poll duration series = %d, want 1 (unknown devices are not counted)", n)
 	}
 	if st := h.b.Devices()[0]; st.LastPoll.IsZero() {
 		t.Errorf("status has no last poll time: %+v", st)
+	}
+}
+
+// TestBadPoints: a bad value reported by an adapter reaches the platform
+// as {ts,q:bad,err}, shows in the device's status and in the gauge of bad
+// points, and leaves both when a good value follows.
+func TestBadPoints(t *testing.T) {
+	h := newHarness(t, Config{}, "meter-1")
+	h.connect()
+	m := h.b.cfg.Metrics
+	t0 := time.UnixMilli(1764150000000)
+	const exc2 = "exception 2 (illegal data address)"
+	h.b.Attributes("meter-1", "main", map[string]model.Value{"temperature": model.BadValue(t0, exc2), "setpoint": {V: 20.0, At: t0}})
+	waitFor(t, "the report", func() bool { return len(h.up.messages(osap.TypeAttributeReport)) == 1 })
+	const want = `{"resource":"main","values":{"setpoint":{"v":20,"ts":1764150000000,"q":"good"},"temperature":{"ts":1764150000000,"q":"bad","err":"exception 2 (illegal data address)"}}}`
+	if got := string(h.up.messages(osap.TypeAttributeReport)[0].body); got != want {
+		t.Errorf("attribute.report = %s, want %s", got, want)
+	}
+	wantBad := []BadPoint{{Resource: "main", Attribute: "temperature", Err: exc2, Since: t0}}
+	if diff := cmp.Diff(wantBad, h.b.Devices()[0].BadPoints); diff != "" {
+		t.Errorf("status bad points mismatch (-want +got):\n%s", diff)
+	}
+	if got := testutil.ToFloat64(m.PointsBad.WithLabelValues("meter-1")); got != 1 {
+		t.Errorf("points bad = %v, want 1", got)
+	}
+	// Another resource's point goes bad; the reason of the first changes.
+	t1 := t0.Add(time.Minute)
+	h.b.Attributes("meter-1", "aux", map[string]model.Value{"temperature": model.BadValue(t1, "short answer")})
+	h.b.Attributes("meter-1", "main", map[string]model.Value{"temperature": model.BadValue(t1, "no answer within 1s")})
+	wantBad = []BadPoint{
+		{Resource: "aux", Attribute: "temperature", Err: "short answer", Since: t1},
+		{Resource: "main", Attribute: "temperature", Err: "no answer within 1s", Since: t1},
+	}
+	if diff := cmp.Diff(wantBad, h.b.Devices()[0].BadPoints); diff != "" {
+		t.Errorf("status bad points mismatch (-want +got):\n%s", diff)
+	}
+	if got := testutil.ToFloat64(m.PointsBad.WithLabelValues("meter-1")); got != 2 {
+		t.Errorf("points bad = %v, want 2", got)
+	}
+	h.b.Attributes("meter-1", "main", map[string]model.Value{"temperature": {V: 21.0, At: t1}})
+	h.b.Attributes("meter-1", "aux", map[string]model.Value{"temperature": {V: 21.0, At: t1}})
+	if got := h.b.Devices()[0].BadPoints; got != nil {
+		t.Errorf("status bad points = %v after good values, want none", got)
+	}
+	if got := testutil.ToFloat64(m.PointsBad.WithLabelValues("meter-1")); got != 0 {
+		t.Errorf("points bad = %v after good values, want 0", got)
 	}
 }
 
