@@ -146,16 +146,16 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // fakeAdapter is a sub-device with a writable setpoint, a read-only
 // temperature and a reset operation.
 type fakeAdapter struct {
-	id      string
-	mu      sync.Mutex
-	sink    adapters.Sink
-	set     map[string]model.Value
-	setErr  error
-	block   bool // Set blocks until its context ends
+	id     string
+	mu     sync.Mutex
+	sink   adapters.Sink
+	set    map[string]model.Value
+	setErr error
+	block  bool // Set blocks until its context ends
 	// getBad: Get answers these attributes bad, with these reasons.
 	getBad  map[string]string
 	sets    int // calls of Set
-	gets    int  // calls of Get
+	gets    int // calls of Get
 	running chan struct{}
 	// stopDelay is how long Run takes to return once its context ends;
 	// startedAt and returnedAt record when Run started and returned.

@@ -484,7 +484,9 @@ func (b *Bridge) Devices() []DeviceStatus {
 	return out
 }
 
-// Polled implements adapters.PollObserver.
+// Polled implements adapters.PollObserver. A poll is counted ok, partial
+// (err is an adapters.PointErrors: each of its points is counted too) or
+// error.
 func (b *Bridge) Polled(dev string, took time.Duration, err error) {
 	d := b.device(dev)
 	if d == nil {
