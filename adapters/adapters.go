@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -35,7 +36,10 @@ type Adapter interface {
 	// sentinels of this package where one fits.
 	Set(ctx context.Context, resource string, values map[string]model.Value) error
 	// Get reads attributes of a resource from the device now; no names means
-	// all of them.
+	// all of them. An attribute the device answered for but that could not
+	// be read (an exception response, registers that do not decode) comes
+	// back as a bad value (model.BadValue, with the reason) beside the good
+	// ones; an error means the device could not be asked or did not answer.
 	Get(ctx context.Context, resource string, names []string) (map[string]model.Value, error)
 	// Invoke calls an operation of a resource and returns its output
 	// parameters.
@@ -47,7 +51,11 @@ type Adapter interface {
 // a poll loop. Timestamps are the capture times.
 type Sink interface {
 	// Attributes reports current values of attributes of a resource. The
-	// sink keeps the map: the caller must not modify it after the call.
+	// sink keeps the map: the caller must not modify it after the call. A
+	// point that cannot be read is reported as a bad value with its reason
+	// (model.BadValue) when it goes bad, when its reason changes and as
+	// often as its good values would be; its next good value says it
+	// recovered.
 	Attributes(dev, resource string, values map[string]model.Value)
 	// Event reports an event; the bridge stores it durably before it returns.
 	Event(dev string, ev model.EventOccurrence)
@@ -186,8 +194,35 @@ type PollObserver interface {
 	Polled(dev string, took time.Duration, err error)
 }
 
+// PointError is an attribute that was bad in a poll cycle, and why.
+type PointError struct {
+	Resource, Attribute string
+	// Reason is the value's Err, e.g. "exception 2 (illegal data address)".
+	Reason string
+}
+
+// PointErrors is the error of a poll cycle in which the device answered
+// but some of the attributes polled were bad: their reads failed, or they
+// were left alone after failing. It is never empty.
+type PointErrors []PointError
+
+func (e PointErrors) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d bad", len(e))
+	for i, p := range e {
+		sep := ", "
+		if i == 0 {
+			sep = ": "
+		}
+		fmt.Fprintf(&b, "%s%s/%s: %s", sep, p.Resource, p.Attribute, p.Reason)
+	}
+	return b.String()
+}
+
 // ObservePoll reports one poll cycle of dev to sink when it keeps poll
-// metrics: how long it took and its error (nil when the device answered).
+// metrics: how long it took and its error: nil when the device answered
+// for every attribute, a PointErrors when it answered but some attributes
+// were bad, any other error when it did not answer.
 func ObservePoll(sink Sink, dev string, took time.Duration, err error) {
 	if o, ok := sink.(PollObserver); ok {
 		o.Polled(dev, took, err)

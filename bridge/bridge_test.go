@@ -8,8 +8,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/osapgw/osapgw/adapters"
 	"github.com/osapgw/osapgw/model"
 	"github.com/osapgw/osapgw/osap"
 )
@@ -135,6 +137,9 @@ func TestPolledMetrics(t *testing.T) {
 	h.b.Polled("boiler-1", 20*time.Millisecond, nil)
 	h.b.Polled("boiler-1", time.Second, errors.New("timeout"))
 	h.b.Polled("unknown", time.Second, nil) // ignored
+	bad := adapters.PointErrors{{Resource: "main", Attribute: "energy", Reason: "exception 2 (illegal data address)"}}
+	h.b.Polled("boiler-1", time.Second, bad)
+	h.b.Polled("boiler-1", time.Second, fmt.Errorf("poll: %w", bad))
 	m := h.b.cfg.Metrics
 	if got := testutil.ToFloat64(m.Polls.WithLabelValues("boiler-1", "ok")); got != 1 {
 		t.Errorf("ok polls = %v, want 1", got)
@@ -142,11 +147,63 @@ func TestPolledMetrics(t *testing.T) {
 	if got := testutil.ToFloat64(m.Polls.WithLabelValues("boiler-1", "error")); got != 1 {
 		t.Errorf("failed polls = %v, want 1", got)
 	}
+	if got := testutil.ToFloat64(m.Polls.WithLabelValues("boiler-1", "partial")); got != 2 {
+		t.Errorf("partial polls = %v, want 2", got)
+	}
+	if got := testutil.ToFloat64(m.PointErrors.WithLabelValues("boiler-1", "main", "energy")); got != 2 {
+		t.Errorf("point errors of main/energy = %v, want 2", got)
+	}
 	if n := testutil.CollectAndCount(m.PollDuration); n != 1 {
 		t.Errorf("poll duration series = %d, want 1 (unknown devices are not counted)", n)
 	}
 	if st := h.b.Devices()[0]; st.LastPoll.IsZero() {
 		t.Errorf("status has no last poll time: %+v", st)
+	}
+}
+
+// TestBadPoints: a bad value reported by an adapter reaches the platform
+// as {ts,q:bad,err}, shows in the device's status and in the gauge of bad
+// points, and leaves both when a good value follows.
+func TestBadPoints(t *testing.T) {
+	h := newHarness(t, Config{}, "meter-1")
+	h.connect()
+	m := h.b.cfg.Metrics
+	t0 := time.UnixMilli(1764150000000)
+	const exc2 = "exception 2 (illegal data address)"
+	h.b.Attributes("meter-1", "main", map[string]model.Value{"temperature": model.BadValue(t0, exc2), "setpoint": {V: 20.0, At: t0}})
+	waitFor(t, "the report", func() bool { return len(h.up.messages(osap.TypeAttributeReport)) == 1 })
+	const want = `{"resource":"main","values":{"setpoint":{"v":20,"ts":1764150000000,"q":"good"},"temperature":{"ts":1764150000000,"q":"bad","err":"exception 2 (illegal data address)"}}}`
+	if got := string(h.up.messages(osap.TypeAttributeReport)[0].body); got != want {
+		t.Errorf("attribute.report = %s, want %s", got, want)
+	}
+	wantBad := []BadPoint{{Resource: "main", Attribute: "temperature", Err: exc2, Since: t0}}
+	if diff := cmp.Diff(wantBad, h.b.Devices()[0].BadPoints); diff != "" {
+		t.Errorf("status bad points mismatch (-want +got):\n%s", diff)
+	}
+	if got := testutil.ToFloat64(m.PointsBad.WithLabelValues("meter-1")); got != 1 {
+		t.Errorf("points bad = %v, want 1", got)
+	}
+	// Another resource's point goes bad; the reason of the first changes.
+	t1 := t0.Add(time.Minute)
+	h.b.Attributes("meter-1", "aux", map[string]model.Value{"temperature": model.BadValue(t1, "short answer")})
+	h.b.Attributes("meter-1", "main", map[string]model.Value{"temperature": model.BadValue(t1, "no answer within 1s")})
+	wantBad = []BadPoint{
+		{Resource: "aux", Attribute: "temperature", Err: "short answer", Since: t1},
+		{Resource: "main", Attribute: "temperature", Err: "no answer within 1s", Since: t1},
+	}
+	if diff := cmp.Diff(wantBad, h.b.Devices()[0].BadPoints); diff != "" {
+		t.Errorf("status bad points mismatch (-want +got):\n%s", diff)
+	}
+	if got := testutil.ToFloat64(m.PointsBad.WithLabelValues("meter-1")); got != 2 {
+		t.Errorf("points bad = %v, want 2", got)
+	}
+	h.b.Attributes("meter-1", "main", map[string]model.Value{"temperature": {V: 21.0, At: t1}})
+	h.b.Attributes("meter-1", "aux", map[string]model.Value{"temperature": {V: 21.0, At: t1}})
+	if got := h.b.Devices()[0].BadPoints; got != nil {
+		t.Errorf("status bad points = %v after good values, want none", got)
+	}
+	if got := testutil.ToFloat64(m.PointsBad.WithLabelValues("meter-1")); got != 0 {
+		t.Errorf("points bad = %v after good values, want 0", got)
 	}
 }
 

@@ -1,10 +1,13 @@
 package bridge
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -43,6 +46,9 @@ type device struct {
 	lastData  time.Time
 	lastPoll  time.Time
 	reports   uint64
+	// bad holds the points whose last reported value is bad, by resource
+	// NUL attribute (nil while there are none).
+	bad map[string]BadPoint
 }
 
 func newDevice(b *Bridge, s Spec) *device {
@@ -207,12 +213,45 @@ func (d *device) model() (model.Device, bool) {
 	return d.desc, d.described
 }
 
-func (d *device) reported(values map[string]model.Value) {
+// reported records a report of values of resource: when, and which
+// points are bad now.
+func (d *device) reported(resource string, values map[string]model.Value) {
 	d.mu.Lock()
 	d.lastData = d.b.cfg.Now()
 	d.reports++
+	nbad, changed := len(d.bad), false
+	for name, v := range values {
+		if v.Quality != model.QualityBad {
+			if d.bad != nil {
+				delete(d.bad, resource+"\x00"+name)
+			}
+			continue
+		}
+		k := resource + "\x00" + name
+		if old, ok := d.bad[k]; ok && old.Err == v.Err {
+			continue
+		}
+		if d.bad == nil {
+			d.bad = map[string]BadPoint{}
+		}
+		d.bad[k] = BadPoint{Resource: resource, Attribute: name, Err: v.Err, Since: v.At}
+		changed = true
+	}
+	if changed || len(d.bad) != nbad {
+		d.b.cfg.Metrics.PointsBad.WithLabelValues(d.spec.ID).Set(float64(len(d.bad)))
+	}
 	d.mu.Unlock()
 	d.b.cfg.Metrics.DeviceReports.WithLabelValues(d.spec.ID).Inc()
+}
+
+// BadPoint is an attribute whose last reported value is bad.
+type BadPoint struct {
+	Resource  string `json:"resource"`
+	Attribute string `json:"attribute"`
+	// Err is the reason it is bad.
+	Err string `json:"err"`
+	// Since is when it went bad, or its reason changed.
+	Since time.Time `json:"since"`
 }
 
 // DeviceStatus is what /status shows of one sub-device.
@@ -225,6 +264,9 @@ type DeviceStatus struct {
 	LastPoll  time.Time `json:"last_poll,omitzero"`
 	Reports   uint64    `json:"reports"`
 	LastError string    `json:"last_error,omitempty"`
+	// BadPoints are the attributes whose last reported value is bad,
+	// sorted by resource and attribute.
+	BadPoints []BadPoint `json:"bad_points,omitempty"`
 }
 
 func (d *device) status() DeviceStatus {
@@ -237,7 +279,14 @@ func (d *device) status() DeviceStatus {
 	case d.known:
 		state = "offline"
 	}
-	return DeviceStatus{ID: d.spec.ID, Kind: d.spec.Kind, Name: d.spec.Name, State: state, LastData: d.lastData, LastPoll: d.lastPoll, Reports: d.reports, LastError: d.lastErr}
+	st := DeviceStatus{ID: d.spec.ID, Kind: d.spec.Kind, Name: d.spec.Name, State: state, LastData: d.lastData, LastPoll: d.lastPoll, Reports: d.reports, LastError: d.lastErr}
+	for _, p := range d.bad {
+		st.BadPoints = append(st.BadPoints, p)
+	}
+	slices.SortFunc(st.BadPoints, func(a, b BadPoint) int {
+		return cmp.Or(strings.Compare(a.Resource, b.Resource), strings.Compare(a.Attribute, b.Attribute))
+	})
+	return st
 }
 
 // handle carries out a downlink request on the device. The request is
@@ -335,7 +384,9 @@ func (d *device) handle(ctx context.Context, m osap.Message) (body any, err erro
 		if err != nil {
 			return nil, err
 		}
-		return osap.ReplyBody{Values: vals}, nil
+		// A bad point fails the request (500, the reasons in msg); the
+		// reply still carries what was read, the bad values with q/err.
+		return osap.ReplyBody{Values: vals}, badValues(vals)
 	case osap.TypeOperationInvoke:
 		var req osap.OperationInvoke
 		if err := m.DecodeBody(&req); err != nil {
@@ -363,6 +414,22 @@ func (d *device) handle(ctx context.Context, m osap.Message) (body any, err erro
 		return osap.ReplyBody{Output: out}, nil
 	}
 	return nil, fmt.Errorf("%w: unknown request type %q", adapters.ErrBadRequest, m.Type)
+}
+
+// badValues returns an error naming each bad value of vals and its
+// reason, sorted by name, or nil when none is bad.
+func badValues(vals map[string]model.Value) error {
+	var bad []string
+	for name, v := range vals {
+		if v.Quality == model.QualityBad {
+			bad = append(bad, fmt.Sprintf("attribute %q: %s", name, v.Err))
+		}
+	}
+	if len(bad) == 0 {
+		return nil
+	}
+	slices.Sort(bad)
+	return errors.New(strings.Join(bad, "; "))
 }
 
 // coerceInputs checks an operation's input against its declared
@@ -417,7 +484,9 @@ func (b *Bridge) Devices() []DeviceStatus {
 	return out
 }
 
-// Polled implements adapters.PollObserver.
+// Polled implements adapters.PollObserver. A poll is counted ok, partial
+// (err is an adapters.PointErrors: each of its points is counted too) or
+// error.
 func (b *Bridge) Polled(dev string, took time.Duration, err error) {
 	d := b.device(dev)
 	if d == nil {
@@ -427,7 +496,14 @@ func (b *Bridge) Polled(dev string, took time.Duration, err error) {
 	d.lastPoll = b.cfg.Now()
 	d.mu.Unlock()
 	result := "ok"
-	if err != nil {
+	var bad adapters.PointErrors
+	switch {
+	case errors.As(err, &bad):
+		result = "partial"
+		for _, p := range bad {
+			b.cfg.Metrics.PointErrors.WithLabelValues(dev, p.Resource, p.Attribute).Inc()
+		}
+	case err != nil:
 		result = "error"
 	}
 	b.cfg.Metrics.Polls.WithLabelValues(dev, result).Inc()

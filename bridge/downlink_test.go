@@ -14,6 +14,7 @@ func TestDownlinkReplyCodes(t *testing.T) {
 	h := newHarness(t, Config{RequestTimeout: 100 * time.Millisecond}, "boiler-1", "slow", "broken")
 	h.devs["slow"].block = true
 	h.devs["broken"].setErr = errors.New("illegal data address (register 40010)")
+	h.devs["broken"].getBad = map[string]string{"temperature": "exception 2 (illegal data address)"}
 	h.connect()
 	tests := []struct {
 		name     string
@@ -35,6 +36,11 @@ func TestDownlinkReplyCodes(t *testing.T) {
 		{"device error", osap.TypeAttributeSet, "broken", `{"resource":"main","values":{"setpoint":1}}`, 500, ""},
 		{"get", osap.TypeAttributeGet, "boiler-1", `{"resource":"main","names":["temperature"]}`, 0, `{"values":{"temperature":{"v":21.5,"ts":1000,"q":"good"}}}`},
 		{"get unknown", osap.TypeAttributeGet, "boiler-1", `{"resource":"main","names":["colour"]}`, 404, ""},
+		{"get a bad point", osap.TypeAttributeGet, "broken", `{"resource":"main","names":["temperature"]}`, 500,
+			`{"values":{"temperature":{"ts":1000,"q":"bad","err":"exception 2 (illegal data address)"}}}`},
+		{"get all with a bad point", osap.TypeAttributeGet, "broken", `{"resource":"main"}`, 500,
+			`{"values":{"setpoint":{"v":42,"ts":1000,"q":"good"},"temperature":{"ts":1000,"q":"bad","err":"exception 2 (illegal data address)"}}}`},
+		{"get a good point beside a bad one", osap.TypeAttributeGet, "broken", `{"resource":"main","names":["setpoint"]}`, 0, `{"values":{"setpoint":{"v":42,"ts":1000,"q":"good"}}}`},
 		{"invoke", osap.TypeOperationInvoke, "boiler-1", `{"resource":"main","operation":"reset","input":{"mode":2}}`, 0, `{"output":{"mode":2,"ok":true}}`},
 		{"invoke missing input", osap.TypeOperationInvoke, "boiler-1", `{"resource":"main","operation":"reset"}`, 400, ""},
 		{"invoke unknown op", osap.TypeOperationInvoke, "boiler-1", `{"resource":"main","operation":"explode"}`, 404, ""},
@@ -50,6 +56,9 @@ func TestDownlinkReplyCodes(t *testing.T) {
 			}
 			if tt.wantCode != 0 && reply.h.Msg == "" {
 				t.Errorf("error reply has no message")
+			}
+			if tt.wantCode == 500 && tt.typ == osap.TypeAttributeGet && reply.h.Msg != `attribute "temperature": exception 2 (illegal data address)` {
+				t.Errorf("reply msg = %q, want the bad attribute and its reason", reply.h.Msg)
 			}
 			if tt.wantBody != "" && string(reply.body) != tt.wantBody {
 				t.Errorf("reply body = %s, want %s", reply.body, tt.wantBody)

@@ -141,14 +141,16 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // fakeAdapter is a sub-device with a writable setpoint, a read-only
 // temperature and a reset operation.
 type fakeAdapter struct {
-	id      string
-	mu      sync.Mutex
-	sink    adapters.Sink
-	set     map[string]model.Value
-	setErr  error
-	block   bool // Set blocks until its context ends
-	sets    int  // calls of Set
-	gets    int  // calls of Get
+	id     string
+	mu     sync.Mutex
+	sink   adapters.Sink
+	set    map[string]model.Value
+	setErr error
+	block  bool // Set blocks until its context ends
+	// getBad: Get answers these attributes bad, with these reasons.
+	getBad  map[string]string
+	sets    int // calls of Set
+	gets    int // calls of Get
 	running chan struct{}
 	// stopDelay is how long Run takes to return once its context ends;
 	// startedAt and returnedAt record when Run started and returned.
@@ -208,9 +210,24 @@ func (a *fakeAdapter) Set(ctx context.Context, resource string, values map[strin
 
 func (a *fakeAdapter) Get(_ context.Context, resource string, names []string) (map[string]model.Value, error) {
 	a.mu.Lock()
+	defer a.mu.Unlock()
 	a.gets++
-	a.mu.Unlock()
-	return map[string]model.Value{"temperature": {V: 21.5, At: time.UnixMilli(1000)}}, nil
+	if len(names) == 0 {
+		names = []string{"temperature", "setpoint"}
+	}
+	at := time.UnixMilli(1000)
+	out := map[string]model.Value{}
+	for _, n := range names {
+		switch {
+		case a.getBad[n] != "":
+			out[n] = model.BadValue(at, a.getBad[n])
+		case n == "temperature":
+			out[n] = model.Value{V: 21.5, At: at}
+		default:
+			out[n] = model.Value{V: 42.0, At: at}
+		}
+	}
+	return out, nil
 }
 
 func (a *fakeAdapter) Invoke(_ context.Context, resource, op string, in map[string]any) (map[string]any, error) {

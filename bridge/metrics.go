@@ -5,7 +5,8 @@ import (
 )
 
 // Metrics are the bridge's Prometheus metrics. Labels are bounded: device
-// ids come from the configuration, message types from the binding. The
+// ids, resources and attributes come from the configuration (or a device's
+// model), message types from the binding. The
 // event counters are the event stream's (delivery.Metrics).
 type Metrics struct {
 	DeviceOnline  *prometheus.GaugeVec
@@ -13,6 +14,8 @@ type Metrics struct {
 	DeviceErrors  *prometheus.CounterVec
 	Polls         *prometheus.CounterVec
 	PollDuration  *prometheus.HistogramVec
+	PointErrors   *prometheus.CounterVec
+	PointsBad     *prometheus.GaugeVec
 	MessagesOut   *prometheus.CounterVec
 	MessagesIn    *prometheus.CounterVec
 }
@@ -31,8 +34,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "osapgw_device_errors_total", Help: "Errors of the sub-device: failed describes, adapter stops, offline reports.",
 		}, []string{"device"}),
 		Polls: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "osapgw_device_polls_total", Help: "Poll cycles of the sub-device, by result (ok, error).",
+			Name: "osapgw_device_polls_total", Help: "Poll cycles of the sub-device, by result: ok; partial, the device answered but some points were bad; error, it did not answer.",
 		}, []string{"device", "result"}),
+		PointErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "osapgw_device_point_errors_total", Help: "Poll cycles in which the point was bad: its read failed, or it was left alone after failing.",
+		}, []string{"device", "resource", "attribute"}),
+		PointsBad: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "osapgw_device_points_bad", Help: "Points of the sub-device whose last reported value is bad.",
+		}, []string{"device"}),
 		PollDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "osapgw_device_poll_duration_seconds", Help: "How long a poll cycle of the sub-device took.",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
@@ -45,7 +54,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"type"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.DeviceOnline, m.DeviceReports, m.DeviceErrors, m.Polls, m.PollDuration, m.MessagesOut, m.MessagesIn)
+		reg.MustRegister(m.DeviceOnline, m.DeviceReports, m.DeviceErrors, m.Polls, m.PollDuration, m.PointErrors, m.PointsBad, m.MessagesOut, m.MessagesIn)
 	}
 	return m
 }
@@ -55,6 +64,8 @@ func (m *Metrics) forget(id string) {
 	m.DeviceReports.DeleteLabelValues(id)
 	m.DeviceErrors.DeleteLabelValues(id)
 	m.PollDuration.DeleteLabelValues(id)
+	m.PointsBad.DeleteLabelValues(id)
+	m.PointErrors.DeletePartialMatch(prometheus.Labels{"device": id})
 	m.Polls.DeletePartialMatch(prometheus.Labels{"device": id})
 	m.DeviceOnline.DeletePartialMatch(prometheus.Labels{"device": id})
 }

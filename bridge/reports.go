@@ -92,7 +92,7 @@ func (q *reportQueue) requeue(r report) {
 // long the upstream stalls or stays down.
 func (b *Bridge) Attributes(dev, resource string, values map[string]model.Value) {
 	if d := b.device(dev); d != nil {
-		d.reported(values)
+		d.reported(resource, values)
 	}
 	b.reports.put(devResource{dev, resource}, values)
 }

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -122,4 +124,109 @@ events = true
 		}
 		return false
 	})
+}
+
+// TestModbusBadPoint maps a point the simulated sensor does not have
+// (input 31-32, past its 32 input registers) into the same read as good
+// ones: the platform gets the good values and the bad point with its
+// reason, a get of it answers 500, and the gateway's status and metrics
+// show it.
+func TestModbusBadPoint(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end with real processes; skipped with -short")
+	}
+	s := newSite(t)
+	mbPort := freePort(t)
+	start(t, "devsim", "modbus", "-listen", fmt.Sprintf("127.0.0.1:%d", mbPort))
+	s.writeConfig(fmt.Sprintf(`
+[[device]]
+id = "meter-1"
+kind = "modbus"
+url = "tcp://127.0.0.1:%d"
+unit = 1
+poll = "500ms"
+max_gap = 30
+
+[[device.attribute]]
+name = "temperature"
+table = "input"
+address = 0
+type = "float32"
+
+[[device.attribute]]
+name = "pressure"
+table = "input"
+address = 4
+scale = 0.1
+
+[[device.attribute]]
+name = "ghost"
+table = "input"
+address = 31
+type = "float32"
+`, mbPort))
+	s.startGateway()
+	devID := s.devID()
+	const exc2 = "exception 2 (illegal data address)"
+	waitFor(t, "the platform to hold meter-1's values, ghost bad", 60*time.Second, func() bool {
+		for _, sd := range s.device(devID).SubDevices {
+			if sd.ID != "meter-1" {
+				continue
+			}
+			main := sd.Attributes["main"]
+			return main["ghost"].Err == exc2 && main["temperature"].V != nil && main["pressure"].V != nil
+		}
+		return false
+	})
+	compact := func(b []byte) string {
+		var c bytes.Buffer
+		_ = json.Compact(&c, b)
+		return c.String()
+	}
+	var raw json.RawMessage
+	getJSON(t, "http://"+s.api+"/api/devices/"+devID, &raw)
+	if want := `"ghost":{"ts":`; !strings.Contains(compact(raw), want) || !strings.Contains(compact(raw), `"q":"bad","err":"`+exc2+`"}`) {
+		t.Errorf("platform API device = %s, want ghost bad with no v: %s", compact(raw), exc2)
+	}
+
+	status, reply := s.request(devID, "get", map[string]any{"dev": "meter-1", "resource": "main", "names": []string{"ghost"}})
+	if status != 200 || reply.Code != 500 || !strings.Contains(reply.Msg, `attribute "ghost": `+exc2) {
+		t.Errorf("get ghost = HTTP %d, reply code %d (%s), want 500 naming ghost and %s", status, reply.Code, reply.Msg, exc2)
+	}
+	status, reply = s.request(devID, "get", map[string]any{"dev": "meter-1", "resource": "main", "names": []string{"pressure"}})
+	if status != 200 || reply.Code != 0 || !strings.Contains(compact(reply.Body), `"q":"good"`) {
+		t.Errorf("get pressure = HTTP %d, reply code %d (%s) %s, want 0 and a good value", status, reply.Code, reply.Msg, reply.Body)
+	}
+
+	var st struct {
+		Devices []struct {
+			ID        string `json:"id"`
+			BadPoints []struct {
+				Resource, Attribute, Err string
+			} `json:"bad_points"`
+		} `json:"devices"`
+	}
+	getJSON(t, "http://"+s.gwHTTP+"/status", &st)
+	if len(st.Devices) != 1 || len(st.Devices[0].BadPoints) != 1 || st.Devices[0].BadPoints[0].Attribute != "ghost" || st.Devices[0].BadPoints[0].Err != exc2 {
+		t.Errorf("gateway /status devices = %+v, want meter-1 with ghost bad", st.Devices)
+	}
+	out, err := runOutput(bin.osapgw, "status", "-addr", s.gwHTTP)
+	if err != nil || !strings.Contains(out, "meter-1  main/ghost  "+exc2) {
+		t.Errorf("osapgw status = %v\n%s\nwant the bad point listed", err, out)
+	}
+	resp, err := http.Get("http://" + s.gwHTTP + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		`osapgw_device_points_bad{device="meter-1"} 1`,
+		`osapgw_device_point_errors_total{attribute="ghost",device="meter-1",resource="main"}`,
+		`osapgw_device_polls_total{device="meter-1",result="partial"}`,
+	} {
+		if !strings.Contains(string(metrics), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
 }

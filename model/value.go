@@ -19,12 +19,22 @@ const (
 
 // Value is one reading of an attribute, with the time it was captured. V
 // holds a bool, int64, float64, string, or (for TypeJSON) any JSON value.
-// How a value travels is the binding's (package osap); how it is kept on
-// flash is the store's.
+// A value of QualityBad holds no reading: V is nil and Err says why the
+// point could not be read ("exception 2 (illegal data address)"). How a
+// value travels is the binding's (package osap); how it is kept on flash
+// is the store's.
 type Value struct {
 	V       any
 	At      time.Time
 	Quality Quality
+	// Err is the reason a bad value could not be had; empty otherwise.
+	Err string
+}
+
+// BadValue returns the value of a point that could not be read at at, and
+// why.
+func BadValue(at time.Time, reason string) Value {
+	return Value{At: at, Quality: QualityBad, Err: reason}
 }
 
 // EventOccurrence is one event that happened on a resource of a sub-device,

@@ -19,8 +19,9 @@ import (
 
 // Values is a set of attribute values keyed by attribute name, as they
 // travel in attribute.report and in replies to attribute.get: each value
-// is {"v":…,"ts":<unix ms>,"q":"good"}, the names in the order of their
-// bytes (as encoding/json writes a map).
+// is {"v":…,"ts":<unix ms>,"q":"good"}, or {"ts":<unix ms>,"q":"bad",
+// "err":"<reason>"} for a point that could not be read (design 2.5), the
+// names in the order of their bytes (as encoding/json writes a map).
 type Values map[string]model.Value
 
 // MarshalJSON encodes vs as a JSON object of values. It fails only when a
@@ -96,15 +97,32 @@ type wireValue struct {
 	Q  model.Quality `json:"q,omitempty"`
 }
 
+// wireBad is a bad value as encoding/json would write it by reflection:
+// no "v", and the reason.
+type wireBad struct {
+	TS  int64         `json:"ts"`
+	Q   model.Quality `json:"q"`
+	Err string        `json:"err"`
+}
+
 // AppendValue appends v to dst as {"v":…,"ts":<unix ms>,"q":"good"} (an
 // empty quality is written as good), byte for byte as encoding/json writes
 // that object, without reflection for V of the types adapters report
-// (bool, int64, float64, string). It fails only when V does not encode as
+// (bool, int64, float64, string). A value of quality bad is written
+// {"ts":<unix ms>,"q":"bad","err":"<reason>"}, without V (design 2.5); Err
+// is written for bad values only. It fails only when V does not encode as
 // JSON, with encoding/json's error; dst is then returned unchanged.
 func AppendValue(dst []byte, v model.Value) ([]byte, error) {
 	q := v.Quality
 	if q == "" {
 		q = model.QualityGood
+	}
+	if q == model.QualityBad {
+		dst = append(dst, `{"ts":`...)
+		dst = strconv.AppendInt(dst, v.At.UnixMilli(), 10)
+		dst = append(dst, `,"q":"bad","err":`...)
+		dst = appendjson.String(dst, v.Err)
+		return append(dst, '}'), nil
 	}
 	start := len(dst)
 	dst = append(dst, `{"v":`...)
@@ -121,14 +139,16 @@ func AppendValue(dst []byte, v model.Value) ([]byte, error) {
 	return append(dst, '}'), nil
 }
 
-// DecodeValue decodes the form AppendValue writes. Numbers come back as
-// float64 unless they are integral and fit an int64, then as int64. Input
-// that is not of that form gives the encoding/json error.
+// DecodeValue decodes the forms AppendValue writes, the reason of a bad
+// value included. Numbers come back as float64 unless they are integral
+// and fit an int64, then as int64. Input that is not of that form gives
+// the encoding/json error.
 func DecodeValue(b []byte) (model.Value, error) {
 	var w struct {
-		V  json.RawMessage `json:"v"`
-		TS int64           `json:"ts"`
-		Q  model.Quality   `json:"q"`
+		V   json.RawMessage `json:"v"`
+		TS  int64           `json:"ts"`
+		Q   model.Quality   `json:"q"`
+		Err string          `json:"err"`
 	}
 	if err := json.Unmarshal(b, &w); err != nil {
 		return model.Value{}, err
@@ -148,7 +168,7 @@ func DecodeValue(b []byte) (model.Value, error) {
 			x = f
 		}
 	}
-	return model.Value{V: x, At: time.UnixMilli(w.TS), Quality: w.Q}, nil
+	return model.Value{V: x, At: time.UnixMilli(w.TS), Quality: w.Q, Err: w.Err}, nil
 }
 
 // EventReport is the body of event.report:

@@ -15,13 +15,21 @@ import (
 )
 
 // refValue encodes a model.Value as it was encoded before the hand-written
-// encoder: encoding/json's reflection over the wire form.
+// encoder: encoding/json's reflection over the wire form (a bad value:
+// no "v", the reason in "err").
 type refValue model.Value
 
 func (v refValue) MarshalJSON() ([]byte, error) {
 	q := v.Quality
 	if q == "" {
 		q = model.QualityGood
+	}
+	if q == model.QualityBad {
+		return json.Marshal(struct {
+			TS  int64         `json:"ts"`
+			Q   model.Quality `json:"q"`
+			Err string        `json:"err"`
+		}{v.At.UnixMilli(), q, v.Err})
 	}
 	return json.Marshal(struct {
 		V  any           `json:"v"`
@@ -80,7 +88,7 @@ func randomReports(n int, seed uint64) []AttributeReport {
 	out := []AttributeReport{
 		{Resource: "main"},
 		{Resource: "main", Values: map[string]model.Value{}},
-		{Resource: "<&>", Values: map[string]model.Value{"r2": {V: int64(2), At: at}, "r10": {V: 21.5, At: at}, "R1": {V: "x", At: at, Quality: model.QualityBad}}},
+		{Resource: "<&>", Values: map[string]model.Value{"r2": {V: int64(2), At: at}, "r10": {V: 21.5, At: at}, "R1": {V: "x", At: at, Quality: model.QualityBad}, "R0": model.BadValue(at, "exception 2 (illegal data address)")}},
 		{Resource: "main", Values: map[string]model.Value{"j": {V: map[string]any{"b": []any{1.0, nil}, "a": "<"}, At: at}}},
 	}
 	for range n {

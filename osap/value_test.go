@@ -3,6 +3,7 @@ package osap
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -26,12 +27,15 @@ const (
 )
 
 // referenceJSON is how a value was encoded before AppendValue: through
-// encoding/json's reflection over wireValue. AppendValue must write the
-// same bytes.
+// encoding/json's reflection over wireValue, or wireBad for a bad value
+// (no "v", the reason in "err"). AppendValue must write the same bytes.
 func referenceJSON(v Value) ([]byte, error) {
 	q := v.Quality
 	if q == "" {
 		q = QualityGood
+	}
+	if q == QualityBad {
+		return json.Marshal(wireBad{TS: v.At.UnixMilli(), Q: q, Err: v.Err})
 	}
 	return json.Marshal(wireValue{V: v.V, TS: v.At.UnixMilli(), Q: q})
 }
@@ -47,10 +51,11 @@ func randomValues(n int, seed uint64) []Value {
 		"", "on", "<b>&</b>", "line\nbreak", "\u2028", "\xff\xfe", "日本",
 		map[string]any{"z": 1.0, "a": []any{"x", false}}, []any{1.0, "two"}, json.Number("3.0"), uint16(7), int(-2),
 	}
+	errs := []string{"", "exception 2 (illegal data address)", "<b>&</b> \"q\"\n", "\xff\u2028日本"}
 	var out []Value
 	for _, q := range []Quality{"", QualityGood, QualityUncertain, QualityBad, "odd<q>"} {
-		for _, v := range vs {
-			out = append(out, Value{V: v, At: at, Quality: q})
+		for i, v := range vs {
+			out = append(out, Value{V: v, At: at, Quality: q, Err: errs[i%len(errs)]})
 		}
 	}
 	for _, t := range []time.Time{{}, time.Unix(0, 0), time.UnixMilli(-1), time.Unix(1<<40, 999999999), time.Date(1, 1, 1, 0, 0, 0, 1, time.UTC)} {
@@ -75,6 +80,9 @@ func randomValues(n int, seed uint64) []Value {
 			v = string(b)
 		}
 		out = append(out, Value{V: v, At: time.UnixMilli(r.Int64N(1 << 45)), Quality: QualityGood})
+		if r.IntN(8) == 0 {
+			out = append(out, model.BadValue(time.UnixMilli(r.Int64N(1<<45)), fmt.Sprint(v)))
+		}
 	}
 	return out
 }
@@ -112,8 +120,9 @@ func TestAppendValueMatchesReflection(t *testing.T) {
 }
 
 func FuzzAppendValue(f *testing.F) {
-	f.Add(int64(3), 21.5, "on", int64(1764150000123), uint8(0))
-	f.Fuzz(func(t *testing.T, i int64, x float64, s string, ms int64, kind uint8) {
+	f.Add(int64(3), 21.5, "on", int64(1764150000123), uint8(0), "")
+	f.Add(int64(3), 21.5, "bad", int64(1764150000123), uint8(1), "exception 2 (illegal data address)")
+	f.Fuzz(func(t *testing.T, i int64, x float64, s string, ms int64, kind uint8, reason string) {
 		var v any
 		switch kind % 4 {
 		case 0:
@@ -125,7 +134,7 @@ func FuzzAppendValue(f *testing.F) {
 		case 3:
 			v = i%2 == 0
 		}
-		val := Value{V: v, At: time.UnixMilli(ms), Quality: Quality(s)}
+		val := Value{V: v, At: time.UnixMilli(ms), Quality: Quality(s), Err: reason}
 		want, wantErr := referenceJSON(val)
 		got, err := AppendValue(nil, val)
 		if (err != nil) != (wantErr != nil) || !bytes.Equal(got, want) && err == nil {
@@ -156,6 +165,47 @@ func TestValuesJSON(t *testing.T) {
 		if err := json.Unmarshal([]byte(bad), &back); err == nil {
 			t.Errorf("Unmarshal(%s) = nil error, want one", bad)
 		}
+	}
+}
+
+// TestBadValueJSON: a bad value travels without "v", with its reason,
+// and decodes back to the same value.
+func TestBadValueJSON(t *testing.T) {
+	at := time.UnixMilli(1764150000000)
+	tests := []struct {
+		name string
+		in   Values
+		want string
+	}{
+		{name: "bad", in: Values{"energy": model.BadValue(at, "exception 2 (illegal data address)")},
+			want: `{"energy":{"ts":1764150000000,"q":"bad","err":"exception 2 (illegal data address)"}}`},
+		{name: "bad keeps no reading", in: Values{"energy": {V: 3.5, At: at, Quality: QualityBad, Err: "timeout"}},
+			want: `{"energy":{"ts":1764150000000,"q":"bad","err":"timeout"}}`},
+		{name: "good and bad side by side", in: Values{"power": {V: 1.5, At: at}, "energy": model.BadValue(at, "<x>")},
+			want: `{"energy":{"ts":1764150000000,"q":"bad","err":"\u003cx\u003e"},"power":{"v":1.5,"ts":1764150000000,"q":"good"}}`},
+		{name: "reason of a good value is not sent", in: Values{"power": {V: int64(2), At: at, Err: "stale"}},
+			want: `{"power":{"v":2,"ts":1764150000000,"q":"good"}}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b, err := json.Marshal(tt.in)
+			if err != nil || string(b) != tt.want {
+				t.Fatalf("Marshal = %s, %v, want %s", b, err, tt.want)
+			}
+			var back Values
+			if err := json.Unmarshal(b, &back); err != nil {
+				t.Fatal(err)
+			}
+			for name, v := range back {
+				in := tt.in[name]
+				if v.Quality == QualityBad && (v.V != nil || v.Err != in.Err || !v.At.Equal(in.At)) {
+					t.Errorf("Unmarshal(%s)[%q] = %+v, want no reading, err %q", b, name, v, in.Err)
+				}
+				if v.Quality != QualityBad && v.Err != "" {
+					t.Errorf("Unmarshal(%s)[%q] = %+v, want no reason", b, name, v)
+				}
+			}
+		})
 	}
 }
 

@@ -23,6 +23,10 @@ const (
 	outboxFormat1 = 1
 	outboxFormat2 = 2
 	valueFormat1  = 1
+	// valueFormat2 adds the reason of a bad value. It is written only for
+	// a value with a reason, so a store without bad values stays in
+	// format 1, which older builds read.
+	valueFormat2 = 2
 )
 
 // leafOverhead is what bbolt spends per key/value pair on a leaf page, on
@@ -232,13 +236,19 @@ func validName(what, s string) error {
 // format (1) | flags (1) | capture time, unix ns (8, BE) | kind (1) |
 // len(quality) (1) | quality | payload, where the payload is 1 byte for a
 // bool, 8 bytes BE for an int64 or the bits of a float64, the bytes of a
-// string, or JSON for anything else.
+// string, or JSON for anything else. A value with a reason (Err) is
+// written in format 2, which has uvarint len(err) | err between the
+// quality and the payload.
 func encodeValue(v model.Value, flags byte) ([]byte, error) {
 	if len(v.Quality) > 255 {
 		return nil, fmt.Errorf("quality %q too long: %w", v.Quality, ErrInvalid)
 	}
-	b := make([]byte, 0, 16+len(v.Quality))
-	b = append(b, valueFormat1, flags)
+	format := byte(valueFormat1)
+	if v.Err != "" {
+		format = valueFormat2
+	}
+	b := make([]byte, 0, 16+len(v.Quality)+len(v.Err))
+	b = append(b, format, flags)
 	b = binary.BigEndian.AppendUint64(b, uint64(unixNano(v.At)))
 	var payload []byte
 	var kind byte
@@ -274,13 +284,17 @@ func encodeValue(v model.Value, flags byte) ([]byte, error) {
 	}
 	b = append(b, kind, byte(len(v.Quality)))
 	b = append(b, v.Quality...)
+	if format == valueFormat2 {
+		b = binary.AppendUvarint(b, uint64(len(v.Err)))
+		b = append(b, v.Err...)
+	}
 	return append(b, payload...), nil
 }
 
-// decodeValue decodes what encodeValue wrote and returns the value and its
-// flags.
+// decodeValue decodes what encodeValue wrote, in either format, and
+// returns the value and its flags.
 func decodeValue(b []byte) (model.Value, byte, error) {
-	if len(b) < 12 || b[0] != valueFormat1 {
+	if len(b) < 12 || (b[0] != valueFormat1 && b[0] != valueFormat2) {
 		return model.Value{}, 0, fmt.Errorf("value record: bad header: %w", ErrCorrupt)
 	}
 	flags := b[1]
@@ -295,6 +309,12 @@ func decodeValue(b []byte) (model.Value, byte, error) {
 		v.At = time.Unix(0, ns)
 	}
 	p := rest[ql:]
+	if b[0] == valueFormat2 {
+		var ok bool
+		if v.Err, p, ok = readString(p); !ok || v.Err == "" {
+			return model.Value{}, 0, fmt.Errorf("value record: bad reason length: %w", ErrCorrupt)
+		}
+	}
 	switch kind {
 	case kindNull:
 		if len(p) != 0 {

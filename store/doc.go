@@ -148,7 +148,12 @@
 // after one second.
 //
 // Values: a float64 with an integral value stays a float64 here (the wire
-// form, JSON, does not distinguish them).
+// form, JSON, does not distinguish them). A value record is written in
+// format 1 unless the value has a reason (Value.Err, a bad point's), which
+// only format 2 holds; both are read. The schema version does not change
+// for it: an older osapgw reading a file with format-2 value records takes
+// them for damage and removes them, which loses only the bad state of
+// those points until the adapter reports it again.
 //
 // Events are at most MaxEventBytes (1 MiB) encoded. Their parameters are
 // encoded once, by Append, with encoding/json: keys sorted, numbers as it

@@ -89,6 +89,13 @@ func FuzzDecodeValue(f *testing.F) {
 		}
 		f.Add(b)
 	}
+	for _, v := range []model.Value{model.BadValue(at, "exception 2 (illegal data address)"), {V: 1.5, At: at, Err: "x"}} {
+		b, err := encodeValue(v, 0)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
 	f.Add([]byte{1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 9, 200})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		v, flags, err := decodeValue(b)

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -29,6 +30,8 @@ func TestValueRoundTrip(t *testing.T) {
 		{name: "json", in: model.Value{V: map[string]any{"a": []any{1.0, "x"}}, At: at}, want: model.Value{V: map[string]any{"a": []any{1.0, "x"}}, At: at}},
 		{name: "null", in: model.Value{At: at, Quality: model.QualityBad}, want: model.Value{At: at, Quality: model.QualityBad}},
 		{name: "zero time", in: model.Value{V: false}, want: model.Value{V: false}},
+		{name: "bad with reason", in: model.BadValue(at, "exception 2 (illegal data address)"), want: model.BadValue(at, "exception 2 (illegal data address)")},
+		{name: "reason of any bytes", in: model.Value{V: int64(3), At: at, Quality: model.QualityUncertain, Err: "\x00\xff"}, want: model.Value{V: int64(3), At: at, Quality: model.QualityUncertain, Err: "\x00\xff"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -44,6 +47,75 @@ func TestValueRoundTrip(t *testing.T) {
 				t.Errorf("round trip mismatch (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// TestValueFormats: a value without a reason is written in format 1, as
+// before bad values had one, so older builds still read it; records of
+// format 1 as they were written still decode; the reason is in format 2,
+// strictly checked.
+func TestValueFormats(t *testing.T) {
+	at := time.Unix(1764150000, 0)
+	good, err := encodeValue(model.Value{V: 21.5, At: at, Quality: model.QualityGood}, flagPending)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Format 1, written before format 2 existed: flags pending, kind
+	// float, quality "good", 21.5.
+	const old = "0101" + "187b851400816000" + "03" + "04" + "676f6f64" + "4035800000000000"
+	if got := hex.EncodeToString(good); got != old {
+		t.Errorf("encodeValue(21.5 good) = %s, want the format-1 record %s", got, old)
+	}
+	b, _ := hex.DecodeString(old)
+	v, flags, err := decodeValue(b)
+	if want := (model.Value{V: 21.5, At: at, Quality: model.QualityGood}); err != nil || flags != flagPending || !cmp.Equal(v, want) {
+		t.Errorf("decodeValue(%s) = %+v, %d, %v; want %+v, %d", old, v, flags, err, want, flagPending)
+	}
+	bad, err := encodeValue(model.BadValue(at, "timeout"), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const withReason = "0200" + "187b851400816000" + "00" + "03" + "626164" + "07" + "74696d656f7574"
+	if got := hex.EncodeToString(bad); got != withReason {
+		t.Errorf("encodeValue(bad, timeout) = %s, want %s", got, withReason)
+	}
+	for _, tt := range []struct{ name, hex string }{
+		{"reason past the end", "0200187b8514008160000003626164" + "08" + "74696d656f7574"},
+		{"empty reason", "0200187b8514008160000003626164" + "00"},
+		{"reason length not minimal", "0200187b8514008160000003626164" + "8000"},
+		{"no reason length", "0200187b8514008160000003626164"},
+		{"format 3", "0300187b8514008160000003626164" + "00"},
+	} {
+		b, _ := hex.DecodeString(tt.hex)
+		if v, _, err := decodeValue(b); !errors.Is(err, ErrCorrupt) {
+			t.Errorf("%s: decodeValue(%s) = %+v, %v, want ErrCorrupt", tt.name, tt.hex, v, err)
+		}
+	}
+}
+
+// TestBadValuesKept: the store keeps a bad value's reason, and a drained
+// bad value is marked sent like the others.
+func TestBadValuesKept(t *testing.T) {
+	s, _ := mustOpen(t, Options{})
+	at := time.Unix(1764150000, 0)
+	in := map[string]model.Value{"energy": model.BadValue(at, "exception 2 (illegal data address)"), "power": {V: 1.5, At: at}}
+	if err := s.PutValues("meter-1", "main", in); err != nil {
+		t.Fatal(err)
+	}
+	var got map[string]model.Value
+	if err := s.DrainValues(func(_, _ string, v map[string]model.Value) error { got = v; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(in, got); diff != "" {
+		t.Errorf("drained values mismatch (-want +got):\n%s", diff)
+	}
+	n := 0
+	if err := s.DrainValues(func(string, string, map[string]model.Value) error { n++; return nil }); err != nil || n != 0 {
+		t.Errorf("second drain = %v with %d calls, want nothing left", err, n)
+	}
+	last, err := s.LastValues("meter-1")
+	if err != nil || last["main"]["energy"].Err != "exception 2 (illegal data address)" {
+		t.Errorf("LastValues = %v, %v, want the reason kept", last, err)
 	}
 }
 

@@ -192,12 +192,21 @@ func (a *Adapter) doRead(ctx context.Context, sl *sharedLink, r Read) ([]byte, e
 		want = (int(r.Count) + 7) / 8
 	}
 	if len(b) < want {
-		return nil, fmt.Errorf("%s: short answer of %d bytes, want %d", a.where(r.Table, r.Address, r.Count), len(b), want)
+		return nil, fmt.Errorf("%s: %w of %d bytes, want %d", a.where(r.Table, r.Address, r.Count), errShortAnswer, len(b), want)
 	}
 	return b, nil
 }
 
-// decode extracts the value of at from the answer b to read r.
+// isolate finds the spans at fault in r, a read on sl that failed with
+// err (see isolate), and returns the reads it ended with. The error is
+// that of a read the unit did not answer.
+func (a *Adapter) isolate(ctx context.Context, sl *sharedLink, r Read, err error, span func(int) Span) ([]piece, error) {
+	read := func(r Read) ([]byte, error) { return a.doRead(ctx, sl, r) }
+	return isolate(r, err, a.dev.timeout, span, read)
+}
+
+// decodeAttr extracts the value of at from the answer b to read r. The
+// error is the reason the value is bad.
 func decodeAttr(at *attr, r Read, b []byte) (any, error) {
 	off := int(at.addr) - int(r.Address)
 	if at.enc.table.bits() {
@@ -205,16 +214,18 @@ func decodeAttr(at *attr, r Read, b []byte) (any, error) {
 	}
 	v, err := at.enc.codec.Decode(b[2*off:])
 	if f, ok := v.(float64); ok && (math.IsNaN(f) || math.IsInf(f, 0)) {
-		return nil, fmt.Errorf("attribute %q: register value is %v, not a number", at.m.Name, f)
+		return nil, fmt.Errorf("register value is %v, not a number", f)
 	}
 	return v, err
 }
 
 // attrState is what Run remembers of an attribute: the value last
-// reported (nil before the first) and when, in Unix nanoseconds.
+// reported (nil before the first, and while bad) and when, in Unix
+// nanoseconds, and why it is bad ("" while it reads).
 type attrState struct {
 	last       any
 	reportedAt int64
+	bad        string
 }
 
 // eventState is what Run remembers of an event rule.
@@ -263,26 +274,44 @@ func (a *Adapter) Run(ctx context.Context, sink adapters.Sink) error {
 
 // poller is the state of Run between polls.
 type poller struct {
-	a         *Adapter
-	sl        *sharedLink
-	sink      adapters.Sink
-	attrs     []attrState
-	events    []eventState
-	eventsOf  map[int][]int     // attribute index -> its events
-	next      []time.Time       // when each group is due
-	lastErr   map[[2]int]string // group and read -> last error text, to log changes only
+	a        *Adapter
+	sl       *sharedLink
+	sink     adapters.Sink
+	attrs    []attrState
+	events   []eventState
+	eventsOf map[int][]int // attribute index -> its events
+	next     []time.Time   // when each group is due
+	// plans are the reads of each group: a.groups' reads at first, split
+	// where the unit refused a read (see isolate).
+	plans     [][]planned
+	span      func(id int) Span // the span of attribute id
 	failed    int
 	known     bool // online state reported at least once
 	skipUntil time.Time
+
+	// State of the poll in progress.
+	gi     int                               // its group
+	values map[string]map[string]model.Value // to report, by resource
+	bad    adapters.PointErrors              // attributes bad in it
+}
+
+// planned is a read of a poll plan.
+type planned struct {
+	Read
+	// retryAt: the read failed on its own (the unit refused it, or did not
+	// answer it while answering the others); it is left alone until then.
+	retryAt time.Time
+	reason  string // why it failed
 }
 
 func newPoller(a *Adapter, sl *sharedLink, sink adapters.Sink) *poller {
 	p := &poller{
 		a: a, sl: sl, sink: sink,
-		attrs:   make([]attrState, len(a.dev.attrs)),
-		events:  make([]eventState, len(a.dev.events)),
-		next:    make([]time.Time, len(a.groups)),
-		lastErr: map[[2]int]string{},
+		attrs:  make([]attrState, len(a.dev.attrs)),
+		events: make([]eventState, len(a.dev.events)),
+		next:   make([]time.Time, len(a.groups)),
+		plans:  make([][]planned, len(a.groups)),
+		span:   func(id int) Span { return a.dev.attrs[id].spanOf(id) },
 	}
 	for i, e := range a.dev.events {
 		if p.eventsOf == nil {
@@ -293,6 +322,12 @@ func newPoller(a *Adapter, sl *sharedLink, sink adapters.Sink) *poller {
 	now := time.Now()
 	for i := range p.next {
 		p.next[i] = now
+	}
+	for gi, g := range a.groups {
+		p.plans[gi] = make([]planned, len(g.reads))
+		for ri, r := range g.reads {
+			p.plans[gi][ri] = planned{Read: r}
+		}
 	}
 	return p
 }
@@ -310,6 +345,13 @@ func (p *poller) due() (int, time.Duration) {
 
 // poll reads group gi once and reports what it found. It returns false
 // when ctx ended during the poll.
+//
+// A read the unit refuses is split until the spans at fault are read
+// alone (isolate); the group's plan keeps the pieces. Their attributes are
+// reported bad, and a read that fails on its own is left alone for
+// skip_for. A read the unit does not answer while it answers others is
+// taken for its attributes' fault too; the poll stops at the second read
+// in a row without an answer, or at once when the link is down.
 func (p *poller) poll(ctx context.Context, gi int) bool {
 	a, sink := p.a, p.sink
 	now := time.Now()
@@ -322,66 +364,114 @@ func (p *poller) poll(ctx context.Context, gi int) bool {
 		return true
 	}
 
-	answered, timedOut := false, false
+	p.gi, p.values, p.bad = gi, map[string]map[string]model.Value{}, nil
+	plan := p.plans[gi]
+	var splits map[int][]planned // read index -> the reads it was split into
+	type silence struct {
+		ri     int
+		reason string
+	}
+	var silent []silence // reads not answered
+	answered, timedOut, quiet := false, false, 0
 	var pollErr error
-	values := map[string]map[string]model.Value{}
-	for ri, r := range g.reads {
-		b, err := a.doRead(ctx, p.sl, r)
-		key := [2]int{gi, ri}
+	for ri := range plan {
+		pr := &plan[ri]
+		if now.Before(pr.retryAt) {
+			at := time.Now()
+			for _, id := range pr.IDs {
+				p.setBad(id, pr.reason, at)
+			}
+			continue
+		}
+		b, err := a.doRead(ctx, p.sl, pr.Read)
+		if err == nil {
+			answered, quiet = true, 0
+			pr.retryAt, pr.reason = time.Time{}, ""
+			p.report(piece{Read: pr.Read, b: b})
+			continue
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+		pieces, err := a.isolate(ctx, p.sl, pr.Read, err, p.span)
+		if ctx.Err() != nil {
+			return false
+		}
+		for _, pc := range pieces {
+			answered = true
+			p.report(pc)
+		}
 		if err != nil {
-			if ctx.Err() != nil {
-				return false
-			}
-			var mbErr *modbus.ModbusError
-			if errors.As(err, &mbErr) {
-				// The unit answered: the rest of the map goes on.
-				answered = true
-				if p.lastErr[key] != err.Error() {
-					a.log.Warn("modbus exception", "err", err)
-					p.lastErr[key] = err.Error()
-				}
-				continue
-			}
+			// The unit did not answer pr (or a piece of it): pr stays.
 			pollErr = err
-			timedOut = errors.Is(err, adapters.ErrTimeout)
-			break // the unit or link is not answering: stop this poll
+			kind, reason := classify(err, a.dev.timeout)
+			if kind == failLink {
+				break
+			}
+			timedOut = true
+			silent = append(silent, silence{ri, reason})
+			if quiet++; quiet == 2 {
+				break
+			}
+			continue
 		}
-		answered = true
-		if p.lastErr[key] != "" {
-			a.log.Info("modbus read recovered", "read", r.String())
-			delete(p.lastErr, key)
+		quiet = 0
+		if len(pieces) == 1 && pieces[0].Address == pr.Address && pieces[0].Count == pr.Count {
+			pr.retryAt, pr.reason = time.Time{}, ""
+			if pieces[0].isolated {
+				pr.retryAt, pr.reason = now.Add(a.dev.skipFor), pieces[0].reason
+			}
+			continue
 		}
+		if splits == nil {
+			splits = map[int][]planned{}
+		}
+		names := make([]string, len(pieces))
+		for i, pc := range pieces {
+			np := planned{Read: pc.Read}
+			if pc.isolated {
+				np.retryAt, np.reason = now.Add(a.dev.skipFor), pc.reason
+			}
+			splits[ri] = append(splits[ri], np)
+			names[i] = pc.Read.String()
+		}
+		a.log.Info("modbus read split", "read", pr.Read.String(), "into", names)
+	}
+	if answered && len(silent) > 0 {
+		// The unit answers: what it did not answer is those points' own
+		// failure. Left alone for skip_for, like a refused read.
 		at := time.Now()
-		atNano := at.UnixNano()
-		for _, id := range r.IDs {
-			an := &a.dev.attrs[id]
-			v, err := decodeAttr(an, r, b)
-			if err != nil {
-				a.log.Warn("modbus decode", "attribute", an.m.Name, "err", err)
-				continue
-			}
-			st := &p.attrs[id]
-			if st.changed(v, an.Deadband) || atNano-st.reportedAt >= int64(a.dev.reportEvery) {
-				if values[an.resource] == nil {
-					// Sized for the whole group at once: growing a
-					// map of a hundred values cost twice its size.
-					values[an.resource] = make(map[string]model.Value, g.perResource[an.resource])
-				}
-				values[an.resource][an.m.Name] = model.Value{V: v, At: at, Quality: model.QualityGood}
-				st.last, st.reportedAt = v, atNano
-			}
-			for _, ei := range p.eventsOf[id] {
-				if ev, ok := a.dev.events[ei].fire(&p.events[ei], v); ok {
-					ev.At = at
-					sink.Event(a.dev.id, ev)
-				}
+		for _, s := range silent {
+			pr := &plan[s.ri]
+			pr.retryAt, pr.reason = now.Add(a.dev.skipFor), s.reason
+			for _, id := range pr.IDs {
+				p.setBad(id, s.reason, at)
 			}
 		}
 	}
-	adapters.ObservePoll(sink, a.dev.id, time.Since(now), pollErr)
-	for res, vs := range values {
+	if splits != nil {
+		next := make([]planned, 0, len(plan)+len(splits))
+		for ri, pr := range plan {
+			if s, ok := splits[ri]; ok {
+				next = append(next, s...)
+			} else {
+				next = append(next, pr)
+			}
+		}
+		p.plans[gi] = next
+	}
+	obsErr := pollErr
+	if answered {
+		obsErr = nil
+		if len(p.bad) > 0 {
+			obsErr = p.bad
+		}
+	}
+	adapters.ObservePoll(sink, a.dev.id, time.Since(now), obsErr)
+	for res, vs := range p.values {
 		sink.Attributes(a.dev.id, res, vs)
 	}
+	p.values, p.bad = nil, nil
 	if answered {
 		p.failed = 0
 		if !a.online.Load() || !p.known {
@@ -408,6 +498,77 @@ func (p *poller) poll(ctx context.Context, gi int) bool {
 		}
 	}
 	return true
+}
+
+// report reports what piece pc of a poll gave: the values of its
+// attributes, or that they are bad.
+func (p *poller) report(pc piece) {
+	at := time.Now()
+	for _, id := range pc.IDs {
+		if pc.b == nil {
+			p.setBad(id, pc.reason, at)
+			continue
+		}
+		v, err := decodeAttr(&p.a.dev.attrs[id], pc.Read, pc.b)
+		if err != nil {
+			p.setBad(id, err.Error(), at)
+			continue
+		}
+		p.setGood(id, v, at)
+	}
+}
+
+// put adds a value of attribute id to the poll's report.
+func (p *poller) put(id int, v model.Value) {
+	an := &p.a.dev.attrs[id]
+	vs := p.values[an.resource]
+	if vs == nil {
+		// Sized for the whole group at once: growing a map of a
+		// hundred values cost twice its size.
+		vs = make(map[string]model.Value, p.a.groups[p.gi].perResource[an.resource])
+		p.values[an.resource] = vs
+	}
+	vs[an.m.Name] = v
+}
+
+// setGood records a value read of attribute id: reported when it changed
+// beyond its deadband, when report_every has passed, or when the
+// attribute was bad; its events are evaluated.
+func (p *poller) setGood(id int, v any, at time.Time) {
+	an, st := &p.a.dev.attrs[id], &p.attrs[id]
+	atNano := at.UnixNano()
+	recovered := st.bad != ""
+	if recovered {
+		p.a.log.Info("modbus point recovered", "attribute", an.m.Name)
+		st.bad = ""
+	}
+	if recovered || st.changed(v, an.Deadband) || atNano-st.reportedAt >= int64(p.a.dev.reportEvery) {
+		p.put(id, model.Value{V: v, At: at, Quality: model.QualityGood})
+		st.last, st.reportedAt = v, atNano
+	}
+	for _, ei := range p.eventsOf[id] {
+		if ev, ok := p.a.dev.events[ei].fire(&p.events[ei], v); ok {
+			ev.At = at
+			p.sink.Event(p.a.dev.id, ev)
+		}
+	}
+}
+
+// setBad records that attribute id is bad, and why: reported when it goes
+// bad, when the reason changes, and when report_every has passed.
+func (p *poller) setBad(id int, reason string, at time.Time) {
+	an, st := &p.a.dev.attrs[id], &p.attrs[id]
+	atNano := at.UnixNano()
+	if st.bad != reason {
+		sp := p.span(id)
+		p.a.log.Warn("modbus point bad", "attribute", an.m.Name, "registers", fmt.Sprintf("%s %d..%d", sp.Table, sp.Address, int(sp.Address)+int(sp.Count)-1), "err", reason)
+	}
+	if st.bad != reason || atNano-st.reportedAt >= int64(p.a.dev.reportEvery) {
+		p.put(id, model.BadValue(at, reason))
+		st.reportedAt = atNano
+	}
+	st.last, st.bad = nil, reason
+	p.bad = append(p.bad, adapters.PointError{Resource: an.resource, Attribute: an.m.Name, Reason: reason})
 }
 
 // changed reports whether v differs from the last reported value by more
@@ -490,7 +651,10 @@ func (a *Adapter) find(resource string, names []string) ([]*attr, error) {
 }
 
 // Get reads attributes of resource from the unit now (all of them when
-// names is empty), merging the reads as Run does.
+// names is empty), merging the reads as Run does. A read the unit refuses
+// is split as Run splits it; attributes it refuses, or whose registers do
+// not decode, come back as bad values with the reason. The error is that
+// of a read the unit did not answer.
 func (a *Adapter) Get(ctx context.Context, resource string, names []string) (map[string]model.Value, error) {
 	list, err := a.find(resource, names)
 	if err != nil {
@@ -506,19 +670,31 @@ func (a *Adapter) readAttrs(ctx context.Context, sl *sharedLink, list []*attr) (
 	for i, at := range list {
 		spans[i] = at.spanOf(i)
 	}
+	span := func(id int) Span { return spans[id] }
 	out := map[string]model.Value{}
 	for _, r := range Plan(spans, a.dev.limits()) {
 		b, err := a.doRead(ctx, sl, r)
+		pieces := []piece{{Read: r, b: b}}
 		if err != nil {
-			return nil, err
+			if pieces, err = a.isolate(ctx, sl, r, err, span); err != nil {
+				return nil, err
+			}
 		}
 		at := time.Now()
-		for _, id := range r.IDs {
-			v, err := decodeAttr(list[id], r, b)
-			if err != nil {
-				return nil, fmt.Errorf("%s: attribute %q: %w", a.where(r.Table, r.Address, r.Count), list[id].m.Name, err)
+		for _, pc := range pieces {
+			for _, id := range pc.IDs {
+				name := list[id].m.Name
+				if pc.b == nil {
+					out[name] = model.BadValue(at, pc.reason)
+					continue
+				}
+				v, err := decodeAttr(list[id], pc.Read, pc.b)
+				if err != nil {
+					out[name] = model.BadValue(at, err.Error())
+					continue
+				}
+				out[name] = model.Value{V: v, At: at, Quality: model.QualityGood}
 			}
-			out[list[id].m.Name] = model.Value{V: v, At: at, Quality: model.QualityGood}
 		}
 	}
 	return out, nil
@@ -563,6 +739,9 @@ func (a *Adapter) Set(ctx context.Context, resource string, values map[string]mo
 			got, err := a.readAttrs(ctx, sl, []*attr{at})
 			if err != nil {
 				return fmt.Errorf("attribute %q: read back: %w", at.m.Name, err)
+			}
+			if v := got[at.m.Name]; v.Quality == model.QualityBad {
+				return fmt.Errorf("device %q: attribute %q: read back: %s", a.dev.id, at.m.Name, v.Err)
 			}
 			if st := (&attrState{last: got[at.m.Name].V}); st.changed(coerced[i], readBackTolerance(at)) {
 				return fmt.Errorf("device %q: attribute %q: read back %v after writing %v", a.dev.id, at.m.Name, got[at.m.Name].V, coerced[i])

@@ -25,8 +25,24 @@
 //     requests as Plan allows (gaps up to max_gap are read and discarded,
 //     at most max_registers registers or max_bits bits a request).
 //
-//   - An exception response is an error naming the device, unit and
-//     registers; it does not stop the other reads of the poll. A timeout
+//   - A point that cannot be read is reported bad (model.BadValue) with
+//     its reason: an exception response ("exception 2 (illegal data
+//     address)"), an answer too short, registers that do not decode (NaN),
+//     or no answer to its read while the unit answers its other reads. A
+//     merged read that the unit refuses with exception 2, 3 or 4 is split
+//     in the same poll until the points at fault are read alone (see
+//     isolate: about log2(n)+4 extra requests, once); the good points in it
+//     are reported in that poll, and the poll plan keeps the pieces, so
+//     later polls read the good points in their own reads. A read that
+//     fails on its own is left alone for skip_for, then tried again; a
+//     point that reads again is reported good. Bad states are reported like
+//     values: when they start or change, and every report_every. Other
+//     exceptions (busy, illegal function) make the points of the read bad
+//     for that poll, without a split. A TCP gateway's exceptions 10 and 11
+//     mean the unit did not answer.
+//
+//   - A poll goes on past a read the unit does not answer, and stops at
+//     the second in a row, or at once when the link is down. A timeout
 //     closes the connection (goburrow's TCP client would otherwise pair the
 //     late answer with the next request) and the next request reconnects. A
 //     failed connect or a broken connection makes the link refuse requests
@@ -56,4 +72,10 @@
 //     a scale step (1e-6 for floats).
 //   - Strings are read as bytes in register order (BADC and DCBA swap the
 //     two bytes of each register), trailing NULs and spaces removed.
+//   - A read that times out is not split (each try would cost a timeout):
+//     all its points are bad. For a unit that ignores reads of registers
+//     it lacks, rather than answer an exception, set max_gap = 0 and leave
+//     those registers out of the map.
+//   - The poll plan learns from refusals only while Run runs: a restart
+//     splits again, and a point that recovers keeps its own read.
 package modbus

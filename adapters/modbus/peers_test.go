@@ -166,6 +166,46 @@ func TestPymodbusTCP(t *testing.T) {
 	checkPymodbus(t, fmt.Sprintf("tcp://127.0.0.1:%d", port))
 }
 
+// TestPymodbusBadPoint: pymodbus holds 64 registers per table; a point
+// past them, merged (max_gap) into one read with the good ones, makes
+// pymodbus answer exception 2. The good points are read and the bad one
+// is reported bad, by Get and by Run.
+func TestPymodbusBadPoint(t *testing.T) {
+	needPymodbus(t)
+	port := freePort(t)
+	start(t, debianPython, filepath.Join("testdata", "pymodbus_server.py"), "--tcp", strconv.Itoa(port))
+	conf := fmt.Sprintf("url = \"tcp://127.0.0.1:%d\"\nunit = 1\nmax_gap = 60\n", port) + pymodbusMap + `[[attribute]]
+name = "beyond"
+table = "holding"
+address = 63
+type = "uint32"
+`
+	a, err := New("py", adaptersTOML(conf), envForTest(t), WithPool(NewPool()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := a.Requests(); r[len(r)-1].Count != 65 {
+		t.Fatalf("reads %v, want the holding registers 0..64 in one", r)
+	}
+	var got map[string]model.Value
+	waitFor(t, "the peer to answer", func() bool {
+		got, err = a.Get(context.Background(), "main", []string{"label", "beyond", "setpoint"})
+		return err == nil
+	})
+	if v := got["beyond"]; v.Quality != model.QualityBad || v.Err != "exception 2 (illegal data address)" {
+		t.Errorf("Get beyond = %+v, want bad: exception 2 (illegal data address)", v)
+	}
+	if got["label"].V != "pymodbus" || got["setpoint"].V != 21.5 {
+		t.Errorf("Get = %v, want label pymodbus and setpoint 21.5 beside the bad point", got)
+	}
+	rec := newRecorder()
+	runAdapter(t, a, rec)
+	waitFor(t, "beyond reported bad", func() bool { return rec.full("main", "beyond").Quality == model.QualityBad })
+	if v, _ := rec.value("main", "label"); v != "pymodbus" {
+		t.Errorf("label = %v when beyond was reported bad, want pymodbus", v)
+	}
+}
+
 func TestPymodbusRTU(t *testing.T) {
 	needPymodbus(t)
 	a, b := ptyPair(t)

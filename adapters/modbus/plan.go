@@ -80,3 +80,27 @@ func Plan(spans []Span, lim Limits) []Read {
 	}
 	return out
 }
+
+// units returns where each address of r begins in r.IDs: spans at one
+// address (bits of one register) form one unit, which a split never
+// divides. r.IDs must be in address order, as Plan leaves them.
+func units(r Read, span func(id int) Span) []int {
+	starts := make([]int, 0, len(r.IDs))
+	for i, id := range r.IDs {
+		if i == 0 || span(id).Address != span(r.IDs[i-1]).Address {
+			starts = append(starts, i)
+		}
+	}
+	return starts
+}
+
+// cover returns the read of ids (spans of r's table, in address order):
+// from the first span's address to the end of the one that ends last.
+func cover(t Table, ids []int, span func(id int) Span) Read {
+	first := span(ids[0]).Address
+	end := 0
+	for _, id := range ids {
+		end = max(end, int(span(id).Address)+int(span(id).Count))
+	}
+	return Read{Table: t, Address: first, Count: uint16(end - int(first)), IDs: ids}
+}

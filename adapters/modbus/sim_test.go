@@ -190,6 +190,7 @@ type recorder struct {
 	events []model.EventOccurrence
 	status []bool
 	errs   []error
+	polls  []error // what Polled was given
 }
 
 func newRecorder() *recorder {
@@ -226,6 +227,14 @@ func (r *recorder) value(res, name string) (any, bool) {
 	defer r.mu.Unlock()
 	v, ok := r.values[res][name]
 	return v.V, ok
+}
+
+// full returns the last value of res/name as reported, quality and
+// reason included.
+func (r *recorder) full(res, name string) model.Value {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.values[res][name]
 }
 
 func (r *recorder) lastStatus() (online, known bool) {
@@ -422,11 +431,17 @@ func TestAdapterAgainstSim(t *testing.T) {
 		if on, _ := rec.lastStatus(); !on {
 			t.Error("unit went offline on an exception")
 		}
-		_, err := a.Get(ctx, "service", []string{"far_register"})
-		if err == nil || !strings.Contains(err.Error(), "holding 60..60") || !strings.Contains(err.Error(), "server device busy") {
-			t.Errorf("Get(far_register) = %v, want an exception naming holding 60", err)
+		const busy = "exception 6 (server device busy)"
+		waitFor(t, "far_register bad", func() bool { v := rec.full("service", "far_register"); return v.Err == busy })
+		if v := rec.full("service", "far_register"); v.Quality != model.QualityBad || v.V != nil {
+			t.Errorf("far_register = %+v, want bad with no reading", v)
+		}
+		got, err := a.Get(ctx, "service", []string{"far_register"})
+		if v := got["far_register"]; err != nil || v.Quality != model.QualityBad || v.Err != busy {
+			t.Errorf("Get(far_register) = %v, %v, want it bad: %s", got, err, busy)
 		}
 		sn.SetFault(sim.Fault{})
+		waitFor(t, "far_register good again", func() bool { return rec.full("service", "far_register").Quality == model.QualityGood })
 	})
 	t.Run("offline, skipped, online again", func(t *testing.T) {
 		sn.SetFault(sim.Fault{Drop: true})

@@ -67,6 +67,17 @@ func printStatus(w io.Writer, st gateway.Status, now time.Time) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", d.ID, d.Kind, d.State, ago(now, d.LastPoll), ago(now, d.LastData), d.Reports, orDash(d.LastError))
 	}
 	tw.Flush()
+	bad := false
+	for _, d := range st.Devices {
+		for _, p := range d.BadPoints {
+			if !bad {
+				fmt.Fprintln(w, "\nbad points:")
+				bad = true
+			}
+			fmt.Fprintf(tw, "  %s\t%s/%s\t%s\tsince %s\n", d.ID, p.Resource, p.Attribute, p.Err, ago(now, p.Since))
+		}
+	}
+	tw.Flush()
 }
 
 func ago(now, t time.Time) string {

@@ -550,6 +550,24 @@ func TestTopology(t *testing.T) {
 		t.Errorf("gateway uptime = %#v, want 42", got.V)
 	}
 
+	// A bad point: kept with its reason, shown by the API without a value.
+	td.publish(osap.KindAttribute, osap.Header{ID: "a3", Type: osap.TypeAttributeReport, Dev: "cam-1"},
+		osap.AttributeReport{Resource: "video/1", Values: map[string]model.Value{"brightness": model.BadValue(time.UnixMilli(1764150001000), "no answer within 1s")}})
+	info, err = d.Device("gw-topo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := info.SubDevices[0].Attributes["video/1"]["brightness"]; got.Quality != model.QualityBad || got.Err != "no answer within 1s" || got.V != nil {
+		t.Errorf("cam-1 brightness = %+v, want bad: no answer within 1s", got)
+	}
+	apiJSON, err := json.Marshal(info)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `"brightness":{"ts":1764150001000,"q":"bad","err":"no answer within 1s"}`; !bytes.Contains(apiJSON, []byte(want)) {
+		t.Errorf("device info JSON = %s, want it to hold %s", apiJSON, want)
+	}
+
 	td.publish(osap.KindTopo, osap.Header{ID: "t2", Type: osap.TypeSubOffline}, osap.DeviceList{Devices: []string{"cam-1"}})
 	if info, _ := d.Device("gw-topo"); info.SubDevices[0].Online {
 		t.Error("cam-1 online after sub.offline")
