@@ -237,7 +237,7 @@ name = "go"
 table = "coil"
 address = 3
 value = true
-`, wantErr: []string{`device "dev": resource "main": duplicate event "hot"`, `duplicate operation "go"`}},
+`, wantErr: []string{`device "dev": event "hot": name: resource "main" has event "hot" already`, `device "dev": operation "go": name: resource "main" has operation "go" already`}},
 		{name: "limits", conf: head + `max_registers = 200
 max_bits = 0
 [[attribute]]

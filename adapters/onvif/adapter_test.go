@@ -26,7 +26,7 @@ func TestSampleConf(t *testing.T) {
 	if err := adapters.TOMLDecoder(text).Decode(&cfg); err != nil {
 		t.Fatalf("sample.conf does not decode: %v", err)
 	}
-	if err := cfg.validate(); err != nil {
+	if err := cfg.validate("cam"); err != nil {
 		t.Fatalf("sample.conf does not validate: %v", err)
 	}
 	if cfg.URL == "" || cfg.Username == "" || cfg.Timeout != 10*time.Second || !cfg.events() || !cfg.hostRewrite() {
@@ -59,8 +59,8 @@ func TestNewConfig(t *testing.T) {
 		{name: "bad scheme", conf: `url = "rtsp://1.2.3.4/"`, wantErr: "not an http(s) address"},
 		{name: "unknown key", conf: `url = "http://h/"` + "\nport = 80", wantErr: "unknown keys: port"},
 		{name: "secret readable by others", conf: `url = "http://h/"` + "\nusername = \"a\"\npassword_file = \"" + open + "\"", wantErr: "accessible by others"},
-		{name: "missing secret", conf: `url = "http://h/"` + "\nusername = \"a\"\npassword_file = \"" + dir + "/none\"", wantErr: "password_file"},
 		{name: "short poll", conf: `url = "http://h/"` + "\npoll = \"10ms\"", wantErr: "poll"},
+		{name: "missing secret", conf: `url = "http://h/"` + "\nusername = \"a\"\npassword_file = \"" + dir + "/none\"", wantErr: "password_file"},
 		{name: "tls both", conf: `url = "https://h/"` + "\ninsecure_tls = true\nca_file = \"/x\"", wantErr: "set both"},
 	}
 	for _, tt := range tests {

@@ -59,13 +59,14 @@ type Adapter struct {
 }
 
 // New parses a camera's [[device]] section. It reads the password file and
-// nothing else; errors name the field.
+// nothing else; errors are the decoder's, or *adapters.FieldError naming
+// the key.
 func New(id string, dec adapters.Decoder, env adapters.Env) (*Adapter, error) {
 	var cfg Config
 	if err := dec.Decode(&cfg); err != nil {
 		return nil, err
 	}
-	if err := cfg.validate(); err != nil {
+	if err := cfg.validate(id); err != nil {
 		return nil, err
 	}
 	a := &Adapter{id: id, cfg: cfg, log: env.Logger, seen: newDedup()}
@@ -75,7 +76,7 @@ func New(id string, dec adapters.Decoder, env adapters.Env) (*Adapter, error) {
 	if cfg.PasswordFile != "" {
 		p, err := readSecret(cfg.PasswordFile)
 		if err != nil {
-			return nil, err
+			return nil, &adapters.FieldError{Device: id, Key: "password_file", Err: err}
 		}
 		a.password = p
 	}
