@@ -35,8 +35,9 @@ const (
 // events and its operations. It is the [[device]] block of osapgw.toml with
 // kind = "modbus"; README.md and docs/configuration.md describe every key.
 type Config struct {
-	URL          string        `toml:"url"`
-	Unit         int           `toml:"unit"`
+	URL string `toml:"url"`
+	// Unit is the unit id; it must be given (nil: missing).
+	Unit         *int          `toml:"unit"`
 	Baud         int           `toml:"baud"`
 	DataBits     int           `toml:"data_bits"`
 	Parity       string        `toml:"parity"`
@@ -333,12 +334,20 @@ func (c Config) compile(id string) (*device, error) {
 		}
 	}
 	d.link = l
-	if c.Unit < 0 || c.Unit > 255 {
-		fail("unit", "unit: %d, want 0 to 255 (1 to 247 on a serial bus)", c.Unit)
-	}
-	d.unit = byte(c.Unit)
-	if c.Unit == 0 && l.serial() {
+	serial := l.Scheme == "rtu" || l.Scheme == "ascii"
+	switch {
+	case c.Unit == nil && serial:
+		fail("unit", "unit: missing: give the unit id of the device on the bus (1 to 247)")
+	case c.Unit == nil:
+		fail("unit", "unit: missing: give the unit id the device answers to (often 1; 0 or 255 for some TCP gateways)")
+	case *c.Unit == 0 && serial:
 		fail("unit", "unit: 0 is the broadcast address on a serial bus; give the unit id (1 to 247)")
+	case serial && (*c.Unit < 1 || *c.Unit > 247):
+		fail("unit", "unit: %d, want 1 to 247 on a serial bus", *c.Unit)
+	case *c.Unit < 0 || *c.Unit > 255:
+		fail("unit", "unit: %d, want 0 to 255", *c.Unit)
+	default:
+		d.unit = byte(*c.Unit)
 	}
 	dur := func(key string, v, def time.Duration) time.Duration {
 		switch {
@@ -406,6 +415,11 @@ func (c Config) compile(id string) (*device, error) {
 			fail(path+".name", "%s: duplicate name in resource %q", label, a.resource)
 		}
 		taken[[2]string{a.resource, ac.Name}] = label
+		if len(aerrs) == 0 {
+			if w := modicon(a.enc.table, int(a.addr)); w != nil {
+				d.warnings = append(d.warnings, within(id, path+".address", label, w))
+			}
+		}
 		names[ac.Name] = len(d.attrs)
 		metas = append(metas, meta)
 		a.m = &metas[len(metas)-1].Attribute
@@ -473,6 +487,14 @@ func (c Config) compile(id string) (*device, error) {
 		}
 		taken[[2]string{o.Resource, oc.Name}] = label
 		in(path, label, oerrs)
+		for j, wc := range oc.Writes {
+			if wc.Address == nil {
+				continue
+			}
+			if w := modicon(Table(strings.ToLower(wc.Table)), *wc.Address); w != nil {
+				d.warnings = append(d.warnings, within(id, fmt.Sprintf("%s.write[%d].address", path, j), fmt.Sprintf("%s: write #%d", label, j+1), w))
+			}
+		}
 		d.ops = append(d.ops, o)
 	}
 	if len(errs) > 0 {
@@ -821,4 +843,23 @@ func within(id, path, label string, err error) *adapters.FieldError {
 		err = fe.Err
 	}
 	return &adapters.FieldError{Device: id, Key: key, Err: fmt.Errorf("%s: %w", label, err)}
+}
+
+// modicon returns a warning when addr, on a 16-bit table, looks like a
+// Modicon register number (30001-39999: input register; 40001-49999:
+// holding register) rather than the protocol address the request carries,
+// and nil otherwise. A device whose map is written in protocol addresses
+// may use these addresses: it is a warning, not an error.
+func modicon(table Table, addr int) error {
+	if (table != Input && table != Holding) || addr < 30001 || addr > 49999 || addr == 40000 {
+		return nil
+	}
+	numbered, base := Input, 30001
+	if addr >= 40001 {
+		numbered, base = Holding, 40001
+	}
+	if numbered == table {
+		return fmt.Errorf("address %d looks like a Modicon number: %s register %d is protocol address %d; write address = %d unless the device's manual gives protocol addresses", addr, table, addr, addr-base, addr-base)
+	}
+	return fmt.Errorf("address %d looks like a Modicon number: %s register %d is protocol address %d of the %s table; write table = %q, address = %d unless the device's manual gives protocol addresses", addr, numbered, addr, addr-base, numbered, numbered, addr-base)
 }
