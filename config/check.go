@@ -108,9 +108,13 @@ func (d Device) place(err error) error {
 		}
 		out = append(out, d.at(li, key, e))
 	}
-	// In the order of the file.
-	slices.SortStableFunc(out, func(a, b error) int { return cmp.Compare(line(a), line(b)) })
+	sortByLine(out)
 	return errors.Join(out...)
+}
+
+// sortByLine puts placed errors in the order of the file.
+func sortByLine(errs []error) {
+	slices.SortStableFunc(errs, func(a, b error) int { return cmp.Compare(line(a), line(b)) })
 }
 
 // line returns the line of a placed error, 0 for another.
@@ -140,7 +144,7 @@ func (c *Config) Check(env func(Device) adapters.Env) (warnings []error, err err
 		if d.Disabled {
 			continue
 		}
-		if _, ok := adapters.Lookup(d.Kind); !ok {
+		if _, ok := adapters.Lookup(d.Kind); !ok || d.ID == "" {
 			continue // reported by Parse
 		}
 		a, err := d.Build(env(d))

@@ -20,6 +20,7 @@ import (
 	"os"
 	"reflect"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -258,8 +259,11 @@ func Parse(name string, data []byte) (*Config, error) {
 	md, err := toml.NewDecoder(bytes.NewReader(data)).Decode(&raw)
 	if err != nil {
 		var pe toml.ParseError
-		if errors.As(err, &pe) {
+		if len(md.Keys()) == 0 && errors.As(err, &pe) { // a syntax error
 			return nil, fmt.Errorf("%s:%d:%d: %s", name, pe.Position.Line, pe.Position.Col, pe.Message)
+		}
+		if key, msg := keyOf(err); key != "" { // a value that does not fit
+			return nil, &Error{File: name, Line: indexLines(data).find(key), Key: key, Err: fmt.Errorf("%s: %s", key, msg)}
 		}
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
@@ -268,8 +272,8 @@ func Parse(name string, data []byte) (*Config, error) {
 	at := func(key string, err error) error {
 		return &Error{File: name, Line: lines.find(key), Key: key, Err: err}
 	}
-	for _, k := range md.Undecoded() {
-		if len(k) > 0 && k[0] == "device" {
+	for _, k := range unknown(md.Undecoded()) {
+		if k[0] == "device" {
 			continue // a device's keys are its kind's to check (Device.Decoder)
 		}
 		errs = append(errs, at(k.String(), fmt.Errorf("unknown key %q", k.String())))
@@ -301,6 +305,7 @@ func Parse(name string, data []byte) (*Config, error) {
 	// Keep nothing of data alive: what the decoder returned shares it.
 	detach(reflect.ValueOf(&c).Elem())
 	if len(errs) > 0 {
+		sortByLine(errs)
 		return &c, errors.Join(errs...)
 	}
 	return &c, nil
@@ -471,6 +476,41 @@ func validID(s string) bool {
 // as a ParseError.
 var typeErr = regexp.MustCompile(`^toml: (?:line \d+ )?\(last key "([^"]+)"\): (.*)$`)
 
+// keyOf returns the key and the message of a decoding error about a
+// value (a ParseError from an UnmarshalText, or a type error), or "".
+func keyOf(err error) (key, msg string) {
+	var pe toml.ParseError
+	if errors.As(err, &pe) && pe.LastKey != "" {
+		return pe.LastKey, pe.Message
+	}
+	if m := typeErr.FindStringSubmatch(err.Error()); m != nil {
+		return m[1], m[2]
+	}
+	return "", ""
+}
+
+// unknown returns the undecoded keys in order, once each (the library
+// lists a key once per array element that has it), leaving out the keys
+// inside an unknown table.
+func unknown(keys []toml.Key) []toml.Key {
+	keys = slices.Clone(keys)
+	sort.Slice(keys, func(i, j int) bool { return keys[i].String() < keys[j].String() })
+	var out []toml.Key
+	for _, k := range keys {
+		if len(k) == 0 {
+			continue
+		}
+		if n := len(out); n > 0 {
+			last := out[n-1].String()
+			if s := k.String(); s == last || strings.HasPrefix(s, last+".") {
+				continue
+			}
+		}
+		out = append(out, k)
+	}
+	return out
+}
+
 type deviceDecoder struct{ d Device }
 
 // Decode decodes the device's own keys into v; unknown keys and type errors
@@ -481,30 +521,20 @@ func (dd deviceDecoder) Decode(v any) error {
 	d := dd.d
 	md, err := toml.Decode(d.section, v)
 	if err != nil {
-		key, msg := "", err.Error()
-		var pe toml.ParseError
-		if errors.As(err, &pe) && pe.LastKey != "" {
-			key, msg = pe.LastKey, pe.Message
-		} else if m := typeErr.FindStringSubmatch(err.Error()); m != nil {
-			key, msg = m[1], m[2]
-		}
+		key, msg := keyOf(err)
 		if key == "" {
 			return &adapters.FieldError{Device: d.ID, Err: err}
 		}
 		return &adapters.FieldError{Device: d.ID, Key: d.locate(key, v), Err: fmt.Errorf("%s: %s", key, msg)}
 	}
 	detach(reflect.ValueOf(v))
-	und := md.Undecoded()
+	und := unknown(md.Undecoded())
 	if len(und) == 0 {
 		return nil
 	}
 	var errs []error
-	sort.Slice(und, func(i, j int) bool { return und[i].String() < und[j].String() })
 	li := d.lines()
-	for i, k := range und {
-		if i > 0 && k.String() == und[i-1].String() {
-			continue // listed once per array element that has it
-		}
+	for _, k := range und {
 		err := fmt.Errorf("unknown key %q", "device."+k.String())
 		keys := d.occurrences(li, k.String())
 		if len(keys) == 0 {

@@ -301,7 +301,8 @@ func (c Config) compile(id string) (*device, error) {
 	} else if err != nil {
 		fail("url", "%v", err)
 	}
-	if l.serial() {
+	serial := l.Scheme == "rtu" || l.Scheme == "ascii" // not for a bad url
+	if serial {
 		if c.Baud != 0 {
 			l.Baud = c.Baud
 		}
@@ -334,7 +335,6 @@ func (c Config) compile(id string) (*device, error) {
 		}
 	}
 	d.link = l
-	serial := l.Scheme == "rtu" || l.Scheme == "ascii"
 	switch {
 	case c.Unit == nil && serial:
 		fail("unit", "unit: missing: give the unit id of the device on the bus (1 to 247)")
