@@ -496,16 +496,15 @@ func unknown(keys []toml.Key) []toml.Key {
 	keys = slices.Clone(keys)
 	sort.Slice(keys, func(i, j int) bool { return keys[i].String() < keys[j].String() })
 	var out []toml.Key
+	seen := map[string]bool{}
+next:
 	for _, k := range keys {
-		if len(k) == 0 {
-			continue
-		}
-		if n := len(out); n > 0 {
-			last := out[n-1].String()
-			if s := k.String(); s == last || strings.HasPrefix(s, last+".") {
-				continue
+		for i := 1; i <= len(k); i++ {
+			if seen[k[:i].String()] {
+				continue next
 			}
 		}
+		seen[k.String()] = true
 		out = append(out, k)
 	}
 	return out

@@ -1,6 +1,11 @@
 package config
 
-import "testing"
+import (
+	"strings"
+	"testing"
+
+	"github.com/BurntSushi/toml"
+)
 
 func TestLineIndex(t *testing.T) {
 	text := `# comment
@@ -74,5 +79,16 @@ name = "stop"
 	}
 	if got := li.within("device[0]", "attribute.name"); len(got) != 2 || got[0] != "attribute[0].name" || got[1] != "attribute[1].name" {
 		t.Errorf(`within("device[0]", "attribute.name") = %q`, got)
+	}
+}
+
+func TestUnknown(t *testing.T) {
+	keys := []toml.Key{{"b", "x"}, {"a"}, {"a-b"}, {"a", "b"}, {"b", "x"}, {"a-b", "c"}, {"c", "d"}}
+	var got []string
+	for _, k := range unknown(keys) {
+		got = append(got, k.String())
+	}
+	if want := "a a-b b.x c.d"; strings.Join(got, " ") != want {
+		t.Errorf("unknown() = %q, want %q", got, want)
 	}
 }
