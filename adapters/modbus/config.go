@@ -35,9 +35,8 @@ const (
 // events and its operations. It is the [[device]] block of osapgw.toml with
 // kind = "modbus"; README.md and docs/configuration.md describe every key.
 type Config struct {
-	URL string `toml:"url"`
-	// Unit is the unit id; it must be given (nil: missing).
-	Unit         *int          `toml:"unit"`
+	URL          string        `toml:"url"`
+	Unit         *int          `toml:"unit"` // required: nil is missing
 	Baud         int           `toml:"baud"`
 	DataBits     int           `toml:"data_bits"`
 	Parity       string        `toml:"parity"`
@@ -328,9 +327,12 @@ func (c Config) compile(id string) (*device, error) {
 			fail("stop_bits", "stop_bits: %d, want 1 or 2", l.StopBits)
 		}
 	} else if err == nil {
-		for key, set := range map[string]bool{"baud": c.Baud != 0, "data_bits": c.DataBits != 0, "parity": c.Parity != "", "stop_bits": c.StopBits != 0} {
-			if set {
-				fail(key, "%s: baud, data_bits, parity and stop_bits apply to rtu:// and ascii:// links only", key)
+		for _, k := range []struct {
+			key string
+			set bool
+		}{{"baud", c.Baud != 0}, {"data_bits", c.DataBits != 0}, {"parity", c.Parity != ""}, {"stop_bits", c.StopBits != 0}} {
+			if k.set {
+				fail(k.key, "%s: baud, data_bits, parity and stop_bits apply to rtu:// and ascii:// links only", k.key)
 			}
 		}
 	}
