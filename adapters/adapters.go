@@ -70,6 +70,15 @@ type Readier interface {
 	Ready() bool
 }
 
+// Warner is implemented by adapters whose configuration is valid but
+// holds something an operator should look at (a Modbus address that looks
+// like a Modicon register number, a secret file that does not exist yet).
+// The adapter runs regardless; `osapgw check` prints the warnings and the
+// daemon logs them at start. Each is a *FieldError where it concerns a key.
+type Warner interface {
+	Warnings() []error
+}
+
 // Decoder decodes a device's section of the configuration into v. It is
 // strict: keys that v does not have are reported as errors naming them.
 type Decoder interface {
@@ -92,8 +101,10 @@ type Kind struct {
 	// Sample is a commented sample [[device]] block for this kind.
 	Sample string
 	// New parses the section of device id (without opening any
-	// connection) and returns the adapter. Errors name the field; the
-	// caller adds the device and file.
+	// connection) and returns the adapter. Its errors are the Decoder's
+	// and *FieldError (joined when there are several), naming the key;
+	// the caller adds the file and line, and the device where the error
+	// does not name it (any other error is placed at the device's block).
 	New func(id string, dec Decoder, env Env) (Adapter, error)
 }
 

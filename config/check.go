@@ -1,10 +1,12 @@
 package config
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/osapgw/osapgw/adapters"
@@ -58,35 +60,79 @@ func (c *Config) Warnings() []string {
 }
 
 // Build parses the device's section with its kind and returns the adapter.
-// Errors name the device (the kind's own errors name the field).
+// Its errors are *Error (joined when there are several), each placed at
+// the file and line of its key and naming the device.
 func (d Device) Build(env adapters.Env) (adapters.Adapter, error) {
 	k, ok := adapters.Lookup(d.Kind)
 	if !ok {
-		return nil, fmt.Errorf("device %q: unknown kind %q", d.ID, d.Kind)
+		return nil, d.at(nil, "kind", fmt.Errorf("device %q: unknown kind %q", d.ID, d.Kind))
 	}
 	a, err := k.New(d.ID, d.Decoder(), env)
 	if err != nil {
-		return nil, d.placed(err)
+		return nil, d.place(err)
 	}
 	return a, nil
 }
 
-// placed prefixes err with the device's place unless it names it already.
-func (d Device) placed(err error) error {
-	if strings.Contains(err.Error(), fmt.Sprintf("device %q", d.ID)) {
-		return err
+// Warnings returns the warnings of the device's adapter a (built from d)
+// when it has any, each placed as Build places errors.
+func (d Device) Warnings(a adapters.Adapter) []error {
+	w, ok := a.(adapters.Warner)
+	if !ok {
+		return nil
 	}
-	where := ""
-	if d.where != nil {
-		where = d.where("id") + ": "
+	return Problems(d.place(errors.Join(w.Warnings()...)))
+}
+
+// place puts each problem that err joins at the line of its key: that of
+// the *adapters.FieldError it wraps, or the device's block when it wraps
+// none. A problem that does not name the device is made to.
+func (d Device) place(err error) error {
+	var li *lineIndex
+	var out []error
+	for _, e := range Problems(err) {
+		if errors.As(e, new(*Error)) {
+			out = append(out, e) // placed already
+			continue
+		}
+		key := ""
+		var fe *adapters.FieldError
+		if errors.As(e, &fe) {
+			key = fe.Key
+		}
+		if fe == nil || fe.Device == "" {
+			e = &adapters.FieldError{Device: d.ID, Key: key, Err: e}
+		}
+		if li == nil {
+			li = d.lines()
+		}
+		out = append(out, d.at(li, key, e))
 	}
-	return fmt.Errorf("%sdevice %q: %w", where, d.ID, err)
+	sortByLine(out)
+	return errors.Join(out...)
+}
+
+// sortByLine puts placed errors in the order of the file.
+func sortByLine(errs []error) {
+	slices.SortStableFunc(errs, func(a, b error) int { return cmp.Compare(line(a), line(b)) })
+}
+
+// line returns the line of a placed error, 0 for another.
+func line(err error) int {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Line
+	}
+	return 0
 }
 
 // Check validates what Parse cannot without touching the file system or the
 // adapters: the verification code file, and every enabled device's section
-// as its kind parses it. It returns every problem found, joined.
-func (c *Config) Check(env func(Device) adapters.Env) error {
+// as its kind parses it. It returns every problem found, joined, and the
+// warnings of the devices' adapters (adapters.Warner): what is valid but
+// wants a look, such as a secret file that does not exist yet. Problems
+// and warnings about a key are *Error, placed at its line.
+func (c *Config) Check(env func(Device) adapters.Env) (warnings []error, err error) {
 	var errs []error
 	if _, err := c.VerificationCode(); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		if errors.Is(err, fs.ErrPermission) {
@@ -98,12 +144,15 @@ func (c *Config) Check(env func(Device) adapters.Env) error {
 		if d.Disabled {
 			continue
 		}
-		if _, ok := adapters.Lookup(d.Kind); !ok {
+		if _, ok := adapters.Lookup(d.Kind); !ok || d.ID == "" {
 			continue // reported by Parse
 		}
-		if _, err := d.Build(env(d)); err != nil {
+		a, err := d.Build(env(d))
+		if err != nil {
 			errs = append(errs, err)
+			continue
 		}
+		warnings = append(warnings, d.Warnings(a)...)
 	}
-	return errors.Join(errs...)
+	return warnings, errors.Join(errs...)
 }

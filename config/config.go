@@ -20,6 +20,7 @@ import (
 	"os"
 	"reflect"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -109,7 +110,47 @@ type Device struct {
 	Hash string
 
 	section string // the adapter's keys, re-encoded as TOML
-	where   func(key string) string
+	src     *source
+	index   int // of the block among the file's [[device]] blocks
+}
+
+// source is the text a configuration was parsed from, kept (a copy) to
+// place at their lines the errors that Check and Build find later. Its
+// line index is built only for an error: a configuration of thousands of
+// points would keep megabytes of it otherwise.
+type source struct {
+	name string
+	data []byte
+}
+
+// prefix returns the path of the device's block ("device[2]").
+func (d Device) prefix() string { return fmt.Sprintf("device[%d]", d.index) }
+
+// at places err, about key (a path in the device's block, "" for the
+// block), at its file and line as li finds it (li may be nil when the
+// device was not parsed from a file).
+func (d Device) at(li *lineIndex, key string, err error) error {
+	if d.src == nil {
+		return err
+	}
+	path := d.prefix()
+	if key != "" {
+		path = join(path, key)
+	}
+	line := d.Line
+	if li != nil {
+		line = li.find(path)
+	}
+	return &Error{File: d.src.name, Line: line, Key: path, Err: err}
+}
+
+// lines returns the line index of the device's file, nil when it has none.
+func (d Device) lines() *lineIndex {
+	if d.src == nil {
+		return nil
+	}
+	li := indexLines(d.src.data)
+	return &li
 }
 
 // Decoder returns a strict decoder of the device's own keys, whose errors
@@ -220,38 +261,44 @@ func Parse(name string, data []byte) (*Config, error) {
 	md, err := toml.NewDecoder(bytes.NewReader(data)).Decode(&raw)
 	if err != nil {
 		var pe toml.ParseError
-		if errors.As(err, &pe) {
+		if len(md.Keys()) == 0 && errors.As(err, &pe) { // a syntax error
 			return nil, fmt.Errorf("%s:%d:%d: %s", name, pe.Position.Line, pe.Position.Col, pe.Message)
+		}
+		if key, msg := keyOf(err); key != "" { // a value that does not fit
+			return nil, &Error{File: name, Line: indexLines(data).find(key), Key: key, Err: fmt.Errorf("%s: %s", key, msg)}
 		}
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	lines := indexLines(data)
 	var errs []error
-	at := func(path string, idx int) string {
-		if l := lines.find(path, idx); l > 0 {
-			return fmt.Sprintf("%s:%d", name, l)
-		}
-		return name
+	at := func(key string, err error) error {
+		return &Error{File: name, Line: lines.find(key), Key: key, Err: err}
 	}
-	for _, k := range md.Undecoded() {
-		if len(k) > 0 && k[0] == "device" {
+	for _, k := range unknown(md.Undecoded()) {
+		if k[0] == "device" {
 			continue // a device's keys are its kind's to check (Device.Decoder)
 		}
-		errs = append(errs, fmt.Errorf("%s: unknown key %q", at(k.String(), -1), k.String()))
+		errs = append(errs, at(k.String(), fmt.Errorf("unknown key %q", k.String())))
 	}
 	c := raw.Config
 	c.Path = name
 	c.applyDefaults()
-	errs = append(errs, c.validate(func(key string) string { return at(key, -1) })...)
+	errs = append(errs, c.validate(at)...)
 
+	var src *source
+	if len(raw.Device) > 0 {
+		src = &source{name: name, data: bytes.Clone(data)}
+	}
 	ids := map[string]int{}
 	for i, m := range raw.Device {
-		d, derrs := parseDevice(m, i, func(key string) string { return at("device."+key, i) })
-		d.Line = lines.header("device", i)
+		prefix := fmt.Sprintf("device[%d]", i)
+		d, derrs := parseDevice(m, i, func(key string, err error) error { return at(join(prefix, key), err) })
+		d.Line = lines.find(prefix)
+		d.src, d.index = src, i
 		errs = append(errs, derrs...)
 		if d.ID != "" {
 			if first, dup := ids[d.ID]; dup {
-				errs = append(errs, fmt.Errorf("%s:%d: device %q: duplicate id (first at line %d)", name, d.Line, d.ID, first))
+				errs = append(errs, at(prefix, fmt.Errorf("device %q: duplicate id (first at line %d)", d.ID, first)))
 			}
 			ids[d.ID] = d.Line
 		}
@@ -260,6 +307,7 @@ func Parse(name string, data []byte) (*Config, error) {
 	// Keep nothing of data alive: what the decoder returned shares it.
 	detach(reflect.ValueOf(&c).Elem())
 	if len(errs) > 0 {
+		sortByLine(errs)
 		return &c, errors.Join(errs...)
 	}
 	return &c, nil
@@ -298,10 +346,10 @@ func (c *Config) applyDefaults() {
 	}
 }
 
-func (c *Config) validate(at func(key string) string) []error {
+func (c *Config) validate(at func(key string, err error) error) []error {
 	var errs []error
 	bad := func(key, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%s: %s: %s", at(key), key, fmt.Sprintf(format, args...)))
+		errs = append(errs, at(key, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...))))
 	}
 	if c.Gateway.Serial == "" {
 		bad("gateway.serial", "missing: the serial printed on the box label")
@@ -364,9 +412,12 @@ func (u Upstream) LBSAddress() (addr string, useTLS bool, err error) {
 	return p.Host, useTLS, nil
 }
 
-func parseDevice(m map[string]any, idx int, at func(key string) string) (Device, []error) {
+func parseDevice(m map[string]any, idx int, at func(key string, err error) error) (Device, []error) {
 	var d Device
 	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, at(key, fmt.Errorf(format, args...)))
+	}
 	str := func(key string) string {
 		v, ok := m[key]
 		if !ok {
@@ -374,7 +425,7 @@ func parseDevice(m map[string]any, idx int, at func(key string) string) (Device,
 		}
 		s, ok := v.(string)
 		if !ok {
-			errs = append(errs, fmt.Errorf("%s: device #%d: %s: want a string, got %T", at(key), idx+1, key, v))
+			bad(key, "device #%d: %s: want a string, got %T", idx+1, key, v)
 		}
 		return s
 	}
@@ -382,23 +433,23 @@ func parseDevice(m map[string]any, idx int, at func(key string) string) (Device,
 	if v, ok := m["disabled"]; ok {
 		b, ok := v.(bool)
 		if !ok {
-			errs = append(errs, fmt.Errorf("%s: device %q: disabled: want a bool, got %T", at("disabled"), d.ID, v))
+			bad("disabled", "device %q: disabled: want a bool, got %T", d.ID, v)
 		}
 		d.Disabled = b
 	}
 	switch {
 	case d.ID == "":
-		errs = append(errs, fmt.Errorf("%s: device #%d: id: missing", at("id"), idx+1))
+		bad("id", "device #%d: id: missing", idx+1)
 	case !validID(d.ID):
-		errs = append(errs, fmt.Errorf("%s: device %q: id: use letters, digits, '-', '_' and '.' only (it becomes part of topics and metric labels)", at("id"), d.ID))
+		bad("id", "device %q: id: use letters, digits, '-', '_' and '.' only (it becomes part of topics and metric labels)", d.ID)
 	}
 	if d.Kind == "" {
-		errs = append(errs, fmt.Errorf("%s: device %q: kind: missing (one of %s)", at("kind"), d.ID, strings.Join(adapters.Kinds(), ", ")))
+		bad("kind", "device %q: kind: missing (one of %s)", d.ID, strings.Join(adapters.Kinds(), ", "))
 	} else if _, ok := adapters.Lookup(d.Kind); !ok {
 		if why, omitted := adapters.Omitted(d.Kind); omitted {
-			errs = append(errs, fmt.Errorf("%s: device %q: kind: %q is not in this build of osapgw: %s", at("kind"), d.ID, d.Kind, why))
+			bad("kind", "device %q: kind: %q is not in this build of osapgw: %s", d.ID, d.Kind, why)
 		} else {
-			errs = append(errs, fmt.Errorf("%s: device %q: kind: unknown kind %q (one of %s)", at("kind"), d.ID, d.Kind, strings.Join(adapters.Kinds(), ", ")))
+			bad("kind", "device %q: kind: unknown kind %q (one of %s)", d.ID, d.Kind, strings.Join(adapters.Kinds(), ", "))
 		}
 	}
 	own := make(map[string]any, len(m))
@@ -409,12 +460,11 @@ func parseDevice(m map[string]any, idx int, at func(key string) string) (Device,
 	}
 	var buf bytes.Buffer
 	if err := toml.NewEncoder(&buf).Encode(own); err != nil {
-		errs = append(errs, fmt.Errorf("%s: device %q: %w", at("id"), d.ID, err))
+		bad("", "device %q: %w", d.ID, err)
 	}
 	d.section = buf.String()
 	sum := sha256.Sum256([]byte(d.ID + "\x00" + d.Kind + "\x00" + d.Name + "\x00" + strconv.FormatBool(d.Disabled) + "\x00" + d.section))
 	d.Hash = hex.EncodeToString(sum[:8])
-	d.where = at
 	return d, errs
 }
 
@@ -431,34 +481,166 @@ func validID(s string) bool {
 // as a ParseError.
 var typeErr = regexp.MustCompile(`^toml: (?:line \d+ )?\(last key "([^"]+)"\): (.*)$`)
 
+// keyOf returns the key and the message of a decoding error about a
+// value (a ParseError from an UnmarshalText, or a type error), or "".
+func keyOf(err error) (key, msg string) {
+	var pe toml.ParseError
+	if errors.As(err, &pe) && pe.LastKey != "" {
+		return pe.LastKey, pe.Message
+	}
+	if m := typeErr.FindStringSubmatch(err.Error()); m != nil {
+		return m[1], m[2]
+	}
+	return "", ""
+}
+
+// unknown returns the undecoded keys in order, once each (the library
+// lists a key once per array element that has it), leaving out the keys
+// inside an unknown table.
+func unknown(keys []toml.Key) []toml.Key {
+	keys = slices.Clone(keys)
+	sort.Slice(keys, func(i, j int) bool { return keys[i].String() < keys[j].String() })
+	var out []toml.Key
+	seen := map[string]bool{}
+next:
+	for _, k := range keys {
+		for i := 1; i <= len(k); i++ {
+			if seen[k[:i].String()] {
+				continue next
+			}
+		}
+		seen[k.String()] = true
+		out = append(out, k)
+	}
+	return out
+}
+
 type deviceDecoder struct{ d Device }
 
 // Decode decodes the device's own keys into v; unknown keys and type errors
-// are reported with file:line, device and key. The strings it stores in v
-// share no memory with the configuration's text.
+// are *adapters.FieldError naming the device and key, which Build places
+// at their file and line. The strings it stores in v share no memory with
+// the configuration's text.
 func (dd deviceDecoder) Decode(v any) error {
 	d := dd.d
-	where := d.where
-	if where == nil {
-		where = func(string) string { return "" }
-	}
 	md, err := toml.Decode(d.section, v)
 	if err != nil {
-		var pe toml.ParseError
-		if errors.As(err, &pe) && pe.LastKey != "" {
-			return fmt.Errorf("%s: device %q: %s: %s", where(pe.LastKey), d.ID, pe.LastKey, pe.Message)
+		key, msg := keyOf(err)
+		if key == "" {
+			return &adapters.FieldError{Device: d.ID, Err: err}
 		}
-		if m := typeErr.FindStringSubmatch(err.Error()); m != nil {
-			return fmt.Errorf("%s: device %q: %s: %s", where(m[1]), d.ID, m[1], m[2])
-		}
-		return fmt.Errorf("device %q: %w", d.ID, err)
+		return &adapters.FieldError{Device: d.ID, Key: d.locate(key, v), Err: fmt.Errorf("%s: %s", key, msg)}
 	}
 	detach(reflect.ValueOf(v))
+	und := unknown(md.Undecoded())
+	if len(und) == 0 {
+		return nil
+	}
 	var errs []error
-	und := md.Undecoded()
-	sort.Slice(und, func(i, j int) bool { return und[i].String() < und[j].String() })
+	li := d.lines()
 	for _, k := range und {
-		errs = append(errs, fmt.Errorf("%s: device %q: unknown key %q", where(k.String()), d.ID, "device."+k.String()))
+		err := fmt.Errorf("unknown key %q", "device."+k.String())
+		keys := d.occurrences(li, k.String())
+		if len(keys) == 0 {
+			keys = []string{k.String()}
+		}
+		for _, key := range keys {
+			errs = append(errs, &adapters.FieldError{Device: d.ID, Key: key, Err: err})
+		}
 	}
 	return errors.Join(errs...)
+}
+
+// occurrences returns the paths of key (named without array indexes) in
+// the device's block, one per array element that has it, in the order of
+// the text; nil without li.
+func (d Device) occurrences(li *lineIndex, key string) []string {
+	if li == nil {
+		return nil
+	}
+	return li.within(d.prefix(), key)
+}
+
+// locate returns the path of the occurrence of key (as the TOML library
+// names it, without array indexes) that v cannot take: the library
+// stops at the first value of the wrong type but does not say in which
+// array element it is. Each occurrence is decoded alone into a new value
+// of v's type until one fails.
+func (d Device) locate(key string, v any) string {
+	keys := d.occurrences(d.lines(), key)
+	if len(keys) <= 1 {
+		if len(keys) == 1 {
+			return keys[0]
+		}
+		return key
+	}
+	var all map[string]any
+	if _, err := toml.Decode(d.section, &all); err != nil {
+		return keys[0]
+	}
+	t := reflect.TypeOf(v)
+	if t.Kind() != reflect.Pointer {
+		return keys[0]
+	}
+	for _, k := range keys {
+		one, ok := extract(all, k)
+		if !ok {
+			continue
+		}
+		var buf bytes.Buffer
+		if err := toml.NewEncoder(&buf).Encode(one); err != nil {
+			continue
+		}
+		if _, err := toml.Decode(buf.String(), reflect.New(t.Elem()).Interface()); err != nil {
+			return k
+		}
+	}
+	return keys[0]
+}
+
+// extract returns a copy of the part of m on the way to path
+// ("attribute[2].address"), arrays reduced to the one element.
+func extract(m map[string]any, path string) (map[string]any, bool) {
+	name, rest, _ := strings.Cut(path, ".")
+	idx := -1
+	if i := strings.IndexByte(name, '['); i >= 0 && strings.HasSuffix(name, "]") {
+		n, err := strconv.Atoi(name[i+1 : len(name)-1])
+		if err != nil {
+			return nil, false
+		}
+		name, idx = name[:i], n
+	}
+	v, ok := m[name]
+	if !ok {
+		return nil, false
+	}
+	if idx >= 0 {
+		switch arr := v.(type) {
+		case []map[string]any:
+			if idx >= len(arr) {
+				return nil, false
+			}
+			v = arr[idx]
+		case []any:
+			if idx >= len(arr) {
+				return nil, false
+			}
+			v = arr[idx]
+		default:
+			return nil, false
+		}
+	}
+	if rest != "" {
+		sub, ok := v.(map[string]any)
+		if !ok {
+			return nil, false
+		}
+		if v, ok = extract(sub, rest); !ok {
+			return nil, false
+		}
+	}
+	if idx >= 0 {
+		v = []any{v}
+	}
+	return map[string]any{name: v}, true
 }

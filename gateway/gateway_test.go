@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/osapgw/osapgw/adapters"
+	_ "github.com/osapgw/osapgw/adapters/onvif"
+	"github.com/osapgw/osapgw/bridge"
 	"github.com/osapgw/osapgw/config"
 	"github.com/osapgw/osapgw/model"
 	"github.com/osapgw/osapgw/osap"
@@ -336,4 +338,65 @@ func TestNotProvisioned(t *testing.T) {
 	}
 	waitFor(t, "registration once provisioned", 30*time.Second, func() bool { return gw.session.Connected() })
 	waitFor(t, "the kept event at the platform", 10*time.Second, func() bool { return gw.Status().Outbox.Events == 0 })
+}
+
+// TestMissingSecretFile: a camera whose password file does not exist yet
+// passes the check with a warning; the daemon runs its other devices, and
+// the camera's status names the file.
+func TestMissingSecretFile(t *testing.T) {
+	dir := t.TempDir()
+	log := testLogger(t)
+	text := fmt.Sprintf(`[gateway]
+serial = "GW-SECRET"
+verification_code_file = %q
+[upstream]
+lbs = "tcp://127.0.0.1:1"
+[store]
+path = %q
+[http]
+listen = "off"
+[[device]]
+id = "s1"
+kind = "loop"
+[[device]]
+id = "cam"
+kind = "onvif"
+url = "http://127.0.0.1:1/onvif/device_service"
+username = "admin"
+password_file = %q
+`, filepath.Join(dir, "code"), filepath.Join(dir, "state", "osapgw.db"), filepath.Join(dir, "cam.password"))
+	cfg, err := config.Parse("secret.toml", []byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	warnings, err := cfg.Check(func(config.Device) adapters.Env { return adapters.Env{} })
+	if err != nil {
+		t.Fatalf("Check() = %v, want only a warning", err)
+	}
+	if len(warnings) != 1 || !strings.HasPrefix(warnings[0].Error(), `secret.toml:18: device "cam": password_file: `) {
+		t.Fatalf("Check() warnings = %v, want one at secret.toml:18 about the password file", warnings)
+	}
+	loops.Delete("s1")
+	gw, err := New(cfg, Options{Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { loops.Delete("s1") })
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- gw.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	status := func(id string) bridge.DeviceStatus {
+		for _, d := range gw.Status().Devices {
+			if d.ID == id {
+				return d
+			}
+		}
+		return bridge.DeviceStatus{}
+	}
+	waitFor(t, "the loop device online", 10*time.Second, func() bool { return status("s1").State == "online" })
+	waitFor(t, "the camera offline, naming its password file", 10*time.Second, func() bool {
+		st := status("cam")
+		return st.State == "offline" && strings.Contains(st.LastError, "password_file") && strings.Contains(st.LastError, "no such file")
+	})
 }

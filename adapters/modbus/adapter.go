@@ -47,6 +47,7 @@ type Adapter struct {
 var (
 	_ adapters.Adapter = (*Adapter)(nil)
 	_ adapters.Readier = (*Adapter)(nil)
+	_ adapters.Warner  = (*Adapter)(nil)
 )
 
 // group is the attributes polled at one interval, and their reads.
@@ -66,12 +67,13 @@ type Option func(*Adapter)
 func WithPool(p *Pool) Option { return func(a *Adapter) { a.pool = p } }
 
 // New decodes and checks the configuration of device id (no I/O) and
-// returns its adapter. Errors name the device and the attribute, event or
-// operation at fault, and the key.
+// returns its adapter. Errors are the decoder's, or *adapters.FieldError
+// (joined) naming the device, the attribute, event or operation at fault,
+// and the key.
 func New(id string, dec adapters.Decoder, env adapters.Env, opts ...Option) (*Adapter, error) {
 	var c Config
 	if err := dec.Decode(&c); err != nil {
-		return nil, fmt.Errorf("device %q: %w", id, err)
+		return nil, err
 	}
 	if c.Profile != "" {
 		if err := c.readGiven(dec); err != nil {
@@ -80,6 +82,11 @@ func New(id string, dec adapters.Decoder, env adapters.Env, opts ...Option) (*Ad
 	}
 	return NewFromConfig(id, c, env, opts...)
 }
+
+// Warnings returns what the configuration holds that is valid but
+// suspect: addresses that look like Modicon register numbers. Each is an
+// *adapters.FieldError.
+func (a *Adapter) Warnings() []error { return a.dev.warnings }
 
 // NewFromConfig is New for a Config already decoded.
 func NewFromConfig(id string, c Config, env adapters.Env, opts ...Option) (*Adapter, error) {

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/osapgw/osapgw/adapters"
 	"github.com/osapgw/osapgw/model"
 )
 
@@ -35,7 +36,7 @@ const (
 // kind = "modbus"; README.md and docs/configuration.md describe every key.
 type Config struct {
 	URL          string        `toml:"url"`
-	Unit         int           `toml:"unit"`
+	Unit         *int          `toml:"unit"` // required: nil is missing
 	Baud         int           `toml:"baud"`
 	DataBits     int           `toml:"data_bits"`
 	Parity       string        `toml:"parity"`
@@ -288,6 +289,8 @@ type device struct {
 	// model is the device's model, built once: Describe returns it, and
 	// attrs point into it.
 	model model.Device
+	// warnings are what compile found valid but suspect.
+	warnings []error
 }
 
 // compile checks c and returns the device it describes. It is pure (no
@@ -295,17 +298,25 @@ type device struct {
 // attribute, event or operation, and the key.
 func (c Config) compile(id string) (*device, error) {
 	var errs []error
-	fail := func(format string, args ...any) {
-		errs = append(errs, fmt.Errorf("device %q: "+format, append([]any{id}, args...)...))
+	fail := func(key, format string, args ...any) {
+		errs = append(errs, &adapters.FieldError{Device: id, Key: key, Err: fmt.Errorf(format, args...)})
+	}
+	// in reports the errors of an item (attribute[2]) labelled for the
+	// operator (attribute "temp").
+	in := func(path, label string, ierrs []error) {
+		for _, e := range ierrs {
+			errs = append(errs, within(id, path, label, e))
+		}
 	}
 	d := &device{id: id}
 	l, err := ParseURL(c.URL)
 	if c.URL == "" {
-		fail("url: missing (want tcp://host:port, rtu:///dev/PORT or ascii:///dev/PORT)")
+		fail("url", "url: missing (want tcp://host:port, rtu:///dev/PORT or ascii:///dev/PORT)")
 	} else if err != nil {
-		fail("%v", err)
+		fail("url", "%v", err)
 	}
-	if l.serial() {
+	serial := l.Scheme == "rtu" || l.Scheme == "ascii" // not for a bad url
+	if serial {
 		if c.Baud != 0 {
 			l.Baud = c.Baud
 		}
@@ -319,32 +330,46 @@ func (c Config) compile(id string) (*device, error) {
 			l.StopBits = c.StopBits
 		}
 		if l.Baud < 50 || l.Baud > 4000000 {
-			fail("baud: %d out of range", l.Baud)
+			fail("baud", "baud: %d out of range", l.Baud)
 		}
 		if l.DataBits < 5 || l.DataBits > 8 {
-			fail("data_bits: %d, want 5 to 8", l.DataBits)
+			fail("data_bits", "data_bits: %d, want 5 to 8", l.DataBits)
 		}
 		if l.Parity != "N" && l.Parity != "E" && l.Parity != "O" {
-			fail("parity: %q, want N, E or O", c.Parity)
+			fail("parity", "parity: %q, want N, E or O", c.Parity)
 		}
 		if l.StopBits != 1 && l.StopBits != 2 {
-			fail("stop_bits: %d, want 1 or 2", l.StopBits)
+			fail("stop_bits", "stop_bits: %d, want 1 or 2", l.StopBits)
 		}
-	} else if err == nil && (c.Baud != 0 || c.DataBits != 0 || c.Parity != "" || c.StopBits != 0) {
-		fail("baud, data_bits, parity and stop_bits apply to rtu:// and ascii:// links only")
+	} else if err == nil {
+		for _, k := range []struct {
+			key string
+			set bool
+		}{{"baud", c.Baud != 0}, {"data_bits", c.DataBits != 0}, {"parity", c.Parity != ""}, {"stop_bits", c.StopBits != 0}} {
+			if k.set {
+				fail(k.key, "%s: baud, data_bits, parity and stop_bits apply to rtu:// and ascii:// links only", k.key)
+			}
+		}
 	}
 	d.link = l
-	if c.Unit < 0 || c.Unit > 255 {
-		fail("unit: %d, want 0 to 255 (1 to 247 on a serial bus)", c.Unit)
-	}
-	d.unit = byte(c.Unit)
-	if c.Unit == 0 && l.serial() {
-		fail("unit: 0 is the broadcast address on a serial bus; give the unit id (1 to 247)")
+	switch {
+	case c.Unit == nil && serial:
+		fail("unit", "unit: missing: give the unit id of the device on the bus (1 to 247)")
+	case c.Unit == nil:
+		fail("unit", "unit: missing: give the unit id the device answers to (often 1; 0 or 255 for some TCP gateways)")
+	case *c.Unit == 0 && serial:
+		fail("unit", "unit: 0 is the broadcast address on a serial bus; give the unit id (1 to 247)")
+	case serial && (*c.Unit < 1 || *c.Unit > 247):
+		fail("unit", "unit: %d, want 1 to 247 on a serial bus", *c.Unit)
+	case *c.Unit < 0 || *c.Unit > 255:
+		fail("unit", "unit: %d, want 0 to 255", *c.Unit)
+	default:
+		d.unit = byte(*c.Unit)
 	}
 	dur := func(key string, v, def time.Duration) time.Duration {
 		switch {
 		case v < 0:
-			fail("%s: %v is negative", key, v)
+			fail(key, "%s: %v is negative", key, v)
 		case v == 0:
 			return def
 		}
@@ -359,7 +384,7 @@ func (c Config) compile(id string) (*device, error) {
 	if c.MaxGap != nil {
 		d.maxGap = *c.MaxGap
 		if d.maxGap < 0 || d.maxGap > DefaultMaxRegisters {
-			fail("max_gap: %d, want 0 to %d", d.maxGap, DefaultMaxRegisters)
+			fail("max_gap", "max_gap: %d, want 0 to %d", d.maxGap, DefaultMaxRegisters)
 		}
 	}
 	limit := func(key string, v, def int) int {
@@ -367,7 +392,7 @@ func (c Config) compile(id string) (*device, error) {
 			return def
 		}
 		if v < 1 || v > def {
-			fail("%s: %d, want 1 to %d", key, v, def)
+			fail(key, "%s: %d, want 1 to %d", key, v, def)
 		}
 		return v
 	}
@@ -377,7 +402,7 @@ func (c Config) compile(id string) (*device, error) {
 	if d.offlineAfter == 0 {
 		d.offlineAfter = DefaultOfflineAfter
 	} else if d.offlineAfter < 0 {
-		fail("offline_after: %d is negative", c.OfflineAfter)
+		fail("offline_after", "offline_after: %d is negative", c.OfflineAfter)
 	}
 
 	// Attributes by name (the last one, when resources share a name), as
@@ -386,46 +411,56 @@ func (c Config) compile(id string) (*device, error) {
 	names := map[string]int{}
 	metas := make([]attrMeta, 0, len(c.Attributes))
 	d.attrs = make([]attr, 0, len(c.Attributes))
-	var valid []*attr
+	var valid []placed
 	encs := map[encoding]*encoding{}
+	// taken holds the names given in each resource, which attributes,
+	// events and operations share.
+	taken := map[[2]string]string{}
 	if len(c.Attributes) == 0 {
-		fail("no [[device.attribute]]: a Modbus device needs at least one")
+		fail("", "no [[device.attribute]]: a Modbus device needs at least one")
 	}
 	for i, ac := range c.Attributes {
+		path := fmt.Sprintf("attribute[%d]", i)
 		if ac.Name == "" {
-			fail("attribute #%d: name: missing", i+1)
+			fail(path+".name", "attribute #%d: name: missing", i+1)
 			continue
 		}
+		label := fmt.Sprintf("attribute %q", ac.Name)
 		a, meta, aerrs := compileAttr(ac, poll, encs)
-		for _, e := range aerrs {
-			fail("attribute %q: %v", ac.Name, e)
+		in(path, label, aerrs)
+		if _, ok := taken[[2]string{a.resource, ac.Name}]; ok {
+			fail(path+".name", "%s: duplicate name in resource %q", label, a.resource)
 		}
-		if j, ok := names[ac.Name]; ok && d.attrs[j].resource == a.resource {
-			fail("attribute %q: duplicate name in resource %q", ac.Name, a.resource)
+		taken[[2]string{a.resource, ac.Name}] = label
+		if len(aerrs) == 0 {
+			if w := modicon(a.enc.table, int(a.addr)); w != nil {
+				d.warnings = append(d.warnings, within(id, path+".address", label, w))
+			}
 		}
 		names[ac.Name] = len(d.attrs)
 		metas = append(metas, meta)
 		a.m = &metas[len(metas)-1].Attribute
 		d.attrs = append(d.attrs, a)
 		if len(aerrs) == 0 {
-			valid = append(valid, &d.attrs[len(d.attrs)-1])
+			valid = append(valid, placed{&d.attrs[len(d.attrs)-1], i})
 		}
 	}
 	errs = append(errs, overlaps(id, valid, d.maxRegisters)...)
 
 	for i, ec := range c.Events {
 		e := &event{EventConfig: ec, attr: -1}
+		path := fmt.Sprintf("event[%d]", i)
 		label := fmt.Sprintf("event %q", ec.Name)
 		if ec.Name == "" {
 			label = fmt.Sprintf("event #%d", i+1)
-			fail("%s: name: missing", label)
+			fail(path+".name", "%s: name: missing", label)
 		}
 		ai, ok := names[ec.Attribute]
 		switch {
 		case ec.Attribute == "":
-			fail("%s: attribute: missing", label)
+			fail(path+".attribute", "%s: attribute: missing", label)
 		case !ok:
-			fail("%s: attribute: no attribute %q", label, ec.Attribute)
+			fail(path+".attribute", "%s: attribute: no attribute %q", label, ec.Attribute)
 		}
 		kinds := 0
 		for _, set := range []bool{ec.Above != nil, ec.Below != nil, ec.OnChange} {
@@ -434,30 +469,48 @@ func (c Config) compile(id string) (*device, error) {
 			}
 		}
 		if kinds != 1 {
-			fail("%s: give exactly one of above, below, on_change", label)
+			fail(path, "%s: give exactly one of above, below, on_change", label)
 		}
 		if ec.Hysteresis < 0 {
-			fail("%s: hysteresis: %v is negative", label, ec.Hysteresis)
+			fail(path+".hysteresis", "%s: hysteresis: %v is negative", label, ec.Hysteresis)
 		}
 		if ok {
 			typ := metas[ai].Type
 			if (ec.Above != nil || ec.Below != nil) && (typ != model.TypeInt && typ != model.TypeFloat) {
-				fail("%s: above/below need a numeric attribute, %q is %s", label, ec.Attribute, typ)
+				key := path + ".above"
+				if ec.Above == nil {
+					key = path + ".below"
+				}
+				fail(key, "%s: above/below need a numeric attribute, %q is %s", label, ec.Attribute, typ)
 			}
 			e.attr, e.resource = ai, d.attrs[ai].resource
+			if first, dup := taken[[2]string{e.resource, ec.Name}]; dup && ec.Name != "" {
+				fail(path+".name", "%s: name: resource %q has %s already", label, e.resource, first)
+			}
+			taken[[2]string{e.resource, ec.Name}] = label
 		}
 		d.events = append(d.events, e)
 	}
 
 	for i, oc := range c.Operations {
 		o, oerrs := compileOp(oc)
+		path := fmt.Sprintf("operation[%d]", i)
 		label := fmt.Sprintf("operation %q", oc.Name)
 		if oc.Name == "" {
 			label = fmt.Sprintf("operation #%d", i+1)
-			fail("%s: name: missing", label)
+			fail(path+".name", "%s: name: missing", label)
+		} else if first, dup := taken[[2]string{o.Resource, oc.Name}]; dup {
+			fail(path+".name", "%s: name: resource %q has %s already", label, o.Resource, first)
 		}
-		for _, e := range oerrs {
-			fail("%s: %v", label, e)
+		taken[[2]string{o.Resource, oc.Name}] = label
+		in(path, label, oerrs)
+		for j, wc := range oc.Writes {
+			if wc.Address == nil {
+				continue
+			}
+			if w := modicon(Table(strings.ToLower(wc.Table)), *wc.Address); w != nil {
+				d.warnings = append(d.warnings, within(id, fmt.Sprintf("%s.write[%d].address", path, j), fmt.Sprintf("%s: write #%d", label, j+1), w))
+			}
 		}
 		d.ops = append(d.ops, o)
 	}
@@ -550,43 +603,47 @@ func compileCodec(table Table, typ, order string, bit *int, length int, scale *f
 		c.Order = ABCD
 	}
 	if !c.Type.valid() {
-		errs = append(errs, fmt.Errorf("type: unknown type %q (want one of %v)", typ, Types))
+		errs = append(errs, keyErr("type", "type: unknown type %q (want one of %v)", typ, Types))
 	}
 	if !c.Order.valid() {
-		errs = append(errs, fmt.Errorf("order: unknown byte order %q (want ABCD, DCBA, BADC or CDAB)", order))
+		errs = append(errs, keyErr("order", "order: unknown byte order %q (want ABCD, DCBA, BADC or CDAB)", order))
 	}
 	if scale != nil {
 		c.Scale = *scale
 		if c.Scale == 0 || math.IsNaN(c.Scale) || math.IsInf(c.Scale, 0) {
-			errs = append(errs, fmt.Errorf("scale: %v, want a finite non-zero number", *scale))
+			errs = append(errs, keyErr("scale", "scale: %v, want a finite non-zero number", *scale))
 			c.Scale = 1
 		}
 	}
 	switch {
 	case table.bits() && c.Type != Bool:
-		errs = append(errs, fmt.Errorf("type: a %s holds bits, want type bool, not %q", table, c.Type))
+		errs = append(errs, keyErr("type", "type: a %s holds bits, want type bool, not %q", table, c.Type))
 	case table.bits() && bit != nil:
-		errs = append(errs, fmt.Errorf("bit: applies to a bool in a register, not to a %s", table))
+		errs = append(errs, keyErr("bit", "bit: applies to a bool in a register, not to a %s", table))
 	case !table.bits() && c.Type == Bool && bit == nil:
-		errs = append(errs, fmt.Errorf("bit: a bool in a %s register needs bit = 0 to 15", table))
+		errs = append(errs, keyErr("bit", "bit: a bool in a %s register needs bit = 0 to 15", table))
 	case bit != nil && c.Type != Bool:
-		errs = append(errs, fmt.Errorf("bit: applies to type bool only"))
+		errs = append(errs, keyErr("bit", "bit: applies to type bool only"))
 	}
 	if bit != nil {
 		c.Bit = *bit
 		if c.Bit < 0 || c.Bit > 15 {
-			errs = append(errs, fmt.Errorf("bit: %d, want 0 to 15", c.Bit))
+			errs = append(errs, keyErr("bit", "bit: %d, want 0 to 15", c.Bit))
 		}
 	}
 	if c.Type == String {
 		if length < 1 || length > DefaultMaxRegisters {
-			errs = append(errs, fmt.Errorf("length: a string needs length = 1 to %d registers", DefaultMaxRegisters))
+			errs = append(errs, keyErr("length", "length: a string needs length = 1 to %d registers", DefaultMaxRegisters))
 		}
 	} else if length != 0 && length != c.Type.registers(length) {
-		errs = append(errs, fmt.Errorf("length: type %s needs %d registers, length gives %d", c.Type, c.Type.registers(length), length))
+		errs = append(errs, keyErr("length", "length: type %s needs %d registers, length gives %d", c.Type, c.Type.registers(length), length))
 	}
 	if (c.Type == Bool || c.Type == String) && (scale != nil || offset != 0) {
-		errs = append(errs, fmt.Errorf("scale/offset: apply to numeric types only"))
+		key := "scale"
+		if scale == nil {
+			key = "offset"
+		}
+		errs = append(errs, keyErr(key, "scale/offset: apply to numeric types only"))
 	}
 	return c, errs
 }
@@ -609,17 +666,21 @@ func compileAttr(ac AttributeConfig, poll time.Duration, encs map[encoding]*enco
 	if a.poll == 0 {
 		a.poll = poll
 	} else if a.poll < 0 {
-		errs = append(errs, fmt.Errorf("poll: %v is negative", ac.Poll))
+		errs = append(errs, keyErr("poll", "poll: %v is negative", ac.Poll))
 	}
 	if !table.valid() {
-		errs = append(errs, fmt.Errorf("table: unknown table %q (want coil, discrete, input or holding)", ac.Table))
+		what := fmt.Sprintf("unknown table %q", ac.Table)
+		if ac.Table == "" {
+			what = "missing"
+		}
+		errs = append(errs, keyErr("table", "table: %s (want coil, discrete, input or holding)", what))
 		a.enc = &encoding{table: table, codec: Codec{Type: Uint16}}
 		return a, meta, errs
 	}
 	if ac.Address == nil {
-		errs = append(errs, fmt.Errorf("address: missing"))
+		errs = append(errs, keyErr("address", "address: missing"))
 	} else if *ac.Address < 0 || *ac.Address > 65535 {
-		errs = append(errs, fmt.Errorf("address: %d, want 0 to 65535", *ac.Address))
+		errs = append(errs, keyErr("address", "address: %d, want 0 to 65535", *ac.Address))
 	} else {
 		a.addr = uint16(*ac.Address)
 	}
@@ -631,19 +692,19 @@ func compileAttr(ac AttributeConfig, poll time.Duration, encs map[encoding]*enco
 	}
 	a.enc = encs[enc]
 	if ac.Address != nil && int(a.addr)+c.Registers() > 65536 {
-		errs = append(errs, fmt.Errorf("address: %d + %d registers runs past 65535", a.addr, c.Registers()))
+		errs = append(errs, keyErr("address", "address: %d + %d registers runs past 65535", a.addr, c.Registers()))
 	}
 	if ac.Writable && (table == Input || table == Discrete) {
-		errs = append(errs, fmt.Errorf("writable: a %s is read-only", table))
+		errs = append(errs, keyErr("writable", "writable: a %s is read-only", table))
 	}
 	if ac.ReadBack && !ac.Writable {
-		errs = append(errs, fmt.Errorf("read_back: needs writable = true"))
+		errs = append(errs, keyErr("read_back", "read_back: needs writable = true"))
 	}
 	if ac.Deadband < 0 {
-		errs = append(errs, fmt.Errorf("deadband: %v is negative", ac.Deadband))
+		errs = append(errs, keyErr("deadband", "deadband: %v is negative", ac.Deadband))
 	}
 	if ac.Min != nil && ac.Max != nil && *ac.Min > *ac.Max {
-		errs = append(errs, fmt.Errorf("min %v is above max %v", *ac.Min, *ac.Max))
+		errs = append(errs, keyErr("min", "min %v is above max %v", *ac.Min, *ac.Max))
 	}
 	switch {
 	case c.Type == Bool:
@@ -658,23 +719,34 @@ func compileAttr(ac AttributeConfig, poll time.Duration, encs map[encoding]*enco
 	return a, meta, errs
 }
 
+// placed is a compiled attribute and its index in Config.Attributes.
+type placed struct {
+	a *attr
+	i int
+}
+
 // overlaps reports attributes of the same table whose registers overlap
 // (bools in distinct bits of one register may share it), and attributes
 // larger than one request.
-func overlaps(id string, attrs []*attr, maxRegisters int) []error {
+func overlaps(id string, attrs []placed, maxRegisters int) []error {
 	var errs []error
-	sorted := append([]*attr(nil), attrs...)
+	fail := func(i int, format string, args ...any) {
+		errs = append(errs, &adapters.FieldError{Device: id, Key: fmt.Sprintf("attribute[%d].address", i), Err: fmt.Errorf(format, args...)})
+	}
+	sorted := append([]placed(nil), attrs...)
 	sort.SliceStable(sorted, func(i, j int) bool {
-		if sorted[i].enc.table != sorted[j].enc.table {
-			return sorted[i].enc.table < sorted[j].enc.table
+		if sorted[i].a.enc.table != sorted[j].a.enc.table {
+			return sorted[i].a.enc.table < sorted[j].a.enc.table
 		}
-		return sorted[i].addr < sorted[j].addr
+		return sorted[i].a.addr < sorted[j].a.addr
 	})
-	for i, a := range sorted {
+	for i, pa := range sorted {
+		a := pa.a
 		if lo, hi := a.span(); !a.enc.table.bits() && hi-lo+1 > maxRegisters {
-			errs = append(errs, fmt.Errorf("device %q: attribute %q: %d registers exceed max_registers %d", id, a.m.Name, hi-lo+1, maxRegisters))
+			fail(pa.i, "attribute %q: %d registers exceed max_registers %d", a.m.Name, hi-lo+1, maxRegisters)
 		}
-		for _, b := range sorted[i+1:] {
+		for _, pb := range sorted[i+1:] {
+			b := pb.a
 			if b.enc.table != a.enc.table {
 				break
 			}
@@ -689,7 +761,7 @@ func overlaps(id string, attrs []*attr, maxRegisters int) []error {
 			if a.enc.codec.Bit >= 0 && b.enc.codec.Bit >= 0 && a.enc.codec.Bit != b.enc.codec.Bit {
 				continue
 			}
-			errs = append(errs, fmt.Errorf("device %q: attribute %q: %s registers %d-%d overlap attribute %q (%d-%d)", id, b.m.Name, b.enc.table, blo, bhi, a.m.Name, alo, ahi))
+			fail(pb.i, "attribute %q: %s registers %d-%d overlap attribute %q (%d-%d)", b.m.Name, b.enc.table, blo, bhi, a.m.Name, alo, ahi)
 		}
 	}
 	return errs
@@ -705,47 +777,49 @@ func compileOp(oc OperationConfig) (*operation, []error) {
 		o.Area = DefaultArea
 	}
 	params := map[string]ParamConfig{}
-	for _, p := range oc.Params {
+	for k, p := range oc.Params {
+		path := fmt.Sprintf("param[%d]", k)
 		if p.Name == "" {
-			errs = append(errs, fmt.Errorf("param: name missing"))
+			errs = append(errs, keyErr(path+".name", "param: name missing"))
 			continue
 		}
+		label := fmt.Sprintf("param %q", p.Name)
 		if !model.Type(p.Type).Valid() || p.Type == string(model.TypeJSON) {
-			errs = append(errs, fmt.Errorf("param %q: type: unknown type %q (want bool, int, float or string)", p.Name, p.Type))
+			errs = append(errs, keyErr(path+".type", "%s: type: unknown type %q (want bool, int, float or string)", label, p.Type))
 		}
 		if _, dup := params[p.Name]; dup {
-			errs = append(errs, fmt.Errorf("param %q: duplicate", p.Name))
+			errs = append(errs, keyErr(path+".name", "%s: duplicate", label))
 		}
 		params[p.Name] = p
 	}
 	if len(oc.Writes) == 0 {
-		errs = append(errs, fmt.Errorf("no [[device.operation.write]]"))
+		errs = append(errs, keyErr("", "no [[device.operation.write]]"))
 	}
 	for j, wc := range oc.Writes {
 		w := write{table: Table(strings.ToLower(wc.Table))}
-		where := fmt.Sprintf("write #%d", j+1)
+		path, where := fmt.Sprintf("write[%d]", j), fmt.Sprintf("write #%d", j+1)
 		if w.table != Coil && w.table != Holding {
-			errs = append(errs, fmt.Errorf("%s: table: %q, want coil or holding", where, wc.Table))
+			errs = append(errs, keyErr(path+".table", "%s: table: %q, want coil or holding", where, wc.Table))
 			continue
 		}
 		if wc.Address == nil || *wc.Address < 0 || *wc.Address > 65535 {
-			errs = append(errs, fmt.Errorf("%s: address: missing or out of 0 to 65535", where))
+			errs = append(errs, keyErr(path+".address", "%s: address: missing or out of 0 to 65535", where))
 		} else {
 			w.addr = uint16(*wc.Address)
 		}
 		c, cerrs := compileCodec(w.table, wc.Type, wc.Order, wc.Bit, wc.Length, wc.Scale, wc.Offset)
 		for _, e := range cerrs {
-			errs = append(errs, fmt.Errorf("%s: %w", where, e))
+			errs = append(errs, within("", path, where, e))
 		}
 		w.codec = c
 		switch v := wc.Value.(type) {
 		case nil:
-			errs = append(errs, fmt.Errorf("%s: value: missing", where))
+			errs = append(errs, keyErr(path+".value", "%s: value: missing", where))
 		case string:
 			if strings.HasPrefix(v, "{") && strings.HasSuffix(v, "}") {
 				w.param = v[1 : len(v)-1]
 				if _, ok := params[w.param]; !ok {
-					errs = append(errs, fmt.Errorf("%s: value: no param %q", where, w.param))
+					errs = append(errs, keyErr(path+".value", "%s: value: no param %q", where, w.param))
 				}
 			} else {
 				w.value = v
@@ -755,10 +829,54 @@ func compileOp(oc OperationConfig) (*operation, []error) {
 		}
 		if w.param == "" && w.value != nil {
 			if _, err := c.Encode(w.value, 0); err != nil {
-				errs = append(errs, fmt.Errorf("%s: value: %w", where, err))
+				errs = append(errs, keyErr(path+".value", "%s: value: %w", where, err))
 			}
 		}
 		o.writes = append(o.writes, w)
 	}
 	return o, errs
+}
+
+// keyErr returns an error about key (a path relative to the item being
+// compiled, "" for the item itself) whose text is format's.
+func keyErr(key, format string, args ...any) error {
+	return &adapters.FieldError{Key: key, Err: fmt.Errorf(format, args...)}
+}
+
+// within returns err, an error about an item's key (a *adapters.FieldError
+// from keyErr, or any error about the item as a whole), as one about the
+// device's key: its key under path ("attribute[2]") and its text after
+// label (`attribute "temp": `).
+func within(id, path, label string, err error) *adapters.FieldError {
+	key := path
+	var fe *adapters.FieldError
+	if errors.As(err, &fe) {
+		if fe.Key != "" {
+			key = path + "." + fe.Key
+			if path == "" {
+				key = fe.Key
+			}
+		}
+		err = fe.Err
+	}
+	return &adapters.FieldError{Device: id, Key: key, Err: fmt.Errorf("%s: %w", label, err)}
+}
+
+// modicon returns a warning when addr, on a 16-bit table, looks like a
+// Modicon register number (30001-39999: input register; 40001-49999:
+// holding register) rather than the protocol address the request carries,
+// and nil otherwise. A device whose map is written in protocol addresses
+// may use these addresses: it is a warning, not an error.
+func modicon(table Table, addr int) error {
+	if (table != Input && table != Holding) || addr < 30001 || addr > 49999 || addr == 40000 {
+		return nil
+	}
+	numbered, base := Input, 30001
+	if addr >= 40001 {
+		numbered, base = Holding, 40001
+	}
+	if numbered == table {
+		return fmt.Errorf("address %d looks like a Modicon number: %s register %d is protocol address %d; write address = %d unless the device's manual gives protocol addresses", addr, table, addr, addr-base, addr-base)
+	}
+	return fmt.Errorf("address %d looks like a Modicon number: %s register %d is protocol address %d of the %s table; write table = %q, address = %d unless the device's manual gives protocol addresses", addr, numbered, addr, addr-base, numbered, numbered, addr-base)
 }

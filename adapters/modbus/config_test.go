@@ -3,6 +3,7 @@ package modbus
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -206,6 +207,7 @@ address = 3
 value = "{speed}"
 `, wantErr: []string{`operation "go": write #1: value: no param "speed"`}},
 		{name: "serial unit 0 and bad parity", conf: `url = "rtu:///dev/ttyS0"
+unit = 0
 parity = "X"
 [[attribute]]
 name = "t"
@@ -237,7 +239,40 @@ name = "go"
 table = "coil"
 address = 3
 value = true
-`, wantErr: []string{`device "dev": resource "main": duplicate event "hot"`, `duplicate operation "go"`}},
+`, wantErr: []string{`device "dev": event "hot": name: resource "main" has event "hot" already`, `device "dev": operation "go": name: resource "main" has operation "go" already`}},
+		{name: "tcp without unit", conf: `url = "tcp://127.0.0.1:5020"
+[[attribute]]
+name = "t"
+table = "coil"
+address = 0
+`, wantErr: []string{`device "dev": unit: missing: give the unit id the device answers to (often 1; 0 or 255 for some TCP gateways)`}},
+		{name: "tcp unit 0 given", conf: `url = "tcp://127.0.0.1:5020"
+unit = 0
+[[attribute]]
+name = "t"
+table = "coil"
+address = 0
+`},
+		{name: "serial without unit", conf: `url = "rtu:///dev/ttyS0"
+[[attribute]]
+name = "t"
+table = "coil"
+address = 0
+`, wantErr: []string{`device "dev": unit: missing: give the unit id of the device on the bus (1 to 247)`}},
+		{name: "serial unit 248", conf: `url = "ascii:///dev/ttyS0"
+unit = 248
+[[attribute]]
+name = "t"
+table = "coil"
+address = 0
+`, wantErr: []string{`device "dev": unit: 248, want 1 to 247 on a serial bus`}},
+		{name: "tcp unit 256", conf: `url = "tcp://h"
+unit = 256
+[[attribute]]
+name = "t"
+table = "coil"
+address = 0
+`, wantErr: []string{`device "dev": unit: 256, want 0 to 255`}},
 		{name: "limits", conf: head + `max_registers = 200
 max_bits = 0
 [[attribute]]
@@ -265,6 +300,62 @@ type = "uint32"
 				}
 			}
 		})
+	}
+}
+
+// TestModiconWarning: an address that looks like a Modicon register
+// number is accepted, with a warning naming the key and the likely
+// protocol address.
+func TestModiconWarning(t *testing.T) {
+	const conf = `url = "tcp://127.0.0.1:5020"
+unit = 1
+[[attribute]]
+name = "ok"
+table = "holding"
+address = 40000
+[[attribute]]
+name = "flow"
+table = "holding"
+address = 40001
+[[attribute]]
+name = "temp"
+table = "input"
+address = 30010
+[[attribute]]
+name = "level"
+table = "input"
+address = 40108
+[[attribute]]
+name = "pump"
+table = "coil"
+address = 40001
+[[operation]]
+name = "reset"
+[[operation.write]]
+table = "holding"
+address = 49999
+value = 1
+`
+	a, err := New("dev", adapters.TOMLDecoder(conf), adapters.Env{})
+	if err != nil {
+		t.Fatalf("New() = %v, want no error", err)
+	}
+	var got []string
+	for _, w := range a.Warnings() {
+		var fe *adapters.FieldError
+		if !errors.As(w, &fe) {
+			t.Fatalf("warning %v is not an *adapters.FieldError", w)
+		}
+		got = append(got, fe.Key+" | "+w.Error())
+	}
+	want := []string{
+		`attribute[1].address | device "dev": attribute "flow": address 40001 looks like a Modicon number: holding register 40001 is protocol address 0; write address = 0 unless the device's manual gives protocol addresses`,
+		`attribute[2].address | device "dev": attribute "temp": address 30010 looks like a Modicon number: input register 30010 is protocol address 9; write address = 9 unless the device's manual gives protocol addresses`,
+		`attribute[3].address | device "dev": attribute "level": address 40108 looks like a Modicon number: holding register 40108 is protocol address 107 of the holding table; write table = "holding", address = 107 unless the device's manual gives protocol addresses`,
+		`operation[0].write[0].address | device "dev": operation "reset": write #1: address 49999 looks like a Modicon number: holding register 49999 is protocol address 9998; write address = 9998 unless the device's manual gives protocol addresses`,
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("Warnings() mismatch (-want +got):\n%s", diff)
 	}
 }
 

@@ -349,8 +349,9 @@ func (c *Config) givenAt(keys []map[string]bool, i int) map[string]bool {
 // linkFrom fills in the link settings the block does not give from a
 // profile's [link].
 func (c *Config) linkFrom(l ProfileLink) {
-	if l.Unit != nil && !c.gives("unit", c.Unit == 0) {
-		c.Unit = *l.Unit
+	if l.Unit != nil && !c.gives("unit", c.Unit == nil) {
+		u := *l.Unit
+		c.Unit = &u
 	}
 	if u := strings.ToLower(c.URL); strings.HasPrefix(u, "rtu:") || strings.HasPrefix(u, "ascii:") {
 		if c.Baud == 0 {
@@ -492,7 +493,8 @@ func CheckProfile(hdr *profiles.Profile) error {
 	if err != nil {
 		return err
 	}
-	c := Config{URL: "tcp://127.0.0.1:502", Unit: 1, Profile: hdr.Name}
+	unit := 1
+	c := Config{URL: "tcp://127.0.0.1:502", Unit: &unit, Profile: hdr.Name}
 	if l := p.Link; l.Baud != 0 || l.DataBits != 0 || l.Parity != "" || l.StopBits != 0 {
 		c.URL = "rtu:///dev/null"
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/pem"
 	"errors"
+	"io/fs"
 	"net/http/httptest"
 	"net/url"
 	"os"
@@ -27,7 +28,7 @@ func TestSampleConf(t *testing.T) {
 	if err := adapters.TOMLDecoder(text).Decode(&cfg); err != nil {
 		t.Fatalf("sample.conf does not decode: %v", err)
 	}
-	if err := cfg.validate(); err != nil {
+	if err := cfg.validate("cam"); err != nil {
 		t.Fatalf("sample.conf does not validate: %v", err)
 	}
 	if cfg.URL == "" || cfg.Username == "" || cfg.Timeout != 10*time.Second || !cfg.events() || !cfg.hostRewrite() {
@@ -60,7 +61,6 @@ func TestNewConfig(t *testing.T) {
 		{name: "bad scheme", conf: `url = "rtsp://1.2.3.4/"`, wantErr: "not an http(s) address"},
 		{name: "unknown key", conf: `url = "http://h/"` + "\nport = 80", wantErr: "unknown keys: port"},
 		{name: "secret readable by others", conf: `url = "http://h/"` + "\nusername = \"a\"\npassword_file = \"" + open + "\"", wantErr: "accessible by others"},
-		{name: "missing secret", conf: `url = "http://h/"` + "\nusername = \"a\"\npassword_file = \"" + dir + "/none\"", wantErr: "password_file"},
 		{name: "short poll", conf: `url = "http://h/"` + "\npoll = \"10ms\"", wantErr: "poll"},
 		{name: "tls both", conf: `url = "https://h/"` + "\ninsecure_tls = true\nca_file = \"/x\"", wantErr: "set both"},
 	}
@@ -78,6 +78,39 @@ func TestNewConfig(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestMissingPasswordFile: a password file that does not exist yet is a
+// warning, not an error; the camera is reported offline with the reason
+// until the file appears, and then connects without a restart.
+func TestMissingPasswordFile(t *testing.T) {
+	cam := onviftest.Start(t, sim.Config{User: "admin", Password: "secret", Name: "Gate", Serial: "S1", Profiles: 1})
+	pw := filepath.Join(t.TempDir(), "pw")
+	conf := "url = \"" + cam.URL() + "\"\nusername = \"admin\"\npassword_file = \"" + pw + "\"\ntimeout = \"5s\"\n"
+	a, err := New("cam", adapters.TOMLDecoder(conf), adapters.Env{})
+	if err != nil {
+		t.Fatalf("New with a missing password file = %v, want no error", err)
+	}
+	w := a.Warnings()
+	var fe *adapters.FieldError
+	if len(w) != 1 || !errors.As(w[0], &fe) || fe.Key != "password_file" {
+		t.Fatalf("Warnings() = %v, want one about password_file", w)
+	}
+	if want := `device "cam": password_file: ` + pw + ` does not exist yet: the camera stays offline with this error until it does (write the password there, mode 0600)`; w[0].Error() != want {
+		t.Errorf("warning = %q, want %q", w[0], want)
+	}
+	rec := newRecorder()
+	runAdapter(t, a, rec)
+	rec.waitFor(t, "offline status naming the password file", func() bool {
+		return len(rec.status) > 0 && !rec.status[0].online && rec.status[0].err != nil &&
+			errors.Is(rec.status[0].err, fs.ErrNotExist) && strings.Contains(rec.status[0].err.Error(), "password_file")
+	})
+	if err := os.WriteFile(pw, []byte("secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rec.waitFor(t, "online once the file exists", func() bool {
+		return len(rec.status) > 0 && rec.status[len(rec.status)-1].online
+	})
 }
 
 func TestDescribeAndGet(t *testing.T) {

@@ -7,6 +7,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/osapgw/osapgw/adapters"
 )
 
 // Config is the [[device]] block of one camera.
@@ -35,35 +37,39 @@ type Config struct {
 func (c *Config) events() bool      { return c.Events == nil || *c.Events }
 func (c *Config) hostRewrite() bool { return c.HostRewrite == nil || *c.HostRewrite }
 
-// validate checks the fields and fills the defaults.
-func (c *Config) validate() error {
+// validate checks the fields and fills the defaults. Its errors are
+// *adapters.FieldError (joined) naming device id and the key.
+func (c *Config) validate(id string) error {
 	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, &adapters.FieldError{Device: id, Key: key, Err: fmt.Errorf(format, args...)})
+	}
 	u, err := url.Parse(c.URL)
 	switch {
 	case c.URL == "":
-		errs = append(errs, errors.New("url: missing"))
+		bad("url", "url: missing")
 	case err != nil:
-		errs = append(errs, fmt.Errorf("url: %w", err))
+		bad("url", "url: %w", err)
 	case u.Scheme != "http" && u.Scheme != "https" || u.Host == "":
-		errs = append(errs, fmt.Errorf("url: %q is not an http(s) address", c.URL))
+		bad("url", "url: %q is not an http(s) address", c.URL)
 	}
 	if c.Timeout == 0 {
 		c.Timeout = 10 * time.Second
 	}
 	if c.Timeout < 0 {
-		errs = append(errs, fmt.Errorf("timeout: %v is negative", c.Timeout))
+		bad("timeout", "timeout: %v is negative", c.Timeout)
 	}
 	if c.Poll == 0 {
 		c.Poll = 30 * time.Second
 	}
 	if c.Poll < time.Second {
-		errs = append(errs, fmt.Errorf("poll: %v is shorter than 1s", c.Poll))
+		bad("poll", "poll: %v is shorter than 1s", c.Poll)
 	}
 	if c.PasswordFile != "" && c.Username == "" {
-		errs = append(errs, errors.New("password_file: set without username"))
+		bad("password_file", "password_file: set without username")
 	}
 	if c.InsecureTLS && c.CAFile != "" {
-		errs = append(errs, errors.New("insecure_tls and ca_file: set both"))
+		bad("insecure_tls", "insecure_tls and ca_file: set both")
 	}
 	return errors.Join(errs...)
 }

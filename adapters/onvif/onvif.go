@@ -15,6 +15,7 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"strconv"
@@ -44,13 +45,15 @@ func init() {
 
 var _ adapters.Adapter = (*Adapter)(nil)
 var _ adapters.Readier = (*Adapter)(nil)
+var _ adapters.Warner = (*Adapter)(nil)
 
 // Adapter is one camera.
 type Adapter struct {
 	id       string
 	cfg      Config
-	password string
+	password string // read by New, or by camera while the file was missing
 	log      *slog.Logger
+	warnings []error
 
 	seen   *dedup     // last states of the camera's properties
 	dialMu sync.Mutex // one dial at a time
@@ -59,13 +62,16 @@ type Adapter struct {
 }
 
 // New parses a camera's [[device]] section. It reads the password file and
-// nothing else; errors name the field.
+// nothing else; errors are the decoder's, or *adapters.FieldError naming
+// the key. A password file that does not exist yet is a warning
+// (Warnings), not an error: the adapter reads it when it dials, and
+// reports the camera offline with that error until the file is there.
 func New(id string, dec adapters.Decoder, env adapters.Env) (*Adapter, error) {
 	var cfg Config
 	if err := dec.Decode(&cfg); err != nil {
 		return nil, err
 	}
-	if err := cfg.validate(); err != nil {
+	if err := cfg.validate(id); err != nil {
 		return nil, err
 	}
 	a := &Adapter{id: id, cfg: cfg, log: env.Logger, seen: newDedup()}
@@ -74,13 +80,21 @@ func New(id string, dec adapters.Decoder, env adapters.Env) (*Adapter, error) {
 	}
 	if cfg.PasswordFile != "" {
 		p, err := readSecret(cfg.PasswordFile)
-		if err != nil {
-			return nil, err
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			a.warnings = append(a.warnings, &adapters.FieldError{Device: id, Key: "password_file",
+				Err: fmt.Errorf("password_file: %s does not exist yet: the camera stays offline with this error until it does (write the password there, mode 0600)", cfg.PasswordFile)})
+		case err != nil:
+			return nil, &adapters.FieldError{Device: id, Key: "password_file", Err: err}
 		}
 		a.password = p
 	}
 	return a, nil
 }
+
+// Warnings returns what New found valid but worth a look: a password file
+// that does not exist yet. Each is an *adapters.FieldError.
+func (a *Adapter) Warnings() []error { return a.warnings }
 
 // Ready reports whether the adapter is connected to its camera.
 func (a *Adapter) Ready() bool {
@@ -98,6 +112,13 @@ func (a *Adapter) camera(ctx context.Context) (*camera, error) {
 	a.mu.Unlock()
 	if k != nil {
 		return k, nil
+	}
+	if a.password == "" && a.cfg.PasswordFile != "" {
+		p, err := readSecret(a.cfg.PasswordFile)
+		if err != nil {
+			return nil, fmt.Errorf("camera %q: %w", a.id, err)
+		}
+		a.password = p
 	}
 	k, err := dial(ctx, &a.cfg, a.password)
 	if err != nil {

@@ -57,19 +57,23 @@ type Adapter struct {
 var _ adapters.Adapter = (*Adapter)(nil)
 
 // New parses the section; it opens nothing. It returns the decoder's
-// error, or one naming the field whose value is out of range.
+// error, or an *adapters.FieldError naming the field whose value is out of
+// range.
 func New(id string, dec adapters.Decoder, _ adapters.Env) (adapters.Adapter, error) {
 	cfg := Config{Attributes: 10, AttributeEvery: Duration(time.Second)}
 	if err := dec.Decode(&cfg); err != nil {
 		return nil, err
 	}
+	bad := func(key, format string, args ...any) error {
+		return &adapters.FieldError{Device: id, Key: key, Err: fmt.Errorf(format, args...)}
+	}
 	switch {
 	case cfg.Attributes < 0 || cfg.Attributes > 10000:
-		return nil, fmt.Errorf("attributes: %d is not within 0..10000", cfg.Attributes)
+		return nil, bad("attributes", "attributes: %d is not within 0..10000", cfg.Attributes)
 	case time.Duration(cfg.AttributeEvery) < 10*time.Millisecond:
-		return nil, fmt.Errorf("attribute_every: %v is under 10ms", time.Duration(cfg.AttributeEvery))
+		return nil, bad("attribute_every", "attribute_every: %v is under 10ms", time.Duration(cfg.AttributeEvery))
 	case cfg.EventRate < 0 || cfg.EventRate > 100000 || math.IsNaN(cfg.EventRate):
-		return nil, fmt.Errorf("event_rate: %v is not within 0..100000", cfg.EventRate)
+		return nil, bad("event_rate", "event_rate: %v is not within 0..100000", cfg.EventRate)
 	}
 	return &Adapter{id: id, cfg: cfg}, nil
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -26,12 +25,15 @@ func runCheck(_ context.Context, args []string, stdout, stderr io.Writer) error 
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	cfg, err := loadChecked(*path)
+	cfg, warnings, err := loadChecked(*path)
 	if err != nil {
-		problems := strings.Split(err.Error(), "\n")
+		problems := config.Problems(err)
 		fmt.Fprintf(stderr, "%s: %d problem(s):\n", *path, len(problems))
 		for _, p := range problems {
-			fmt.Fprintf(stderr, "  %s\n", p)
+			fmt.Fprintf(stderr, "  %v\n", p)
+		}
+		for _, w := range warnings {
+			fmt.Fprintf(stderr, "  warning: %v\n", w)
 		}
 		return errors.New("configuration is not valid")
 	}
@@ -39,24 +41,28 @@ func runCheck(_ context.Context, args []string, stdout, stderr io.Writer) error 
 	for _, w := range cfg.Warnings() {
 		fmt.Fprintf(stdout, "\nwarning: %s\n", w)
 	}
+	for _, w := range warnings {
+		fmt.Fprintf(stdout, "\nwarning: %v\n", w)
+	}
 	return nil
 }
 
 // loadChecked parses the file and checks everything that can be checked
-// without connecting anywhere, returning every problem at once.
-func loadChecked(path string) (*config.Config, error) {
+// without connecting anywhere, returning every problem at once, and the
+// warnings of the devices (valid, but worth a look).
+func loadChecked(path string) (*config.Config, []error, error) {
 	cfg, err := config.Load(path)
 	if cfg == nil {
-		return nil, err
+		return nil, nil, err
 	}
 	cat, profErr := cfg.LoadProfiles()
-	checkErr := cfg.Check(func(config.Device) adapters.Env {
+	warnings, checkErr := cfg.Check(func(config.Device) adapters.Env {
 		return adapters.Env{Logger: slog.New(slog.DiscardHandler), Profiles: cat}
 	})
 	if err := errors.Join(err, profErr, checkErr); err != nil {
-		return nil, err
+		return nil, warnings, err
 	}
-	return cfg, nil
+	return cfg, warnings, nil
 }
 
 func printSummary(w io.Writer, cfg *config.Config) {

@@ -33,11 +33,12 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	cfg, err := loadChecked(*path)
+	cfg, warnings, err := loadChecked(*path)
 	if err != nil {
 		return fmt.Errorf("%s: configuration is not valid:\n%w", *path, err)
 	}
 	log := newLogger(cfg.Log, stderr)
+	logWarnings(log, warnings)
 	if gc := setGCPercent(); gc != "" {
 		log.Info("garbage collector", "GOGC", gc)
 	}
@@ -139,10 +140,19 @@ func runGateway(ctx context.Context, cfg *config.Config, path string, log *slog.
 func reload(gw *gateway.Gateway, path string, log *slog.Logger) {
 	_, _ = sdnotify.Notify(sdnotify.Reloading)
 	defer sdnotify.Notify(sdnotify.Ready)
-	cfg, err := loadChecked(path)
+	cfg, warnings, err := loadChecked(path)
 	if err != nil {
 		log.Error("reload refused: the new configuration is not valid; the old one keeps running", "path", path, "err", err)
 		return
 	}
+	logWarnings(log, warnings)
 	gw.Reload(cfg)
+}
+
+// logWarnings logs the configuration's warnings (what osapgw check prints
+// as such): the daemon runs regardless.
+func logWarnings(log *slog.Logger, warnings []error) {
+	for _, w := range warnings {
+		log.Warn("configuration warning", "warning", w.Error())
+	}
 }
