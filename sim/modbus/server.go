@@ -172,6 +172,8 @@ func rtuRequestLen(b []byte) int {
 		return 8
 	case 15, 16:
 		return 9 + int(b[6])
+	case 0x2B: // read device identification: MEI type, code, object id
+		return 7
 	}
 	return 0
 }

@@ -152,3 +152,34 @@ func TestSensorChangesOverTime(t *testing.T) {
 		t.Error("alarm still on after command 1")
 	}
 }
+
+func TestSensorIdentification(t *testing.T) {
+	s := NewSensor(time.Hour, 0)
+	tests := []struct {
+		name string
+		id   Identification
+		pdu  string
+		want string
+	}{
+		{name: "none set", pdu: "2b0e0100", want: "ab01"},
+		{name: "basic", id: Identification{Vendor: "ACME", Product: "M1", Revision: "1.2"},
+			pdu: "2b0e0100", want: "2b0e01810000030004" + hex.EncodeToString([]byte("ACME")) + "0102" + hex.EncodeToString([]byte("M1")) + "0203" + hex.EncodeToString([]byte("1.2"))},
+		{name: "one per answer", id: Identification{Vendor: "ACME", Product: "M1", Revision: "1.2", PerAnswer: 1},
+			pdu: "2b0e0101", want: "2b0e0181ff0201" + "0102" + hex.EncodeToString([]byte("M1"))},
+		{name: "individual", id: Identification{Vendor: "ACME", Product: "M1", Revision: "1.2"},
+			pdu: "2b0e0402", want: "2b0e0481000001" + "0203" + hex.EncodeToString([]byte("1.2"))},
+		{name: "individual past the end", id: Identification{Vendor: "ACME"}, pdu: "2b0e0407", want: "ab02"},
+		{name: "bad read code", id: Identification{Vendor: "ACME"}, pdu: "2b0e0500", want: "ab03"},
+		{name: "other MEI type", id: Identification{Vendor: "ACME"}, pdu: "2b0d0100", want: "ab01"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s.SetIdentification(tt.id)
+			pdu, _ := hex.DecodeString(tt.pdu)
+			got, _, drop := s.Handle(pdu)
+			if drop || hex.EncodeToString(got) != tt.want {
+				t.Fatalf("Handle(%s) = %x (drop %v), want %s", tt.pdu, got, drop, tt.want)
+			}
+		})
+	}
+}
