@@ -385,3 +385,29 @@ func TestParseUnits(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkDiscoverTCP scans every unit (0-247) of a TCP peer with the
+// defaults (DefaultParallel connections, DefaultProbeTimeout): a plain
+// device that answers unit 1 and ignores the others (each silent unit
+// costs a timeout: the worst case), and a gateway answering exception 11
+// at once for absent units. docs/performance.md records the figures.
+func BenchmarkDiscoverTCP(b *testing.B) {
+	for _, bc := range []struct {
+		name string
+		gw   sim.Gateway
+	}{
+		{name: "silent-device", gw: sim.Gateway{Silent: true}},
+		{name: "gateway", gw: sim.Gateway{}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			url, srv, _ := simTCP(b, time.Hour, 1)
+			srv.SetGateway(bc.gw)
+			for b.Loop() {
+				got, err := Discover(context.Background(), url, DiscoverOptions{})
+				if err != nil || len(got) != 1 {
+					b.Fatalf("Discover() = %v, %v, want unit 1", got, err)
+				}
+			}
+		})
+	}
+}
