@@ -127,7 +127,8 @@ func LikelyOrder(units []byte) []byte {
 // unit at a time. A TCP gateway's exceptions 10 and 11 (no path, no answer
 // from the target) mean no unit; when a gateway answered so and some
 // units timed out (they may have waited behind others on its serial bus),
-// those are probed again one at a time. Each silent unit costs
+// those are probed again one at a time, once the gateway has answered an
+// absent unit again (its queue is empty then). Each silent unit costs
 // opt.Timeout.
 //
 // It returns the units found, by unit id. It fails when the URL or a
@@ -163,6 +164,7 @@ func Discover(ctx context.Context, rawURL string, opt DiscoverOptions) ([]Found,
 	s.start(LikelyOrder(units), false)
 	err = s.run(ctx, parallel)
 	if err == nil && s.gatewaySeen && len(s.timedOut) > 0 && parallel > 1 {
+		s.drain(ctx, parallel)
 		s.start(LikelyOrder(s.timedOut), true)
 		err = s.run(ctx, 1)
 	}
@@ -188,6 +190,7 @@ type scan struct {
 	found       []Found
 	timedOut    []byte
 	gatewaySeen bool
+	absentUnit  byte // one a gateway said is absent, when gatewaySeen
 	answered    bool  // some unit answered on the link
 	linkErr     error // the last link failure
 }
@@ -232,6 +235,18 @@ func (s *scan) run(ctx context.Context, n int) error {
 	}
 	// Connections refused beyond a peer's limit: one is enough.
 	return s.run(ctx, 1)
+}
+
+// drain waits until the gateway has worked off the requests the workers
+// gave up on: it may still be waiting for them on its bus, and a probe
+// sent now would queue behind them and time out again. It asks an absent
+// unit and waits for the answer, at most as long as n abandoned requests
+// could take.
+func (s *scan) drain(ctx context.Context, n int) {
+	pool := NewPool()
+	sl := pool.acquire(s.link, 0)
+	defer pool.release(sl)
+	_, _ = sl.do(ctx, s.absentUnit, time.Duration(n+1)*s.timeout, probeFn)
 }
 
 // work probes units from the queue on a connection of its own until the
@@ -292,7 +307,7 @@ func (s *scan) record(u byte, f Found, out outcome, err error) bool {
 		s.found = append(s.found, f)
 		s.answered = true
 	case absent:
-		s.gatewaySeen, s.answered = true, true
+		s.gatewaySeen, s.answered, s.absentUnit = true, true, u
 	case silent:
 		s.timedOut = append(s.timedOut, u)
 	}
