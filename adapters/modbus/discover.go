@@ -190,7 +190,7 @@ type scan struct {
 	found       []Found
 	timedOut    []byte
 	gatewaySeen bool
-	absentUnit  byte // one a gateway said is absent, when gatewaySeen
+	absentUnit  byte  // one a gateway said is absent, when gatewaySeen
 	answered    bool  // some unit answered on the link
 	linkErr     error // the last link failure
 }
