@@ -823,8 +823,11 @@ func (a *Adapter) write(ctx context.Context, sl *sharedLink, w write, v any) err
 
 // Invoke runs the write sequence of operation on resource with the
 // parameters in (checked against their declarations first). It returns no
-// output parameters.
+// output parameters, but for RawOperation (see there).
 func (a *Adapter) Invoke(ctx context.Context, resource, operation string, in map[string]any) (map[string]any, error) {
+	if a.dev.allowRaw && resource == DefaultResource && operation == RawOperation {
+		return a.invokeRaw(ctx, in)
+	}
 	o, ok := a.ops[resource][operation]
 	if !ok {
 		return nil, fmt.Errorf("device %q: resource %q: operation %q: %w", a.dev.id, resource, operation, adapters.ErrNotFound)

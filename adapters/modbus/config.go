@@ -52,6 +52,8 @@ type Config struct {
 	ReportEvery  time.Duration `toml:"report_every"`
 	Manufacturer string        `toml:"manufacturer"`
 	Model        string        `toml:"model"`
+	// AllowRaw adds RawOperation to the device (off by default).
+	AllowRaw bool `toml:"allow_raw"`
 
 	// Profile names the device's profile (profile.go): its points, class
 	// and link settings, which this block's keys override.
@@ -286,6 +288,7 @@ type device struct {
 	attrs        []attr
 	events       []*event
 	ops          []*operation
+	allowRaw     bool // RawOperation is in the model and answered
 	// model is the device's model, built once: Describe returns it, and
 	// attrs point into it.
 	model model.Device
@@ -517,6 +520,7 @@ func (c Config) compile(id string) (*device, error) {
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
+	d.allowRaw = c.AllowRaw
 	d.buildModel(c, metas)
 	return d, nil
 }
@@ -570,6 +574,11 @@ func (d *device) buildModel(c Config, metas []attrMeta) {
 			op.Inputs = append(op.Inputs, model.Param{Name: p.Name, Type: model.Type(p.Type), Min: p.Min, Max: p.Max, Required: !p.Optional && p.Default == nil})
 		}
 		ar.Operations = append(ar.Operations, op)
+	}
+	if d.allowRaw {
+		r, a := area(DefaultResource, RawArea)
+		ar := &m.Resources[r].Areas[a]
+		ar.Operations = append(ar.Operations, rawOperationModel())
 	}
 	// Trim what append over-allocated, then take the pointers, which stay
 	// valid since nothing is appended any more.

@@ -64,6 +64,19 @@
 //     transporters would spin on it forever, so serial links use goburrow's
 //     RTU and ASCII framing over a transport of this package.
 //
+//   - RawOperation (modbus.raw, only with allow_raw = true) sends one
+//     request PDU on the device's link, in turn with its polls and the
+//     other units of the link, and outside a bit's read-modify-write. An
+//     exception is returned as output (exception, exception_name), not as
+//     an error.
+//
+//   - Discover probes units in LikelyOrder, on TCP over several
+//     connections, on a serial link one at a time. Each probe is one
+//     request bounded by its timeout, and each unit found costs at most a
+//     few more: Read Device Identification (up to 8 answers), three
+//     SunSpec marker reads and one read per distinct fingerprint range.
+//     Discover never writes.
+//
 // # Caveats
 //
 //   - Writes to one bit of a register read the register and write it back:
@@ -78,4 +91,10 @@
 //     those registers out of the map.
 //   - The poll plan learns from refusals only while Run runs: a restart
 //     splits again, and a point that recovers keeps its own read.
+//   - On RTU, the end of an answer to a function this package does not
+//     know (modbus.raw, 43/14) is where the CRC first checks: about one
+//     answer in 65536 is cut short there, and then fails to decode.
+//   - A TCP peer that answers every unit id is indistinguishable, to
+//     Discover, from a gateway with a unit at each; the command prints one
+//     block when 16 or more units all answered.
 package modbus

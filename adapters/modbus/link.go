@@ -274,7 +274,7 @@ func (c *conn) serve(ctx context.Context, j *job) bool {
 			c.htimeout = j.timeout
 		}
 		c.h, c.setUnit, c.setTime = newHandler(sl.link, c.htimeout)
-		c.client = modbus.NewClient(c.h)
+		c.client = newPDUClient(c.h)
 		if err := c.h.Connect(); err != nil {
 			c.close()
 			c.failures++

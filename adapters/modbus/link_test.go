@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/goburrow/modbus"
+
+	sim "github.com/osapgw/osapgw/sim/modbus"
 )
 
 func TestSafeDo(t *testing.T) {
@@ -37,6 +39,19 @@ func TestBackoff(t *testing.T) {
 	}
 }
 
+func TestRTUFrameOK(t *testing.T) {
+	frame := []byte{0x01, 0x03, 0x02, 0x00, 0xD7}
+	frame = append(frame, 0, 0)
+	crc := sim.CRC(frame[:5])
+	frame[5], frame[6] = byte(crc), byte(crc>>8)
+	if !rtuFrameOK(frame) {
+		t.Errorf("rtuFrameOK(%x) = false, want true", frame)
+	}
+	if rtuFrameOK(frame[:6]) {
+		t.Errorf("rtuFrameOK(%x) = true, want false", frame[:6])
+	}
+}
+
 func TestRTUAnswerLen(t *testing.T) {
 	tests := []struct {
 		req  []byte
@@ -46,6 +61,9 @@ func TestRTUAnswerLen(t *testing.T) {
 		{req: []byte{1, 1, 0, 0, 0, 9, 0, 0}, want: 7},
 		{req: []byte{1, 6, 0, 1, 0, 3, 0, 0}, want: 8},
 		{req: []byte{1, 16, 0, 1, 0, 2, 4, 0, 1, 0, 2, 0, 0}, want: 8},
+		{req: []byte{1, 43, 14, 1, 0, 0, 0}, want: 0},      // read device identification: by CRC
+		{req: []byte{1, 3, 0, 0, 0, 0}, want: 0},           // raw FC 3 of unusual length
+		{req: []byte{1, 16, 0, 1, 0, 2, 9, 0, 0}, want: 0}, // byte count disagrees
 	}
 	for _, tt := range tests {
 		if got := rtuAnswerLen(tt.req); got != tt.want {

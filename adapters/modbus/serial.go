@@ -80,7 +80,7 @@ func (t *serialTransport) readRTU(req []byte) ([]byte, error) {
 		if n >= 2 && buf[1] == req[1]|0x80 {
 			want = 5
 		}
-		if n >= want && n >= 4 {
+		if want > 0 && n >= want && n >= 4 || want == 0 && n >= 4 && rtuFrameOK(buf[:n]) {
 			return buf[:n], nil
 		}
 		if n == len(buf) {
@@ -95,23 +95,55 @@ func (t *serialTransport) readRTU(req []byte) ([]byte, error) {
 }
 
 // rtuAnswerLen returns the length of the answer to an RTU request
-// (address, function, data, CRC).
+// (address, function, data, CRC), or 0 when the request does not tell it
+// (a function it does not know, or a request of unusual length, as
+// modbus.raw and Read Device Identification send): readRTU then reads
+// until the frame's CRC checks.
 func rtuAnswerLen(req []byte) int {
 	const head = 1 + 1 + 2 // address, function, CRC
-	if len(req) < 6 {
+	if len(req) < 4 {
 		return head
 	}
-	count := int(req[4])<<8 | int(req[5])
+	count := 0
+	if len(req) >= 6 {
+		count = int(req[4])<<8 | int(req[5])
+	}
 	switch req[1] {
 	case modbus.FuncCodeReadCoils, modbus.FuncCodeReadDiscreteInputs:
-		return head + 1 + (count+7)/8
+		if len(req) == 8 {
+			return head + 1 + (count+7)/8
+		}
 	case modbus.FuncCodeReadHoldingRegisters, modbus.FuncCodeReadInputRegisters:
-		return head + 1 + 2*count
-	case modbus.FuncCodeWriteSingleCoil, modbus.FuncCodeWriteSingleRegister,
-		modbus.FuncCodeWriteMultipleCoils, modbus.FuncCodeWriteMultipleRegisters:
-		return head + 4
+		if len(req) == 8 {
+			return head + 1 + 2*count
+		}
+	case modbus.FuncCodeWriteSingleCoil, modbus.FuncCodeWriteSingleRegister:
+		if len(req) == 8 {
+			return head + 4
+		}
+	case modbus.FuncCodeWriteMultipleCoils, modbus.FuncCodeWriteMultipleRegisters:
+		if len(req) >= 9 && len(req) == 9+int(req[6]) {
+			return head + 4
+		}
 	}
-	return head
+	return 0
+}
+
+// rtuFrameOK reports whether the RTU frame b ends with the CRC of the rest.
+// A frame cut short fails the check but for one chance in 65536.
+func rtuFrameOK(b []byte) bool {
+	crc := uint16(0xFFFF)
+	for _, x := range b[:len(b)-2] {
+		crc ^= uint16(x)
+		for i := 0; i < 8; i++ {
+			if crc&1 != 0 {
+				crc = crc>>1 ^ 0xA001
+			} else {
+				crc >>= 1
+			}
+		}
+	}
+	return b[len(b)-2] == byte(crc) && b[len(b)-1] == byte(crc>>8)
 }
 
 // readASCII reads an ASCII answer, up to its CR LF.

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -12,8 +11,6 @@ import (
 	"testing"
 	"text/tabwriter"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 
 const testProfiles = "../../profiles/testdata"
 

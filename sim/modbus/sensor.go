@@ -30,6 +30,9 @@
 // Coils: 0 alarm (latched when temperature > alarm limit), 1 heater.
 // Discrete inputs: 0 door open (toggles every 7 changes), 1 power ok.
 //
+// Read Device Identification (function 43/14) answers the basic objects
+// set with SetIdentification, or exception 1 when none are set.
+//
 // Values depend on the time elapsed since the sensor started, in steps of
 // the change interval, so a sensor needs no goroutine of its own.
 package modbus
@@ -87,6 +90,7 @@ type Sensor struct {
 	alarm    bool // latched
 	fault    Fault
 	requests uint64
+	ident    Identification
 }
 
 // NewSensor returns a sensor whose values change every change interval
@@ -224,6 +228,12 @@ func (s *Sensor) Handle(pdu []byte) (resp []byte, delay time.Duration, drop bool
 	}
 	fc := pdu[0]
 	exc := func(code byte) []byte { return []byte{fc | 0x80, code} }
+	if fc == 0x2B {
+		if s.fault.Drop {
+			return nil, 0, true
+		}
+		return s.readDeviceID(pdu), s.fault.Delay, false
+	}
 	if len(pdu) < 5 {
 		return exc(IllegalDataValue), 0, false
 	}

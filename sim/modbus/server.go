@@ -16,12 +16,38 @@ import (
 
 // Server serves Sensors by unit id. Over TCP a request for a unit it does
 // not have is answered with exception 0x0B (gateway target failed to
-// respond), as a TCP gateway does; on a serial line it is not answered.
+// respond), as a TCP gateway does, unless SetGateway says otherwise; on a
+// serial line it is not answered.
 type Server struct {
 	units map[byte]*Sensor
 
 	mu       sync.Mutex
 	accepted int
+	gateway  Gateway
+	bus      sync.Mutex // held for each answer when gateway.Serialize
+}
+
+// Gateway is how a Server answers over TCP requests for units it does not
+// have, and whether it serializes requests, so that tests and benchmarks
+// can play the TCP peers a client meets in the field. The zero Gateway
+// answers exception 0x0B at once, one connection independent of another.
+type Gateway struct {
+	// Silent leaves requests for absent units unanswered, as a plain TCP
+	// device that answers its own unit id only.
+	Silent bool
+	// AbsentDelay delays the exception 0x0B for an absent unit, as a
+	// gateway that waits out its own timeout on the serial bus behind it.
+	AbsentDelay time.Duration
+	// Serialize answers one request at a time across all connections, as
+	// a gateway in front of a serial bus does.
+	Serialize bool
+}
+
+// SetGateway sets how the server answers over TCP (see Gateway).
+func (s *Server) SetGateway(g Gateway) {
+	s.mu.Lock()
+	s.gateway = g
+	s.mu.Unlock()
 }
 
 // NewServer returns a server of the given units.
@@ -36,28 +62,41 @@ func (s *Server) Accepted() int {
 
 // answer returns the response PDU for unit, or nil for no answer, after the
 // sensor's delay (cut short when ctx ends).
-func (s *Server) answer(ctx context.Context, unit byte, pdu []byte, gateway bool) []byte {
+func (s *Server) answer(ctx context.Context, unit byte, pdu []byte, tcp bool) []byte {
+	s.mu.Lock()
+	g := s.gateway
+	s.mu.Unlock()
+	if tcp && g.Serialize {
+		s.bus.Lock()
+		defer s.bus.Unlock()
+	}
 	sn, ok := s.units[unit]
 	if !ok {
-		if gateway && len(pdu) > 0 {
+		if tcp && !g.Silent && len(pdu) > 0 && sleep(ctx, g.AbsentDelay) {
 			return []byte{pdu[0] | 0x80, GatewayNoResponse}
 		}
 		return nil
 	}
 	resp, delay, drop := sn.Handle(pdu)
-	if delay > 0 {
-		t := time.NewTimer(delay)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil
-		case <-t.C:
-		}
-	}
-	if drop {
+	if !sleep(ctx, delay) || drop {
 		return nil
 	}
 	return resp
+}
+
+// sleep waits d and reports whether it did (false when ctx ended first).
+func sleep(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return true
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
 }
 
 // ServeTCP accepts Modbus TCP connections on ln and serves them until ctx
@@ -172,6 +211,8 @@ func rtuRequestLen(b []byte) int {
 		return 8
 	case 15, 16:
 		return 9 + int(b[6])
+	case 0x2B: // read device identification: MEI type, code, object id
+		return 7
 	}
 	return 0
 }

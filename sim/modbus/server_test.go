@@ -152,3 +152,97 @@ func TestSensorChangesOverTime(t *testing.T) {
 		t.Error("alarm still on after command 1")
 	}
 }
+
+func TestSensorIdentification(t *testing.T) {
+	s := NewSensor(time.Hour, 0)
+	tests := []struct {
+		name string
+		id   Identification
+		pdu  string
+		want string
+	}{
+		{name: "none set", pdu: "2b0e0100", want: "ab01"},
+		{name: "basic", id: Identification{Vendor: "ACME", Product: "M1", Revision: "1.2"},
+			pdu: "2b0e0100", want: "2b0e01810000030004" + hex.EncodeToString([]byte("ACME")) + "0102" + hex.EncodeToString([]byte("M1")) + "0203" + hex.EncodeToString([]byte("1.2"))},
+		{name: "one per answer", id: Identification{Vendor: "ACME", Product: "M1", Revision: "1.2", PerAnswer: 1},
+			pdu: "2b0e0101", want: "2b0e0181ff0201" + "0102" + hex.EncodeToString([]byte("M1"))},
+		{name: "individual", id: Identification{Vendor: "ACME", Product: "M1", Revision: "1.2"},
+			pdu: "2b0e0402", want: "2b0e0481000001" + "0203" + hex.EncodeToString([]byte("1.2"))},
+		{name: "individual past the end", id: Identification{Vendor: "ACME"}, pdu: "2b0e0407", want: "ab02"},
+		{name: "bad read code", id: Identification{Vendor: "ACME"}, pdu: "2b0e0500", want: "ab03"},
+		{name: "other MEI type", id: Identification{Vendor: "ACME"}, pdu: "2b0d0100", want: "ab01"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s.SetIdentification(tt.id)
+			pdu, _ := hex.DecodeString(tt.pdu)
+			got, _, drop := s.Handle(pdu)
+			if drop || hex.EncodeToString(got) != tt.want {
+				t.Fatalf("Handle(%s) = %x (drop %v), want %s", tt.pdu, got, drop, tt.want)
+			}
+		})
+	}
+}
+
+// TestGateway plays the TCP peers of SetGateway: a serializing gateway
+// answers absent units late and one request at a time; a plain device is
+// silent for them.
+func TestGateway(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := NewServer(map[byte]*Sensor{1: NewSensor(time.Hour, 0)})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.ServeTCP(ctx, ln) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("ServeTCP() = %v", err)
+		}
+	}()
+	// ask sends a read of unit on a new connection and returns the
+	// answer's PDU in hex, or "" when none came within half a second.
+	ask := func(unit byte) string {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Error(err)
+			return ""
+		}
+		defer c.Close()
+		if _, err := c.Write([]byte{0, 1, 0, 0, 0, 6, unit, 3, 0, 0, 0, 1}); err != nil {
+			t.Error(err)
+			return ""
+		}
+		c.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+		b := make([]byte, 260)
+		n, err := io.ReadAtLeast(c, b, 9)
+		if err != nil {
+			return ""
+		}
+		return hex.EncodeToString(b[7:n])
+	}
+	const delay = 100 * time.Millisecond
+	srv.SetGateway(Gateway{AbsentDelay: delay, Serialize: true})
+	start := time.Now()
+	answers := make(chan string, 2)
+	for range 2 {
+		go func() { answers <- ask(9) }()
+	}
+	for range 2 {
+		if got := <-answers; got != "830b" {
+			t.Errorf("absent unit behind a gateway = %q, want 830b", got)
+		}
+	}
+	if took := time.Since(start); took < 2*delay {
+		t.Errorf("two absent units behind a serializing gateway answered in %v, want at least %v", took, 2*delay)
+	}
+	srv.SetGateway(Gateway{Silent: true})
+	if got := ask(9); got != "" {
+		t.Errorf("absent unit of a plain device = %q, want no answer", got)
+	}
+	if got := ask(1); got != "030200d7" {
+		t.Errorf("unit 1 of a plain device = %q, want 030200d7", got)
+	}
+}
