@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/osapgw/osapgw/adapters"
+	"github.com/osapgw/osapgw/model"
 	"github.com/osapgw/osapgw/osap"
 )
 
@@ -92,4 +95,186 @@ func (b *Bridge) handle(ctx context.Context, m osap.Message) (any, error) {
 		return nil, fmt.Errorf("%w: no sub-device %q", adapters.ErrNotFound, m.Dev)
 	}
 	return d.handle(ctx, m)
+}
+
+// handle carries out a downlink request on the device. The request is
+// checked against the model first, so that the platform gets 404/409/400
+// without the device being bothered, and gets them even while the device
+// is offline: 503 (try again later) is only for a request that would
+// reach the device.
+func (d *device) handle(ctx context.Context, m osap.Message) (body any, err error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer func() {
+		select {
+		case <-d.stopping:
+			if err != nil && !errors.Is(err, adapters.ErrOffline) {
+				err = fmt.Errorf("%w: sub-device %q stopped during the request: %v", adapters.ErrOffline, d.spec.ID, err)
+			}
+		default:
+		}
+	}()
+	go func() { // ends when handle returns, at the latest
+		select {
+		case <-d.stopping:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	select {
+	case <-d.stopping:
+		return nil, fmt.Errorf("%w: sub-device %q is stopping", adapters.ErrOffline, d.spec.ID)
+	default:
+	}
+	d.mu.Lock()
+	a, desc, described, online, known := d.adapter, d.desc, d.described, d.online, d.known
+	d.mu.Unlock()
+	if a == nil || !described {
+		return nil, fmt.Errorf("%w: sub-device %q is not running yet", adapters.ErrOffline, d.spec.ID)
+	}
+	reachable := func() error {
+		if known && !online {
+			return fmt.Errorf("%w: sub-device %q", adapters.ErrOffline, d.spec.ID)
+		}
+		return nil
+	}
+	switch m.Type {
+	case osap.TypeAttributeSet:
+		var req osap.AttributeSet
+		if err := m.DecodeBody(&req); err != nil {
+			return nil, fmt.Errorf("%w: %v", adapters.ErrBadRequest, err)
+		}
+		res, ok := desc.Resource(req.Resource)
+		if !ok {
+			return nil, fmt.Errorf("%w: sub-device %q has no resource %q", adapters.ErrNotFound, d.spec.ID, req.Resource)
+		}
+		if len(req.Values) == 0 {
+			return nil, fmt.Errorf("%w: no values to set", adapters.ErrBadRequest)
+		}
+		now := d.b.cfg.Now()
+		values := make(map[string]model.Value, len(req.Values))
+		for name, x := range req.Values {
+			at, ok := res.Attribute(name)
+			if !ok {
+				return nil, fmt.Errorf("%w: resource %q has no attribute %q", adapters.ErrNotFound, req.Resource, name)
+			}
+			if !at.Writable {
+				return nil, fmt.Errorf("%w: attribute %q of resource %q", adapters.ErrNotWritable, name, req.Resource)
+			}
+			v, err := model.Coerce(at.Type, x, at.Min, at.Max)
+			if err != nil {
+				return nil, fmt.Errorf("%w: attribute %q: %v", adapters.ErrBadRequest, name, err)
+			}
+			values[name] = model.Value{V: v, At: now, Quality: model.QualityGood}
+		}
+		if err := reachable(); err != nil {
+			return nil, err
+		}
+		return nil, a.Set(ctx, req.Resource, values)
+	case osap.TypeAttributeGet:
+		var req osap.AttributeGet
+		if err := m.DecodeBody(&req); err != nil {
+			return nil, fmt.Errorf("%w: %v", adapters.ErrBadRequest, err)
+		}
+		res, ok := desc.Resource(req.Resource)
+		if !ok {
+			return nil, fmt.Errorf("%w: sub-device %q has no resource %q", adapters.ErrNotFound, d.spec.ID, req.Resource)
+		}
+		for _, name := range req.Names {
+			if _, ok := res.Attribute(name); !ok {
+				return nil, fmt.Errorf("%w: resource %q has no attribute %q", adapters.ErrNotFound, req.Resource, name)
+			}
+		}
+		if err := reachable(); err != nil {
+			return nil, err
+		}
+		vals, err := a.Get(ctx, req.Resource, req.Names)
+		if err != nil {
+			return nil, err
+		}
+		// A bad point fails the request (500, the reasons in msg); the
+		// reply still carries what was read, the bad values with q/err.
+		return osap.ReplyBody{Values: vals}, badValues(vals)
+	case osap.TypeOperationInvoke:
+		var req osap.OperationInvoke
+		if err := m.DecodeBody(&req); err != nil {
+			return nil, fmt.Errorf("%w: %v", adapters.ErrBadRequest, err)
+		}
+		res, ok := desc.Resource(req.Resource)
+		if !ok {
+			return nil, fmt.Errorf("%w: sub-device %q has no resource %q", adapters.ErrNotFound, d.spec.ID, req.Resource)
+		}
+		op, ok := res.Operation(req.Operation)
+		if !ok {
+			return nil, fmt.Errorf("%w: resource %q has no operation %q", adapters.ErrNotFound, req.Resource, req.Operation)
+		}
+		in, err := coerceInputs(op, req.Input)
+		if err != nil {
+			return nil, err
+		}
+		if err := reachable(); err != nil {
+			return nil, err
+		}
+		out, err := a.Invoke(ctx, req.Resource, req.Operation, in)
+		if err != nil {
+			return nil, err
+		}
+		return osap.ReplyBody{Output: out}, nil
+	}
+	return nil, fmt.Errorf("%w: unknown request type %q", adapters.ErrBadRequest, m.Type)
+}
+
+// badValues returns an error naming each bad value of vals and its
+// reason, sorted by name, or nil when none is bad.
+func badValues(vals map[string]model.Value) error {
+	var bad []string
+	for name, v := range vals {
+		if v.Quality == model.QualityBad {
+			bad = append(bad, fmt.Sprintf("attribute %q: %s", name, v.Err))
+		}
+	}
+	if len(bad) == 0 {
+		return nil
+	}
+	slices.Sort(bad)
+	return errors.New(strings.Join(bad, "; "))
+}
+
+// coerceInputs checks an operation's input against its declared
+// parameters: required ones present, unknown ones refused, types and
+// ranges respected.
+func coerceInputs(op model.Operation, in map[string]any) (map[string]any, error) {
+	out := make(map[string]any, len(in))
+	declared := map[string]model.Param{}
+	for _, p := range op.Inputs {
+		declared[p.Name] = p
+		x, ok := in[p.Name]
+		if !ok {
+			if p.Required {
+				return nil, fmt.Errorf("%w: operation %q: missing input %q", adapters.ErrBadRequest, op.Name, p.Name)
+			}
+			continue
+		}
+		v, err := model.Coerce(p.Type, x, p.Min, p.Max)
+		if err != nil {
+			return nil, fmt.Errorf("%w: operation %q: input %q: %v", adapters.ErrBadRequest, op.Name, p.Name, err)
+		}
+		if len(p.Enum) > 0 {
+			s := fmt.Sprint(v)
+			found := false
+			for _, e := range p.Enum {
+				found = found || e == s
+			}
+			if !found {
+				return nil, fmt.Errorf("%w: operation %q: input %q: %q is not one of %v", adapters.ErrBadRequest, op.Name, p.Name, s, p.Enum)
+			}
+		}
+		out[p.Name] = v
+	}
+	for name := range in {
+		if _, ok := declared[name]; !ok {
+			return nil, fmt.Errorf("%w: operation %q has no input %q", adapters.ErrBadRequest, op.Name, name)
+		}
+	}
+	return out, nil
 }
