@@ -398,7 +398,7 @@ func (c Config) build(id string, env adapters.Env) (*device, error) {
 			p, err = DecodeProfile(hdr)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("device %q: profile: %w", id, err)
+			return nil, &adapters.FieldError{Device: id, Key: "profile", Err: fmt.Errorf("profile: %w", err)}
 		}
 	}
 	m, err := c.withProfile(id, hdr, p)
@@ -410,7 +410,12 @@ func (c Config) build(id string, env adapters.Env) (*device, error) {
 		return nil, err
 	}
 	if err := d.setClass(m.Class); err != nil {
-		return nil, err
+		// The class comes from the block's class key, or from its profile.
+		key := "profile"
+		if c.Class != "" {
+			key = "class"
+		}
+		return nil, &adapters.FieldError{Device: id, Key: key, Err: err}
 	}
 	if p != nil && c.sharesProfile() {
 		d.share(hdr.Memo(sharedKey{poll: m.Poll}, func() any { return d.points() }).(*points))
@@ -456,14 +461,10 @@ func (d *device) setClass(class string) error {
 	}
 	r, ok := d.model.Resource(DefaultResource)
 	if !ok {
-		return fmt.Errorf("device %q: class %q: no resource %q, which the class applies to", d.id, class, DefaultResource)
+		return fmt.Errorf("class %q: no resource %q, which the class applies to", class, DefaultResource)
 	}
 	r.Class = class
-	var errs []error
-	for _, e := range splitJoined(classes.Check(r)) {
-		errs = append(errs, fmt.Errorf("device %q: %w", d.id, e))
-	}
-	return errors.Join(errs...)
+	return classes.Check(r)
 }
 
 // splitJoined returns the errors err joins (as errors.Join does, at any

@@ -399,7 +399,7 @@ func TestCheckProfile(t *testing.T) {
 		{dir: "good", name: "test-meter"},
 		{dir: "good", name: "test-sensor"},
 		{dir: "bad", name: "wrong-unit", wantErr: []string{
-			`testdata/bad/wrong-unit.toml: device "wrong-unit": class "energy-meter/1": attribute "power_active": float in "kW", want float in "W"`,
+			`testdata/bad/wrong-unit.toml: class "energy-meter/1": attribute "power_active": float in "kW", want float in "W"`,
 			`class "energy-meter/1": attribute "energy_active_import": int in "kWh", want float in "kWh"`,
 		}},
 		{dir: "bad", name: "missing-required", wantErr: []string{

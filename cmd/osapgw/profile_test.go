@@ -75,7 +75,7 @@ func TestProfileCommands(t *testing.T) {
 		{name: "check bad", args: []string{"profile", "check", "-dir", testProfiles + "/bad"}, wantCode: 1, goldenErr: "profile-check-bad.golden",
 			wantStderr: "osapgw profile: 4 of "},
 		{name: "check named", args: []string{"profile", "check", "wrong-unit", "-dir", testProfiles + "/bad"}, wantCode: 1,
-			wantStderr: `wrong-unit.toml: device "wrong-unit": class "energy-meter/1": attribute "power_active": float in "kW", want float in "W"`},
+			wantStderr: `wrong-unit.toml: class "energy-meter/1": attribute "power_active": float in "kW", want float in "W"`},
 		{name: "help", args: []string{"profile", "-h"}, wantStderr: "usage: osapgw profile check|list|show"},
 		{name: "list help", args: []string{"profile", "list", "-h"}, wantStderr: "-dir directory"},
 		{name: "unknown", args: []string{"profile", "frob"}, wantCode: 2, wantStderr: `unknown command "frob"`},
