@@ -3,7 +3,9 @@ package modbus
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/osapgw/osapgw/adapters"
@@ -179,7 +181,12 @@ func (p *ssPoller) poll(ctx context.Context) bool {
 			send := false
 			if why != "" {
 				if st.bad != why {
-					a.log.Warn("modbus point bad", "resource", sa.resource, "attribute", sa.m.Name, "register", sa.addr, "err", why)
+					// Not implemented is the device's design, not a fault.
+					level := slog.LevelWarn
+					if strings.HasPrefix(why, errNotImplemented) {
+						level = slog.LevelDebug
+					}
+					a.log.Log(ctx, level, "modbus point bad", "resource", sa.resource, "attribute", sa.m.Name, "register", sa.addr, "err", why)
 				}
 				send = st.bad != why || atNano-st.reportedAt >= every
 				val = model.BadValue(at, why)
