@@ -86,25 +86,28 @@ type sunspec struct {
 // and no points, since they come from the device.
 func newSunSpec(id string, c Config, env adapters.Env, opts ...Option) (*Adapter, error) {
 	var errs []error
-	not := func(key string, given bool) {
+	not := func(key, name string, given bool) {
 		if given {
-			errs = append(errs, fmt.Errorf("device %q: %s: not with profile = %q: the device's SunSpec models give its points", id, key, SunSpecProfile))
+			errs = append(errs, &adapters.FieldError{Device: id, Key: key,
+				Err: fmt.Errorf("%s: not with profile = %q: the device's SunSpec models give its points", name, SunSpecProfile)})
 		}
 	}
-	not("attribute", len(c.Attributes) > 0)
-	not("event", len(c.Events) > 0)
-	not("operation", len(c.Operations) > 0)
-	not("exclude", len(c.Exclude) > 0)
-	not("class", c.Class != "")
-	not("table", c.Table != "")
-	not("type", c.Type != "")
-	not("order", c.Order != "")
-	not("scale", c.Scale != nil)
-	// The link settings compile as any device's: the marker is the point.
+	not("attribute[0]", "attribute", len(c.Attributes) > 0)
+	not("event[0]", "event", len(c.Events) > 0)
+	not("operation[0]", "operation", len(c.Operations) > 0)
+	for _, k := range []struct {
+		key   string
+		given bool
+	}{{"exclude", len(c.Exclude) > 0}, {"class", c.Class != ""}, {"table", c.Table != ""},
+		{"type", c.Type != ""}, {"order", c.Order != ""}, {"scale", c.Scale != nil}} {
+		not(k.key, k.key, k.given)
+	}
+	// The link settings compile as any device's, with one point that
+	// stands for the device's.
 	lc := c
-	addr := int(SunSpecBases[0])
+	addr := 0
 	lc.Profile, lc.Class, lc.Exclude, lc.PointDefaults = "", "", nil, PointDefaults{}
-	lc.Attributes = []AttributeConfig{{Name: "sunspec_marker", Table: "holding", Address: &addr, Type: "uint32"}}
+	lc.Attributes = []AttributeConfig{{Name: "sunspec", Table: "holding", Address: &addr}}
 	lc.Events, lc.Operations = nil, nil
 	d, err := lc.compile(id)
 	if err != nil {
@@ -114,7 +117,7 @@ func newSunSpec(id string, c Config, env adapters.Env, opts ...Option) (*Adapter
 		return nil, errors.Join(errs...)
 	}
 	ss := &sunspec{manufacturer: c.Manufacturer, model: c.Model, poll: d.attrs[0].poll, sem: make(chan struct{}, 1)}
-	d.attrs, d.events, d.ops = nil, nil, nil
+	d.attrs, d.events, d.ops, d.warnings = nil, nil, nil, nil
 	d.model = model.Device{ID: id, Kind: "modbus", Manufacturer: c.Manufacturer, Model: c.Model}
 	log := env.Logger
 	if log == nil {
