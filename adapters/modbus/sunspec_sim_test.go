@@ -22,7 +22,7 @@ func simUnitsTCP(t testing.TB, units map[byte]sim.Unit) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := sim.NewServerOf(units)
+	srv := sim.NewUnitServer(units)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.ServeTCP(ctx, ln) }()

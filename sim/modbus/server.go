@@ -14,7 +14,7 @@ import (
 	"time"
 )
 
-// Server serves units (Sensors, SunSpec devices: see Unit) by unit id. Over TCP a request for a unit it does
+// Server serves Units by unit id. Over TCP a request for a unit it does
 // not have is answered with exception 0x0B (gateway target failed to
 // respond), as a TCP gateway does, unless SetGateway says otherwise; on a
 // serial line it is not answered.
@@ -50,14 +50,14 @@ func (s *Server) SetGateway(g Gateway) {
 	s.mu.Unlock()
 }
 
-// NewServer returns a server of the given sensors (NewServerOf serves
-// units of other kinds).
-func NewServer(units map[byte]*Sensor) *Server {
-	m := make(map[byte]Unit, len(units))
-	for id, s := range units {
-		m[id] = s
+// NewServer returns a server of the given sensors (NewUnitServer serves
+// other units).
+func NewServer(sensors map[byte]*Sensor) *Server {
+	units := make(map[byte]Unit, len(sensors))
+	for id, s := range sensors {
+		units[id] = s
 	}
-	return NewServerOf(m)
+	return NewUnitServer(units)
 }
 
 // Accepted returns the number of TCP connections accepted so far.

@@ -49,6 +49,8 @@ const (
 	sunSpecSize     = 281
 )
 
+var _ Unit = (*SunSpec)(nil)
+
 // SunSpec is one simulated SunSpec unit. Its methods are safe for
 // concurrent use.
 type SunSpec struct {

@@ -2,19 +2,18 @@ package modbus
 
 import "time"
 
-// Unit is what a Server serves at one unit id: a Sensor, a SunSpec device,
-// or anything else that answers request PDUs. Handle answers one request
-// PDU (function code and data) with the response PDU; drop is true when
-// the unit does not answer, and delay is how late the answer must be. A
-// Server may call Handle from several goroutines at once.
+// Unit is one simulated device behind a Server, answering the requests
+// for its unit id: a Sensor, a profile's register map
+// (sim/modbus/profile), or any other simulated device. Handle answers one
+// request PDU (function code and data) with the response PDU; drop is
+// true when the unit does not answer, and delay is how late the answer
+// must be. Handle is called from several goroutines at once.
 type Unit interface {
 	Handle(pdu []byte) (resp []byte, delay time.Duration, drop bool)
 }
 
-var (
-	_ Unit = (*Sensor)(nil)
-	_ Unit = (*SunSpec)(nil)
-)
+var _ Unit = (*Sensor)(nil)
 
-// NewServerOf returns a server of units of any kind by unit id.
-func NewServerOf(units map[byte]Unit) *Server { return &Server{units: units} }
+// NewUnitServer returns a server of the given units, which may be of
+// different kinds.
+func NewUnitServer(units map[byte]Unit) *Server { return &Server{units: units} }
