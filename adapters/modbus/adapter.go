@@ -42,6 +42,7 @@ type Adapter struct {
 	ops    map[string]map[string]*operation
 	online atomic.Bool
 	mu     sync.Mutex // serializes read-modify-write of register bits
+	ss     *sunspec   // profile = "sunspec": points found by Describe
 }
 
 var (
@@ -90,6 +91,9 @@ func (a *Adapter) Warnings() []error { return a.dev.warnings }
 
 // NewFromConfig is New for a Config already decoded.
 func NewFromConfig(id string, c Config, env adapters.Env, opts ...Option) (*Adapter, error) {
+	if c.Profile == SunSpecProfile {
+		return newSunSpec(id, c, env, opts...)
+	}
 	d, err := c.build(id, env)
 	if err != nil {
 		return nil, err
@@ -152,8 +156,17 @@ func (a *Adapter) Ready() bool { return a.online.Load() }
 
 // Describe returns the sub-device's model, built once from the
 // configuration. Its slices are shared with the adapter and with every
-// caller: read them, never modify them.
-func (a *Adapter) Describe(context.Context) (model.Device, error) {
+// caller: read them, never modify them. A SunSpec device (profile =
+// "sunspec") is described from its models the first time the unit
+// answers; until then the error says why it could not be.
+func (a *Adapter) Describe(ctx context.Context) (model.Device, error) {
+	if a.ss != nil {
+		l, err := a.describeSunSpec(ctx)
+		if err != nil {
+			return model.Device{}, err
+		}
+		return l.model, nil
+	}
 	return a.dev.model, nil
 }
 
@@ -254,6 +267,9 @@ type eventState struct {
 // waits with one small frame on its stack, not the poll's (a gateway runs
 // one such goroutine per sub-device).
 func (a *Adapter) Run(ctx context.Context, sink adapters.Sink) error {
+	if a.ss != nil {
+		return a.runSunSpec(ctx, sink)
+	}
 	sl := a.pool.acquire(a.dev.link, a.dev.requestDelay)
 	defer a.pool.release(sl)
 	a.online.Store(false)
@@ -663,6 +679,9 @@ func (a *Adapter) find(resource string, names []string) ([]*attr, error) {
 // not decode, come back as bad values with the reason. The error is that
 // of a read the unit did not answer.
 func (a *Adapter) Get(ctx context.Context, resource string, names []string) (map[string]model.Value, error) {
+	if a.ss != nil {
+		return a.getSunSpec(ctx, resource, names)
+	}
 	list, err := a.find(resource, names)
 	if err != nil {
 		return nil, err
@@ -712,6 +731,9 @@ func (a *Adapter) readAttrs(ctx context.Context, sl *sharedLink, list []*attr) (
 // then written with a single or multiple write, and read back when the
 // attribute asks for it.
 func (a *Adapter) Set(ctx context.Context, resource string, values map[string]model.Value) error {
+	if a.ss != nil {
+		return a.setSunSpec(ctx, resource, values)
+	}
 	names := make([]string, 0, len(values))
 	for n := range values {
 		names = append(names, n)

@@ -77,6 +77,15 @@
 //     SunSpec marker reads and one read per distinct fingerprint range.
 //     Discover never writes.
 //
+//   - A device with profile = "sunspec" is described from its SunSpec
+//     models (sunspec.go): the "SunS" marker at holding 40000, 50000 or 0,
+//     the chain walked to its end marker, models 1, 101-103, 111-113, 160
+//     and 201-204 mapped to the classes. Describe fails, naming the
+//     address, while the chain cannot be read; the mapping is fixed once
+//     it succeeds. Each poll reads a point and its scale factor register
+//     in the same poll, and a value SunSpec marks not implemented is a bad
+//     point ("not implemented"), never a number.
+//
 // # Caveats
 //
 //   - Writes to one bit of a register read the register and write it back:
