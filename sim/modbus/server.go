@@ -14,18 +14,25 @@ import (
 	"time"
 )
 
-// Server serves Sensors by unit id. Over TCP a request for a unit it does
+// Server serves Units by unit id. Over TCP a request for a unit it does
 // not have is answered with exception 0x0B (gateway target failed to
 // respond), as a TCP gateway does; on a serial line it is not answered.
 type Server struct {
-	units map[byte]*Sensor
+	units map[byte]Unit
 
 	mu       sync.Mutex
 	accepted int
 }
 
-// NewServer returns a server of the given units.
-func NewServer(units map[byte]*Sensor) *Server { return &Server{units: units} }
+// NewServer returns a server of the given sensors (NewUnitServer serves
+// other units).
+func NewServer(sensors map[byte]*Sensor) *Server {
+	units := make(map[byte]Unit, len(sensors))
+	for id, s := range sensors {
+		units[id] = s
+	}
+	return NewUnitServer(units)
+}
 
 // Accepted returns the number of TCP connections accepted so far.
 func (s *Server) Accepted() int {
