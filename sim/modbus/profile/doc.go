@@ -38,4 +38,8 @@
 //
 // Values depend on the time elapsed since the device was made, in steps of
 // the change interval, so a device needs no goroutine of its own.
+//
+// It is a package apart from sim/modbus because it uses adapters/modbus
+// (its codec), whose tests use sim/modbus: sim/modbus must not import it,
+// and adapters/modbus must not import this package, not even in tests.
 package profile
