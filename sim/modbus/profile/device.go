@@ -91,8 +91,11 @@ func New(p *profiles.Profile, opts Options) (*Device, error) {
 	}
 	for _, a := range points {
 		table, codec, err := a.Codec()
-		if err != nil || a.Address == nil {
-			fail("attribute %q: %v", a.Name, errors.Join(err, errors.New("no address")))
+		if err == nil && a.Address == nil {
+			err = errors.New("address: missing")
+		}
+		if err != nil {
+			fail("attribute %q: %v", a.Name, err)
 			continue
 		}
 		pt := &point{name: a.Name, table: table, addr: uint16(*a.Address), n: codec.Registers(), codec: codec}
@@ -113,7 +116,7 @@ func New(p *profiles.Profile, opts Options) (*Device, error) {
 			v = id.Values[0]
 		}
 		if err == nil && id.Address == nil {
-			err = errors.New("no address")
+			err = errors.New("address: missing")
 		}
 		if err == nil {
 			err = d.store(&point{table: table, addr: uint16(*id.Address), n: codec.Registers(), codec: codec}, v)
