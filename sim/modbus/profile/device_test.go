@@ -241,6 +241,14 @@ func TestNewErrors(t *testing.T) {
 	if want := `profile "xy-md02": no point "voltage_l1" to leave out`; err == nil || err.Error() != want {
 		t.Errorf("New with an unknown missing point = %v, want %s", err, want)
 	}
+	bad, err := profiles.Parse("bad.toml", []byte("name = \"bad\"\nsource = \"test\"\n[[attribute]]\nname = \"t\"\ntable = \"input\"\n[[attribute]]\nname = \"u\"\ntable = \"register\"\naddress = 1\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = New(bad, Options{})
+	if want := "profile \"bad\": attribute \"t\": address: missing\nprofile \"bad\": attribute \"u\": table: unknown table \"register\" (want coil, discrete, input or holding)"; err == nil || err.Error() != want {
+		t.Errorf("New of a bad profile = %v, want %s", err, want)
+	}
 	p, err := profiles.Parse("onvif-cam.toml", []byte("name = \"onvif-cam\"\nkind = \"onvif\"\nsource = \"test\"\n"))
 	if err != nil {
 		t.Fatal(err)
