@@ -1,8 +1,9 @@
 // Command devsim runs simulated southbound devices for the demo, tests and
-// benchmarks: Modbus sensors (TCP, or RTU on a pseudo-terminal) and ONVIF
-// cameras. Every listener binds to 127.0.0.1 unless told otherwise.
+// benchmarks: Modbus sensors or the devices that profiles describe (TCP,
+// or RTU on a pseudo-terminal) and ONVIF cameras. Every listener binds to
+// 127.0.0.1 unless told otherwise.
 //
-//	devsim modbus [flags]   simulated Modbus sensors
+//	devsim modbus [flags]   simulated Modbus sensors, or profiles' devices (--profile)
 //	devsim onvif [flags]    simulated ONVIF cameras
 package main
 

@@ -19,7 +19,7 @@ import (
 )
 
 func init() {
-	simulators["modbus"] = simulator{summary: "simulated Modbus sensors (TCP, or RTU/ASCII on a pty or tty)", run: runModbus}
+	simulators["modbus"] = simulator{summary: "simulated Modbus sensors or profiles' devices (TCP, or RTU/ASCII on a pty or tty)", run: runModbus}
 }
 
 func runModbus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -36,8 +36,11 @@ func runModbus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	faultDelay := fs.Duration("fault-delay", 0, "answer requests this late")
 	faultDrop := fs.Bool("fault-drop", false, "do not answer requests")
 	faultRange := fs.String("fault-registers", "", "apply the faults only to requests touching these addresses (N or N-M; all when empty)")
+	profile := fs.String("profile", "", "serve this profile's register map instead of the sensor's; several, comma-separated, serve one unit each (units 1 to n unless --units)")
+	profilesDir := fs.String("profiles-dir", "", "read the user's profiles from this directory too, as osapgw's [profiles] dir (default: the embedded ones only)")
+	missing := fs.String("missing", "", "points of --profile that answer exception 2 (not implemented): POINT or PROFILE:POINT, comma-separated")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: devsim modbus [flags]\n\nSensors with the register map of sim/modbus (go doc github.com/osapgw/osapgw/sim/modbus).")
+		fmt.Fprint(stderr, modbusUsage)
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -46,6 +49,17 @@ func runModbus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	units, err := modbus.ParseUnits(*unitList)
 	if err != nil {
 		return err
+	}
+	var served *profileUnits
+	if *profile != "" {
+		if *faultExc != 0 || *faultDelay != 0 || *faultDrop || *faultRange != "" || *registers != 0 {
+			return errors.New("--fault-* and --registers apply to the sensor map, not to --profile (use --missing)")
+		}
+		if served, err = parseProfiles(*profile, *profilesDir, *missing, units, isFlagSet(fs, "units"), *change); err != nil {
+			return err
+		}
+	} else if *missing != "" || *profilesDir != "" {
+		return errors.New("--missing and --profiles-dir apply to --profile only")
 	}
 	fault := sim.Fault{Exception: byte(*faultExc), Delay: *faultDelay, Drop: *faultDrop}
 	if *faultRange != "" {
@@ -61,13 +75,21 @@ func runModbus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 		fault.From, fault.To = uint16(a), uint16(b)
 	}
-	newSensors := func() map[byte]*sim.Sensor {
+	newServer := func() *sim.Server {
+		if served != nil {
+			m, _ := served.units() // made once by parseProfiles already
+			return sim.NewUnitServer(m)
+		}
 		m := map[byte]*sim.Sensor{}
 		for _, u := range units {
 			m[u] = sim.NewSensor(*change, *registers)
 			m[u].SetFault(fault)
 		}
-		return m
+		return sim.NewServer(m)
+	}
+	what := "units " + *unitList
+	if served != nil {
+		what = served.describe()
 	}
 	g, ctx := errgroup.WithContext(ctx)
 	serial := func(path, mode string) error {
@@ -75,8 +97,8 @@ func runModbus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "modbus %s units %s on %s\n", mode, *unitList, shown)
-		srv := sim.NewServer(newSensors())
+		fmt.Fprintf(stdout, "modbus %s %s on %s\n", mode, what, shown)
+		srv := newServer()
 		g.Go(func() error {
 			defer func() {
 				if shown != path {
@@ -115,10 +137,10 @@ func runModbus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			if err != nil {
 				return err
 			}
-			srv := sim.NewServer(newSensors())
+			srv := newServer()
 			g.Go(func() error { return srv.ServeTCP(ctx, ln) })
 		}
-		fmt.Fprintf(stdout, "modbus tcp units %s on %d device(s) from %s\n", *unitList, *count, *listen)
+		fmt.Fprintf(stdout, "modbus tcp %s on %d device(s) from %s\n", what, *count, *listen)
 	}
 	err = g.Wait()
 	if errors.Is(err, context.Canceled) {
@@ -145,6 +167,21 @@ func openSimPort(path string) (io.ReadWriteCloser, string, error) {
 	}
 	return m, slave + " (linked from " + path + ")", nil
 }
+
+const modbusUsage = `usage: devsim modbus [flags]
+
+Without --profile, sensors with the register map of sim/modbus (go doc
+github.com/osapgw/osapgw/sim/modbus). With --profile NAME, the device a
+profile describes (osapgw profile list names them): its register map
+with plausible values that change every --change, identity registers
+answering their declared value, and the points named by --missing
+answering exception 2 (go doc github.com/osapgw/osapgw/sim/modbus/profile).
+
+  devsim modbus --profile eastron-sdm630 --listen 127.0.0.1:5020 --units 1-3
+  devsim modbus --profile eastron-sdm630,xy-md02 --missing xy-md02:humidity
+  devsim modbus --profile my-meter --profiles-dir /etc/osapgw/profiles.d --rtu /tmp/ttyMETER
+
+`
 
 func isFlagSet(fs *flag.FlagSet, name string) bool {
 	set := false
