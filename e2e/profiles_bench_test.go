@@ -77,6 +77,7 @@ func BenchmarkProfileSite(b *testing.B) {
 				base := freeRange(b, 100)
 				start(b, "devsim", "modbus", "-listen", fmt.Sprintf("127.0.0.1:%d", base), "-count", "100",
 					"-profiles-dir", benchProfilesDir(b), "-profile", benchProfile)
+				waitListening(b, fmt.Sprintf("127.0.0.1:%d", base+99))
 				site := profileSite(b, base, 100, form)
 				s.writeConfig(site)
 				s.startGateway()

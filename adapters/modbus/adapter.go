@@ -460,6 +460,16 @@ func (p *poller) poll(ctx context.Context, gi int) bool {
 		}
 		a.log.Info("modbus read split", "read", pr.Read.String(), "into", names)
 	}
+	if !answered {
+		// Nothing of the group was read (the link is down, the unit
+		// silent): a group read rarely (settings every 10 minutes) is
+		// tried again at the device's fastest interval, not its own, so
+		// that its points do not stay unknown for a whole interval after a
+		// start or an outage.
+		if retry := now.Add(a.groups[0].every); retry.Before(p.next[gi]) {
+			p.next[gi] = retry
+		}
+	}
 	if answered && len(silent) > 0 {
 		// The unit answers: what it did not answer is those points' own
 		// failure. Left alone for skip_for, like a refused read.

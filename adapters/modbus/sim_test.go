@@ -592,3 +592,37 @@ func TestLateAnswerNotPaired(t *testing.T) {
 		t.Fatalf("mode after a late answer = %v, %v, want 2", got, err)
 	}
 }
+
+// TestRareGroupReadAfterLateStart: the device is not there when the
+// adapter starts. A point polled once an hour must not wait that hour for
+// its first value once the device appears: a group that got no answer at
+// all is tried again at the device's fastest interval.
+func TestRareGroupReadAfterLateStart(t *testing.T) {
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	conf := fmt.Sprintf(`url = %q
+unit = 1
+timeout = "300ms"
+offline_after = 1
+[[attribute]]
+name = "temperature"
+table = "input"
+address = 0
+type = "float32"
+poll = "50ms"
+[[attribute]]
+name = "pressure"
+table = "input"
+address = 4
+poll = "1h"
+`, "tcp://"+addr)
+	a, err := New("s1", adaptersTOML(conf), envForTest(t), WithPool(NewPool()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := newRecorder()
+	runAdapter(t, a, rec)
+	waitFor(t, "offline (nothing listens yet)", func() bool { on, known := rec.lastStatus(); return known && !on })
+	serveOn(t, addr, map[byte]*sim.Sensor{1: sim.NewSensor(time.Hour, 0)})
+	waitFor(t, "the hourly point's first value", func() bool { _, ok := rec.value("main", "pressure"); return ok })
+	waitFor(t, "the fast point's first value", func() bool { _, ok := rec.value("main", "temperature"); return ok })
+}
