@@ -306,11 +306,9 @@ type poller struct {
 	next     []time.Time   // when each group is due
 	// plans are the reads of each group: a.groups' reads at first, split
 	// where the unit refused a read (see isolate).
-	plans     [][]planned
-	span      func(id int) Span // the span of attribute id
-	failed    int
-	known     bool // online state reported at least once
-	skipUntil time.Time
+	plans [][]planned
+	span  func(id int) Span // the span of attribute id
+	unitState
 
 	// State of the poll in progress.
 	gi     int                               // its group
@@ -505,31 +503,9 @@ func (p *poller) poll(ctx context.Context, gi int) bool {
 		sink.Attributes(a.dev.id, res, vs)
 	}
 	p.values, p.bad = nil, nil
-	if answered {
-		p.failed = 0
-		if !a.online.Load() || !p.known {
-			p.known = true
-			a.online.Store(true)
-			a.log.Info("modbus unit online")
-			sink.Status(a.dev.id, true, nil)
-		}
-		return true
-	}
-	p.failed++
-	if p.failed >= a.dev.offlineAfter {
-		if a.online.Load() || !p.known {
-			p.known = true
-			a.online.Store(false)
-			a.log.Warn("modbus unit offline", "err", pollErr, "failed_polls", p.failed)
-			sink.Status(a.dev.id, false, pollErr)
-		}
-		if timedOut {
-			// A unit that does not answer must not stall the others
-			// on its link: skip it for a while, then probe again.
-			p.skipUntil = time.Now().Add(a.dev.skipFor)
-			a.log.Debug("modbus unit skipped", "for_seconds", a.dev.skipFor.Seconds())
-		}
-	}
+	// A unit that does not answer must not stall the others on its link:
+	// skip it for a while, then probe again.
+	p.polled(a, sink, answered, pollErr, timedOut)
 	return true
 }
 
@@ -918,4 +894,45 @@ func declared(o *operation, name string) bool {
 		}
 	}
 	return false
+}
+
+// unitState is what a poller keeps of its unit between polls: how many
+// polls in a row failed, whether the online state was reported, and until
+// when a silent unit is skipped.
+type unitState struct {
+	failed    int
+	known     bool // online state reported at least once
+	skipUntil time.Time
+}
+
+// polled records the end of a poll: answered (the unit answered at least
+// one read) or not, with the poll's error. It reports the unit online or,
+// after offlineAfter failed polls, offline, each when it changes; and it
+// skips a unit that gave no answer (skip) for skipFor, so that it does
+// not stall the other units of its link.
+func (u *unitState) polled(a *Adapter, sink adapters.Sink, answered bool, pollErr error, skip bool) {
+	if answered {
+		u.failed = 0
+		if !a.online.Load() || !u.known {
+			u.known = true
+			a.online.Store(true)
+			a.log.Info("modbus unit online")
+			sink.Status(a.dev.id, true, nil)
+		}
+		return
+	}
+	u.failed++
+	if u.failed < a.dev.offlineAfter {
+		return
+	}
+	if a.online.Load() || !u.known {
+		u.known = true
+		a.online.Store(false)
+		a.log.Warn("modbus unit offline", "err", pollErr, "failed_polls", u.failed)
+		sink.Status(a.dev.id, false, pollErr)
+	}
+	if skip {
+		u.skipUntil = time.Now().Add(a.dev.skipFor)
+		a.log.Debug("modbus unit skipped", "for_seconds", a.dev.skipFor.Seconds())
+	}
 }

@@ -145,14 +145,12 @@ func (a *Adapter) runSunSpec(ctx context.Context, sink adapters.Sink) error {
 
 // ssPoller is the state of runSunSpec between polls.
 type ssPoller struct {
-	a         *Adapter
-	sl        *sharedLink
-	sink      adapters.Sink
-	lay       *ssLayout
-	st        []attrState
-	failed    int
-	known     bool // online state reported at least once
-	skipUntil time.Time
+	a    *Adapter
+	sl   *sharedLink
+	sink adapters.Sink
+	lay  *ssLayout
+	st   []attrState
+	unitState
 }
 
 // poll reads the device's blocks once and reports what they gave, as the
@@ -225,29 +223,12 @@ func (p *ssPoller) poll(ctx context.Context) bool {
 	for res, vs := range values {
 		sink.Attributes(a.dev.id, res, vs)
 	}
-	if answered {
-		p.failed = 0
-		if !a.online.Load() || !p.known {
-			p.known = true
-			a.online.Store(true)
-			a.log.Info("modbus unit online")
-			sink.Status(a.dev.id, true, nil)
-		}
-		return true
+	noAnswer := false
+	if !answered && pollErr != nil {
+		kind, _ := classify(pollErr, a.dev.timeout)
+		noAnswer = kind == failNoAnswer
 	}
-	p.failed++
-	if p.failed >= a.dev.offlineAfter {
-		if a.online.Load() || !p.known {
-			p.known = true
-			a.online.Store(false)
-			a.log.Warn("modbus unit offline", "err", pollErr, "failed_polls", p.failed)
-			sink.Status(a.dev.id, false, pollErr)
-		}
-		if kind, _ := classify(pollErr, a.dev.timeout); kind == failNoAnswer {
-			p.skipUntil = time.Now().Add(a.dev.skipFor)
-			a.log.Debug("modbus unit skipped", "for_seconds", a.dev.skipFor.Seconds())
-		}
-	}
+	p.polled(a, sink, answered, pollErr, noAnswer)
 	return true
 }
 
