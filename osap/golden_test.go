@@ -108,6 +108,7 @@ func goldenFrameCases(t testing.TB) []goldenCase {
 	applyCfm := ApplyCfm{DevID: goldenDevID, Nonce: mustHex(t, goldenNonce7)}
 	accessReq := AccessReq{DevID: goldenDevID, Nonce: mustHex(t, goldenNonceA)}
 	accessRsp := AccessRsp{DASAddress: goldenDAS, Nonce: mustHex(t, goldenNonceA)}
+	accessRspPic := AccessRsp{DASAddress: goldenDAS, Nonce: mustHex(t, goldenNonceA), PictureURL: "http://127.0.0.1:8089/osap"}
 	refreshReq := RefreshReq{DevID: goldenDevID, Nonce: mustHex(t, goldenNonce4)}
 	refreshRsp := RefreshRsp{SessionKey: session, Lifetime: 24 * time.Hour, Nonce: mustHex(t, goldenNonce4)}
 	errCase := func(name string, mt MsgType, seq uint16, group SuiteSet, e *StatusError) goldenCase {
@@ -156,6 +157,13 @@ func goldenFrameCases(t testing.TB) []goldenCase {
 			encode: func(r io.Reader) ([]byte, error) { return accessRsp.Encode(4, sessC, r) },
 			decode: func(f *Frame) (any, error) { return DecodeAccessRsp(f, sessC) },
 			want:   accessRsp},
+		{name: "0xB get access service rsp with picture service URL 0x0D (seq 4, session key)", suite: s, key: session,
+			// Its own random stream, so that adding it left every other vector as it was.
+			encode: func(io.Reader) ([]byte, error) {
+				return accessRspPic.Encode(4, sessC, rand.NewChaCha8([32]byte([]byte("osapgw golden 0x0D picture URL!!"))))
+			},
+			decode: func(f *Frame) (any, error) { return DecodeAccessRsp(f, sessC) },
+			want:   accessRspPic},
 		{name: "0x4 refresh session key req (re-auth, seq 1, master key)", suite: s, key: master,
 			encode: func(r io.Reader) ([]byte, error) { return refreshReq.Encode(1, masterC, r) },
 			decode: func(f *Frame) (any, error) { return DecodeRefreshReq(f, masterC) },

@@ -79,6 +79,9 @@ type (
 	AccessRsp struct {
 		DASAddress string
 		Nonce      []byte // echo of 0xA's
+		// PictureURL is the picture service's base URL (tag 0x0D,
+		// binding 2.7); empty when the platform offers none.
+		PictureURL string
 	}
 )
 
@@ -483,7 +486,11 @@ func DecodeAccessReq(f *Frame, c *Cipher) (AccessReq, error) {
 // (ErrFrameTooLarge over MaxFrameSize).
 func (m AccessRsp) Encode(seq uint16, c *Cipher, rand io.Reader) ([]byte, error) {
 	f := NewFrame(MsgAccessRsp, SuiteSet(c.Suite()), seq, statusOK())
-	return sealed(f, c, rand, TLVs{tlvString(TagDASAddress, m.DASAddress), {TagNonce, m.Nonce}})
+	app := TLVs{tlvString(TagDASAddress, m.DASAddress), {TagNonce, m.Nonce}}
+	if m.PictureURL != "" {
+		app = append(app, tlvString(TagPictureURL, m.PictureURL))
+	}
+	return sealed(f, c, rand, app)
 }
 
 // DecodeAccessRsp checks 0xB's status and opens it with c.
@@ -504,6 +511,14 @@ func DecodeAccessRsp(f *Frame, c *Cipher) (AccessRsp, error) {
 		return m, fmt.Errorf("%w: %v: DAS address is not a URL", ErrMalformed, f.Type)
 	}
 	m.DASAddress = string(addr)
-	m.Nonce, err = required(f.Type, app, TagNonce, NonceSize)
-	return m, err
+	if m.Nonce, err = required(f.Type, app, TagNonce, NonceSize); err != nil {
+		return m, err
+	}
+	if pu, ok := app.Get(TagPictureURL); ok {
+		if len(pu) == 0 || !utf8.Valid(pu) {
+			return m, fmt.Errorf("%w: %v: picture service URL is not a URL", ErrMalformed, f.Type)
+		}
+		m.PictureURL = string(pu)
+	}
+	return m, nil
 }

@@ -22,6 +22,7 @@ const (
 	TagMAC        Tag = 0x0A // 32 bytes
 	TagDeviceInfo Tag = 0x0B // JSON: model, firmware, kind
 	TagRetryAfter Tag = 0x0C // 2 bytes, seconds, big endian
+	TagPictureURL Tag = 0x0D // URL of the picture service (binding 2.7), optional in 0xB
 )
 
 // String returns the tag's name ("session key"), or "tag(0x…)" for an
@@ -52,6 +53,8 @@ func (t Tag) String() string {
 		return "device info"
 	case TagRetryAfter:
 		return "retry after"
+	case TagPictureURL:
+		return "picture service URL"
 	}
 	return fmt.Sprintf("tag(%#02x)", uint8(t))
 }
