@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -32,6 +33,7 @@ kind = "modbus"
 url = "tcp://127.0.0.1:%d"
 unit = 1
 poll = "500ms"
+allow_raw = true
 
 [[device.attribute]]
 name = "temperature"
@@ -113,6 +115,25 @@ events = true
 			_ = json.Compact(&compact, reply.Body)
 			if tt.wantBody != "" && !strings.Contains(compact.String(), tt.wantBody) {
 				t.Errorf("reply body = %s, want it to contain %s", compact.String(), tt.wantBody)
+			}
+		})
+	}
+	// The examples of the docs, as an integrator would paste them. The
+	// operation example moves to preset "3", which the simulated camera
+	// has once it is stored.
+	if status, reply := s.request(devID, "invoke", map[string]any{"dev": "cam-1", "resource": "ptz/1", "operation": "ptz.set_preset", "input": map[string]any{"name": "Yard", "preset": "3"}}); status != 200 || reply.Code != 0 {
+		t.Fatalf("storing preset 3 = HTTP %d, reply code %d (%s)", status, reply.Code, reply.Msg)
+	}
+	for _, ex := range documentedRequests(t) {
+		t.Run("documented "+ex.where, func(t *testing.T) {
+			dev := "boiler-1"
+			if r, _ := ex.body["resource"].(string); strings.HasPrefix(r, "ptz/") || strings.HasPrefix(r, "video/") {
+				dev = "cam-1"
+			}
+			ex.body["dev"] = dev
+			status, reply := s.request(devID, ex.verb, ex.body)
+			if status != 200 || reply.Code != 0 {
+				t.Fatalf("%s %s on %q = HTTP %d, reply code %d (%s), want 200 and 0", ex.verb, ex.text, dev, status, reply.Code, reply.Msg)
 			}
 		})
 	}
@@ -229,4 +250,82 @@ type = "float32"
 			t.Errorf("/metrics lacks %s", want)
 		}
 	}
+}
+
+// documentedRequest is a downlink request body found in the docs.
+type documentedRequest struct {
+	where string // file:line
+	text  string
+	verb  string // set, get or invoke
+	body  map[string]any
+}
+
+// documentedRequests collects every downlink request body written in the
+// project's docs (README.md, docs/*.md, adapters/*/README.md): each JSON
+// object that starts {"resource" and carries an operation (invoke), names
+// (get) or values that are plain values (set). Reports, whose values are
+// {"v":…} objects, are not requests and are left out.
+func documentedRequests(t *testing.T) []documentedRequest {
+	t.Helper()
+	var files []string
+	for _, pat := range []string{"../README.md", "../docs/*.md", "../adapters/*/README.md"} {
+		m, err := filepath.Glob(pat)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, m...)
+	}
+	var out []documentedRequest
+	for _, f := range files {
+		raw, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		text := string(raw)
+		for off := 0; ; {
+			at := strings.Index(text[off:], `{"resource"`)
+			if at < 0 {
+				break
+			}
+			off += at
+			where := fmt.Sprintf("%s:%d", strings.TrimPrefix(f, "../"), strings.Count(text[:off], "\n")+1)
+			dec := json.NewDecoder(strings.NewReader(text[off:]))
+			var body map[string]any
+			if err := dec.Decode(&body); err != nil {
+				// An event's parameters written as a placeholder
+				// ({"dropped":N}) are prose; a request must be JSON.
+				line, _, _ := strings.Cut(text[off:], "\n")
+				if strings.Contains(line, `"event":`) {
+					off++
+					continue
+				}
+				t.Fatalf("%s: an example request that is not JSON: %v\n%s", where, err, line)
+			}
+			example := text[off : off+int(dec.InputOffset())]
+			off += int(dec.InputOffset())
+			verb := ""
+			switch {
+			case body["operation"] != nil:
+				verb = "invoke"
+			case body["names"] != nil:
+				verb = "get"
+			case body["values"] != nil:
+				verb = "set"
+				for _, v := range body["values"].(map[string]any) {
+					if _, report := v.(map[string]any); report {
+						verb = ""
+					}
+				}
+			}
+			if verb != "" {
+				out = append(out, documentedRequest{where: where, text: example, verb: verb, body: body})
+			}
+		}
+	}
+	// protocol.md's set, get and invoke, configuration.md's and the two
+	// adapter READMEs' examples at the least.
+	if len(out) < 8 {
+		t.Fatalf("found %d documented requests, want at least 8: %+v", len(out), out)
+	}
+	return out
 }
