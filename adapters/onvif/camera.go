@@ -126,16 +126,20 @@ func dial(ctx context.Context, cfg *Config, password string) (_ *camera, err err
 	} else if errors.Is(err, soap.ErrUnauthorized) || !isFault(err) {
 		return nil, err
 	}
-	if k.svc.Media == "" {
+	// GetServices too when GetCapabilities does not list Media2, which
+	// it has no standard place for; its failure then matters only when
+	// there is no Media1 either.
+	if k.svc.Media == "" || k.svc.Media2 == "" {
 		var s servicesResponse
-		if err := k.call(ctx, "GetServices", dev, device.GetServices{IncludeCapability: false}, &s); err != nil {
+		if err := k.call(ctx, "GetServices", dev, device.GetServices{IncludeCapability: false}, &s); err == nil {
+			k.svc = k.svc.merge(s.services())
+		} else if k.svc.Media == "" || ctx.Err() != nil {
 			return nil, err
 		}
-		k.svc = s.services()
 	}
 	k.svc.Device = dev
 	if cfg.hostRewrite() {
-		for _, a := range []*string{&k.svc.Media, &k.svc.PTZ, &k.svc.Events} {
+		for _, a := range []*string{&k.svc.Media, &k.svc.Media2, &k.svc.PTZ, &k.svc.Events} {
 			*a = rewriteHost(*a, base)
 		}
 	}
@@ -167,14 +171,20 @@ func (k *camera) refresh(ctx context.Context, rewrite bool) error {
 	if err := k.call(ctx, "GetDeviceInformation", k.svc.Device, device.GetDeviceInformation{}, &k.info); err != nil {
 		return err
 	}
-	var pr profilesResponse
-	if err := k.call(ctx, "GetProfiles", k.svc.Media, media.GetProfiles{}, &pr); err != nil {
+	profiles, err := k.media2Profiles(ctx, rewrite) // nil: through Media1
+	if err != nil {
 		return err
 	}
-	profiles := pr.profiles()
+	if profiles == nil {
+		var pr profilesResponse
+		if err := k.call(ctx, "GetProfiles", k.svc.Media, media.GetProfiles{}, &pr); err != nil {
+			return err
+		}
+		profiles = pr.profiles()
+	}
 	for i := range profiles {
 		p := &profiles[i]
-		if p.Enc.Token == "" {
+		if p.Enc.Token == "" || k.svc.Media2 != "" { // Media2's came with their URIs
 			continue
 		}
 		var su mediaURIResponse
@@ -220,8 +230,12 @@ func (k *camera) refresh(ctx context.Context, rewrite bool) error {
 
 func (k *camera) close() { k.c.Close() }
 
-// readEncoders reads the profiles again and records their encoders.
+// readEncoders reads the profiles again (Media1) or the encoder
+// configurations (Media2) and records their encoders.
 func (k *camera) readEncoders(ctx context.Context) error {
+	if k.svc.Media2 != "" {
+		return k.readEncoders2(ctx)
+	}
 	var pr profilesResponse
 	if err := k.call(ctx, "GetProfiles", k.svc.Media, media.GetProfiles{}, &pr); err != nil {
 		return err

@@ -95,6 +95,7 @@ func describe(id string, k *camera) model.Device {
 			{Name: "quality", Type: model.TypeFloat},
 			{Name: "frame_rate", Type: model.TypeInt, Unit: "fps", Min: ptr(1), Max: ptr(120), Writable: p.Enc.RateCtl},
 			{Name: "bitrate", Type: model.TypeInt, Unit: "kbit/s", Min: ptr(16), Max: ptr(100000), Writable: p.Enc.RateCtl},
+			{Name: "gop", Type: model.TypeInt, Unit: "frames", Description: "group of pictures (GovLength)"},
 		}}
 		r.Areas = append(r.Areas, enc, model.Area{Name: "alarms", Events: []model.EventType{
 			{Name: EventMotion, Params: stateParam}, {Name: EventTamper, Params: stateParam}, {Name: EventVideoLoss, Params: stateParam},
@@ -174,6 +175,9 @@ func (a *Adapter) read(ctx context.Context, k *camera, resource string, names []
 		if p.Enc.RateCtl {
 			put("frame_rate", int64(p.Enc.FrameRate))
 			put("bitrate", int64(p.Enc.Bitrate))
+		}
+		if p.Enc.GOP > 0 {
+			put("gop", int64(p.Enc.GOP))
 		}
 	case strings.HasPrefix(resource, resPTZ):
 		i, ok := resourceIndex(resource, resPTZ)

@@ -317,7 +317,12 @@ func (a *Adapter) Set(ctx context.Context, resource string, values map[string]mo
 	if pref := p.Enc.schemaPref; pref != "" && pref != "tt" && pref != "onvif" {
 		req.Configuration.Attrs = append(req.Configuration.Attrs, xmlnsAttr(pref, soap.Namespaces["tt"]))
 	}
-	if err := k.call(ctx, "SetVideoEncoderConfiguration", k.svc.Media, req, nil); err != nil {
+	if k.svc.Media2 != "" {
+		err = k.setEncoder2(ctx, p.Enc, frame, bitrate)
+	} else {
+		err = k.call(ctx, "SetVideoEncoderConfiguration", k.svc.Media, req, nil)
+	}
+	if err != nil {
 		return a.wrap(err)
 	}
 	// Read back what the camera now holds.

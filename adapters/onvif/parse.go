@@ -1,6 +1,7 @@
 package onvif
 
 import (
+	"encoding/xml"
 	"net/url"
 	"regexp"
 	"strconv"
@@ -17,11 +18,14 @@ import (
 
 type capabilitiesResponse struct {
 	Capabilities struct {
-		Device  xaddr `xml:"Device"`
-		Events  xaddr `xml:"Events"`
-		Media   xaddr `xml:"Media"`
-		PTZ     xaddr `xml:"PTZ"`
-		Imaging xaddr `xml:"Imaging"`
+		Device    xaddr `xml:"Device"`
+		Events    xaddr `xml:"Events"`
+		Media     xaddr `xml:"Media"`
+		PTZ       xaddr `xml:"PTZ"`
+		Imaging   xaddr `xml:"Imaging"`
+		Extension struct {
+			Media2 xaddr `xml:"Media2"` // some cameras list Media2 here too
+		} `xml:"Extension"`
 	} `xml:"Capabilities"`
 }
 
@@ -163,8 +167,10 @@ type encoder struct {
 	FrameRate  int
 	Bitrate    int // kbit/s
 	RateCtl    bool
+	GOP        int // group of pictures (GovLength); 0 unknown
 	inner      string
 	schemaPref string
+	attrs      []xml.Attr // Media2: the configuration's attributes (GovLength, Profile) to send back
 }
 
 // profiles converts a GetProfiles response.
@@ -180,7 +186,7 @@ func (r *profilesResponse) profiles() []profile {
 		}
 		if e := p.VideoEncoderConfiguration; e != nil {
 			pr.Enc = encoder{Token: e.Token, Encoding: strings.TrimSpace(e.Encoding), Width: e.Resolution.Width,
-				Height: e.Resolution.Height, Quality: e.Quality, inner: e.Inner, schemaPref: prefixOf(e.Inner, "Name")}
+				Height: e.Resolution.Height, Quality: e.Quality, GOP: govLength(e.Inner), inner: e.Inner, schemaPref: prefixOf(e.Inner, "Name")}
 			if rc := e.RateControl; rc != nil {
 				pr.Enc.RateCtl, pr.Enc.FrameRate, pr.Enc.Bitrate = true, rc.FrameRateLimit, rc.BitrateLimit
 			}
@@ -237,12 +243,27 @@ func firstAddr(s string) string {
 // services are the addresses of a camera's services.
 type services struct {
 	Device, Media, PTZ, Events string
+	Media2                     string // the Media2 service; used in place of Media when set
+}
+
+// merge fills the addresses s lacks from o.
+func (s services) merge(o services) services {
+	for _, f := range []struct {
+		dst *string
+		src string
+	}{{&s.Device, o.Device}, {&s.Media, o.Media}, {&s.PTZ, o.PTZ}, {&s.Events, o.Events}, {&s.Media2, o.Media2}} {
+		if *f.dst == "" {
+			*f.dst = f.src
+		}
+	}
+	return s
 }
 
 // fromCapabilities reads service addresses from GetCapabilities.
 func (r *capabilitiesResponse) services() services {
 	c := r.Capabilities
-	return services{Device: firstAddr(c.Device.XAddr), Media: firstAddr(c.Media.XAddr), PTZ: firstAddr(c.PTZ.XAddr), Events: firstAddr(c.Events.XAddr)}
+	return services{Device: firstAddr(c.Device.XAddr), Media: firstAddr(c.Media.XAddr), PTZ: firstAddr(c.PTZ.XAddr), Events: firstAddr(c.Events.XAddr),
+		Media2: firstAddr(c.Extension.Media2.XAddr)}
 }
 
 // services reads service addresses from GetServices.
@@ -255,6 +276,8 @@ func (r *servicesResponse) services() services {
 			s.Device = addr
 		case "http://www.onvif.org/ver10/media/wsdl":
 			s.Media = addr
+		case nsMedia2:
+			s.Media2 = addr
 		case "http://www.onvif.org/ver20/ptz/wsdl":
 			s.PTZ = addr
 		case "http://www.onvif.org/ver10/events/wsdl":

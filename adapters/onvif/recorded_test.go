@@ -70,7 +70,7 @@ func TestRecordedProfiles(t *testing.T) {
 	p := got[0]
 	p.Enc.inner = ""
 	want := profile{Token: "main", Name: "main", VSCToken: "vscfg0", SourceToken: "vidsrc0", PTZNode: "default",
-		Enc: encoder{Token: "main", Encoding: "H264", Width: 1920, Height: 1080, Quality: 8, FrameRate: 5, Bitrate: 1000, RateCtl: true, schemaPref: "tt"}}
+		Enc: encoder{Token: "main", Encoding: "H264", Width: 1920, Height: 1080, Quality: 8, FrameRate: 5, Bitrate: 1000, RateCtl: true, GOP: 30, schemaPref: "tt"}}
 	if diff := cmp.Diff(want, p, cmp.AllowUnexported(encoder{})); diff != "" {
 		t.Errorf("first profile (-want +got):\n%s", diff)
 	}

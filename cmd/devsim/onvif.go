@@ -27,6 +27,7 @@ func runONVIF(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	password := fs.String("password", "admin", "camera password")
 	auth := fs.String("auth", "digest", "authentication: digest, digest-sha256, usernametoken, none")
 	motion := fs.Duration("motion-every", 0, "toggle each camera's motion alarm at this period (0: never)")
+	media := fs.String("media", "both", "media services offered: 1 (Media1, Profile S), 2 (Media2, Profile T: profile 1 in H.265) or both")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -34,6 +35,11 @@ func runONVIF(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	case sim.AuthDigest, sim.AuthDigestSHA256, sim.AuthUsernameToken, sim.AuthNone:
 	default:
 		return fmt.Errorf("--auth %q: want digest, digest-sha256, usernametoken or none", *auth)
+	}
+	switch sim.Media(*media) {
+	case sim.Media1, sim.Media2, sim.MediaBoth:
+	default:
+		return fmt.Errorf("--media %q: want 1, 2 or both", *media)
 	}
 	if *count < 1 {
 		return fmt.Errorf("--count %d: want at least 1", *count)
@@ -57,7 +63,7 @@ func runONVIF(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return fmt.Errorf("listen %s: %w", addr, err)
 		}
 		cam := sim.New(sim.Config{Name: fmt.Sprintf("SimCam %d", i+1), Serial: fmt.Sprintf("SIM-%04d", i+1),
-			User: *user, Password: *password, Auth: sim.Auth(*auth), MotionEvery: *motion})
+			User: *user, Password: *password, Auth: sim.Auth(*auth), MotionEvery: *motion, Media: sim.Media(*media)})
 		cam.SetBase("http://" + ln.Addr().String())
 		fmt.Fprintf(stdout, "camera %d: %s\n", i+1, cam.URL())
 		g.Go(func() error { return cam.Serve(ctx, ln) })

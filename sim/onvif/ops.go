@@ -10,6 +10,20 @@ import (
 
 func (c *Camera) dispatch(w http.ResponseWriter, r *http.Request, op string, q *reqOp) {
 	base := c.advertised()
+	switch q.XMLName.Space {
+	case nsMedia2:
+		if c.cfg.Media == Media1 {
+			writeFault(w, http.StatusBadRequest, "env:Sender", "ter:ActionNotSupported", "Media2 is not offered")
+			return
+		}
+		c.media2Op(w, op, q)
+		return
+	case nsMedia1:
+		if c.cfg.Media == Media2 {
+			writeFault(w, http.StatusBadRequest, "env:Sender", "ter:ActionNotSupported", "Media1 is not offered")
+			return
+		}
+	}
 	switch op {
 	case "GetSystemDateAndTime":
 		t := c.now().UTC()
@@ -24,10 +38,20 @@ func (c *Camera) dispatch(w http.ResponseWriter, r *http.Request, op string, q *
 		if !c.cfg.NoPTZ {
 			ptz = `<tt:PTZ><tt:XAddr>` + base + `/onvif/ptz_service</tt:XAddr></tt:PTZ>`
 		}
-		writeOK(w, `<tds:GetCapabilitiesResponse><tds:Capabilities><tt:Device><tt:XAddr>`+base+`/onvif/device_service</tt:XAddr></tt:Device><tt:Events><tt:XAddr>`+base+`/onvif/events_service</tt:XAddr><tt:WSSubscriptionPolicySupport>false</tt:WSSubscriptionPolicySupport><tt:WSPullPointSupport>true</tt:WSPullPointSupport></tt:Events><tt:Media><tt:XAddr>`+base+`/onvif/media_service</tt:XAddr></tt:Media>`+ptz+`</tds:Capabilities></tds:GetCapabilitiesResponse>`)
+		media := `<tt:Media><tt:XAddr>` + base + `/onvif/media_service</tt:XAddr></tt:Media>`
+		if c.cfg.Media == Media2 {
+			media = "" // GetCapabilities has no standard place for Media2
+		}
+		writeOK(w, `<tds:GetCapabilitiesResponse><tds:Capabilities><tt:Device><tt:XAddr>`+base+`/onvif/device_service</tt:XAddr></tt:Device><tt:Events><tt:XAddr>`+base+`/onvif/events_service</tt:XAddr><tt:WSSubscriptionPolicySupport>false</tt:WSSubscriptionPolicySupport><tt:WSPullPointSupport>true</tt:WSPullPointSupport></tt:Events>`+media+ptz+`</tds:Capabilities></tds:GetCapabilitiesResponse>`)
 	case "GetServices":
 		s := `<tds:GetServicesResponse>`
-		svc := [][2]string{{"http://www.onvif.org/ver10/device/wsdl", "device_service"}, {"http://www.onvif.org/ver10/media/wsdl", "media_service"}, {"http://www.onvif.org/ver10/events/wsdl", "events_service"}}
+		svc := [][2]string{{"http://www.onvif.org/ver10/device/wsdl", "device_service"}, {"http://www.onvif.org/ver10/events/wsdl", "events_service"}}
+		if c.cfg.Media != Media2 {
+			svc = append(svc, [2]string{nsMedia1, "media_service"})
+		}
+		if c.cfg.Media != Media1 {
+			svc = append(svc, [2]string{nsMedia2, "media2_service"})
+		}
 		if !c.cfg.NoPTZ {
 			svc = append(svc, [2]string{"http://www.onvif.org/ver20/ptz/wsdl", "ptz_service"})
 		}

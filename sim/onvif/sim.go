@@ -3,6 +3,7 @@
 // WS-UsernameToken authentication, a PTZ head that moves over time,
 // presets, PullPoint events (a motion alarm and a digital input), a JPEG
 // snapshot, a WS-Discovery responder, and switches that inject faults.
+// Its media service is Media1 (ver10), Media2 (ver20) or both (Config.Media).
 //
 // A Camera is an http.Handler; Serve runs it on a listener until its
 // context ends. Listeners are the caller's: tests and devsim bind them to
@@ -66,7 +67,21 @@ type Config struct {
 	// AdvertiseHost replaces the host:port in the service addresses the
 	// camera reports (to test host rewriting); empty reports its own.
 	AdvertiseHost string
+	// Media is the media services the camera offers (default both).
+	Media Media
 }
+
+// Media selects the media services a camera offers: Media1 (ver10, the
+// Profile S service) and Media2 (ver20, Profile T's, where profile 1's
+// encoder is H.265).
+type Media string
+
+// The media service choices.
+const (
+	MediaBoth Media = "both"
+	Media1    Media = "1"
+	Media2    Media = "2"
+)
 
 // Faults are the failures a camera can be switched to.
 type Faults struct {
@@ -146,6 +161,9 @@ func New(cfg Config) *Camera {
 	if cfg.SubscriptionTTL <= 0 {
 		cfg.SubscriptionTTL = 60 * time.Second
 	}
+	if cfg.Media == "" {
+		cfg.Media = MediaBoth
+	}
 	if cfg.Profiles <= 0 {
 		cfg.Profiles = 2
 	}
@@ -202,7 +220,9 @@ func (c *Camera) URL() string {
 	return c.base + "/onvif/device_service"
 }
 
-// Calls returns how many times the named operation was called.
+// Calls returns how many times the named operation was called. Media2's
+// operations are counted under their name ("GetProfiles") and also under
+// "tr2:" and their name ("tr2:GetProfiles").
 func (c *Camera) Calls(op string) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -435,6 +455,10 @@ type reqOp struct {
 			BitrateLimit   int `xml:"BitrateLimit"`
 		} `xml:"RateControl"`
 	} `xml:"Configuration"`
+	// Media2's
+	Protocol           string   `xml:"Protocol"`
+	ConfigurationToken string   `xml:"ConfigurationToken"`
+	Type               []string `xml:"Type"`
 }
 
 const realm = "simcam"
@@ -510,7 +534,7 @@ func writeFault(w http.ResponseWriter, status int, code, sub, reason string) {
 	fmt.Fprintf(w, `<?xml version="1.0" encoding="UTF-8"?><env:Envelope xmlns:env="http://www.w3.org/2003/05/soap-envelope" xmlns:ter="http://www.onvif.org/ver10/error"><env:Body><env:Fault><env:Code><env:Value>%s</env:Value><env:Subcode><env:Value>%s</env:Value></env:Subcode></env:Code><env:Reason><env:Text xml:lang="en">%s</env:Text></env:Reason></env:Fault></env:Body></env:Envelope>`, code, sub, reason)
 }
 
-const envOpen = `<?xml version="1.0" encoding="UTF-8"?><env:Envelope xmlns:env="http://www.w3.org/2003/05/soap-envelope" xmlns:tt="http://www.onvif.org/ver10/schema" xmlns:tds="http://www.onvif.org/ver10/device/wsdl" xmlns:trt="http://www.onvif.org/ver10/media/wsdl" xmlns:tptz="http://www.onvif.org/ver20/ptz/wsdl" xmlns:tev="http://www.onvif.org/ver10/events/wsdl" xmlns:wsnt="http://docs.oasis-open.org/wsn/b-2" xmlns:wsa="http://www.w3.org/2005/08/addressing" xmlns:tns1="http://www.onvif.org/ver10/topics"><env:Body>`
+const envOpen = `<?xml version="1.0" encoding="UTF-8"?><env:Envelope xmlns:env="http://www.w3.org/2003/05/soap-envelope" xmlns:tt="http://www.onvif.org/ver10/schema" xmlns:tds="http://www.onvif.org/ver10/device/wsdl" xmlns:trt="http://www.onvif.org/ver10/media/wsdl" xmlns:tr2="http://www.onvif.org/ver20/media/wsdl" xmlns:tptz="http://www.onvif.org/ver20/ptz/wsdl" xmlns:tev="http://www.onvif.org/ver10/events/wsdl" xmlns:wsnt="http://docs.oasis-open.org/wsn/b-2" xmlns:wsa="http://www.w3.org/2005/08/addressing" xmlns:tns1="http://www.onvif.org/ver10/topics"><env:Body>`
 const envClose = `</env:Body></env:Envelope>`
 
 func writeOK(w http.ResponseWriter, body string) {
