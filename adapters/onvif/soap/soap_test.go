@@ -268,8 +268,8 @@ func TestDecodeFault(t *testing.T) {
 			wantErr: "SOAP fault env:Receiver: busy",
 		},
 		{
-			name: "SOAP 1.1 detail",
-			body: `<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><s:Fault><faultcode>s:Client</faultcode><faultstring>bad</faultstring><detail><reason>token expired</reason></detail></s:Fault></s:Body></s:Envelope>`,
+			name:    "SOAP 1.1 detail",
+			body:    `<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><s:Fault><faultcode>s:Client</faultcode><faultstring>bad</faultstring><detail><reason>token expired</reason></detail></s:Fault></s:Body></s:Envelope>`,
 			want:    soap.Fault{Code: "s:Client", Reason: "bad", Detail: "token expired"},
 			wantErr: "SOAP fault s:Client: bad: detail: token expired",
 		},
