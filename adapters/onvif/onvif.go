@@ -150,13 +150,15 @@ func (a *Adapter) wrap(err error) error {
 	var fault *soap.Fault
 	var ne net.Error
 	switch {
+	case errors.Is(err, soap.ErrUnauthorized):
+		sentinel = adapters.ErrUnauthorized
 	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
 		sentinel = adapters.ErrTimeout
 	case errors.As(err, &fault):
 		if strings.Contains(fault.Subcode, "InvalidArgVal") || strings.Contains(fault.Subcode, "NoProfile") || strings.Contains(fault.Subcode, "NoToken") {
 			sentinel = adapters.ErrBadRequest
 		}
-	case errors.Is(err, context.Canceled), errors.Is(err, soap.ErrUnauthorized), errors.Is(err, soap.ErrMalformed):
+	case errors.Is(err, context.Canceled), errors.Is(err, soap.ErrMalformed):
 	default:
 		var se *soap.StatusError
 		if !errors.As(err, &se) {
