@@ -20,4 +20,8 @@ var (
 	// ErrOffline is returned when the device is known to be unreachable
 	// (reply code 503).
 	ErrOffline = errors.New("device offline")
+	// ErrUnauthorized is returned when the device refused the gateway's
+	// credentials (reply code 401): trying again will not help until the
+	// credentials are changed, on the device or in the configuration.
+	ErrUnauthorized = errors.New("credentials refused")
 )

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"slices"
 	"strings"
 	"sync"
@@ -40,7 +41,8 @@ type device struct {
 	desc      model.Device
 	described bool
 	online    bool
-	known     bool // online has been reported at least once
+	known     bool   // online has been reported at least once
+	reason    string // why it is offline: one of offlineReasons ("" online)
 	lastErr   string
 	lastData  time.Time
 	lastPoll  time.Time
@@ -183,7 +185,44 @@ func (d *device) setErr(err error) {
 	d.b.cfg.Metrics.DeviceErrors.WithLabelValues(d.spec.ID).Inc()
 }
 
-// setOnline records the state and reports whether it changed.
+// Why a sub-device is offline: the bounded set of reasons /status and the
+// osapgw_device_offline_reason metric show.
+const (
+	// ReasonUnreachable: the device cannot be reached (connection
+	// refused, no route, link down).
+	ReasonUnreachable = "unreachable"
+	// ReasonTimeout: the device did not answer in time.
+	ReasonTimeout = "timeout"
+	// ReasonCredentials: the device refused the gateway's credentials.
+	ReasonCredentials = "credentials"
+	// ReasonProtocol: the device answered, but not as it should (faults,
+	// garbage, an error the adapter could not place).
+	ReasonProtocol = "protocol"
+)
+
+// offlineReasons are the reasons, in the order the metric lists them.
+var offlineReasons = []string{ReasonUnreachable, ReasonTimeout, ReasonCredentials, ReasonProtocol}
+
+// offlineReason places the error a device went offline with among
+// offlineReasons, by the sentinels of package adapters (and net.Error for
+// adapters that return network errors as they come).
+func offlineReason(err error) string {
+	var ne net.Error
+	switch {
+	case err == nil:
+		return ReasonUnreachable
+	case errors.Is(err, adapters.ErrUnauthorized):
+		return ReasonCredentials
+	case errors.Is(err, adapters.ErrTimeout), errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+		return ReasonTimeout
+	case errors.Is(err, adapters.ErrOffline), errors.As(err, &ne):
+		return ReasonUnreachable
+	}
+	return ReasonProtocol
+}
+
+// setOnline records the state, and why the device is offline, and
+// reports whether the state changed.
 func (d *device) setOnline(online bool, err error) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -193,11 +232,32 @@ func (d *device) setOnline(online bool, err error) bool {
 	changed := !d.known || d.online != online
 	d.online, d.known = online, true
 	v := 0.0
+	d.reason = ""
 	if online {
 		v = 1
+	} else {
+		d.reason = offlineReason(err)
 	}
 	d.b.cfg.Metrics.DeviceOnline.WithLabelValues(d.spec.ID, d.spec.Kind).Set(v)
+	for _, r := range offlineReasons {
+		x := 0.0
+		if r == d.reason {
+			x = 1
+		}
+		d.b.cfg.Metrics.DeviceOfflineReason.WithLabelValues(d.spec.ID, r).Set(x)
+	}
 	return changed
+}
+
+// refusedLocked returns an error wrapping adapters.ErrUnauthorized when the
+// device is offline because it refused the gateway's credentials, and
+// nil otherwise: a request to it is answered 401, not 503, as trying
+// again later will not help.
+func (d *device) refusedLocked() error {
+	if d.known && !d.online && d.reason == ReasonCredentials {
+		return fmt.Errorf("%w: sub-device %q is offline: %s", adapters.ErrUnauthorized, d.spec.ID, d.lastErr)
+	}
+	return nil
 }
 
 func (d *device) isOnline() bool {
@@ -255,14 +315,18 @@ type BadPoint struct {
 
 // DeviceStatus is what /status shows of one sub-device.
 type DeviceStatus struct {
-	ID        string    `json:"id"`
-	Kind      string    `json:"kind"`
-	Name      string    `json:"name,omitempty"`
-	State     string    `json:"state"`
-	LastData  time.Time `json:"last_data,omitzero"`
-	LastPoll  time.Time `json:"last_poll,omitzero"`
-	Reports   uint64    `json:"reports"`
-	LastError string    `json:"last_error,omitempty"`
+	ID    string `json:"id"`
+	Kind  string `json:"kind"`
+	Name  string `json:"name,omitempty"`
+	State string `json:"state"`
+	// OfflineReason says why the device is offline: unreachable,
+	// timeout, credentials (it refused the gateway's credentials) or
+	// protocol; empty while it is online or starting.
+	OfflineReason string    `json:"offline_reason,omitempty"`
+	LastData      time.Time `json:"last_data,omitzero"`
+	LastPoll      time.Time `json:"last_poll,omitzero"`
+	Reports       uint64    `json:"reports"`
+	LastError     string    `json:"last_error,omitempty"`
 	// BadPoints are the attributes whose last reported value is bad,
 	// sorted by resource and attribute.
 	BadPoints []BadPoint `json:"bad_points,omitempty"`
@@ -278,7 +342,7 @@ func (d *device) status() DeviceStatus {
 	case d.known:
 		state = "offline"
 	}
-	st := DeviceStatus{ID: d.spec.ID, Kind: d.spec.Kind, Name: d.spec.Name, State: state, LastData: d.lastData, LastPoll: d.lastPoll, Reports: d.reports, LastError: d.lastErr}
+	st := DeviceStatus{ID: d.spec.ID, Kind: d.spec.Kind, Name: d.spec.Name, State: state, OfflineReason: d.reason, LastData: d.lastData, LastPoll: d.lastPoll, Reports: d.reports, LastError: d.lastErr}
 	for _, p := range d.bad {
 		st.BadPoints = append(st.BadPoints, p)
 	}

@@ -19,6 +19,8 @@ func errorCode(err error) int {
 		return osap.CodeOK
 	case errors.Is(err, adapters.ErrBadRequest):
 		return osap.CodeBadRequest
+	case errors.Is(err, adapters.ErrUnauthorized):
+		return osap.CodeUnauthorized
 	case errors.Is(err, adapters.ErrNotFound):
 		return osap.CodeNotFound
 	case errors.Is(err, adapters.ErrNotWritable):
@@ -128,11 +130,18 @@ func (d *device) handle(ctx context.Context, m osap.Message) (body any, err erro
 	}
 	d.mu.Lock()
 	a, desc, described, online, known := d.adapter, d.desc, d.described, d.online, d.known
+	refused := d.refusedLocked()
 	d.mu.Unlock()
 	if a == nil || !described {
+		if refused != nil {
+			return nil, refused
+		}
 		return nil, fmt.Errorf("%w: sub-device %q is not running yet", adapters.ErrOffline, d.spec.ID)
 	}
 	reachable := func() error {
+		if refused != nil {
+			return refused
+		}
 		if known && !online {
 			return fmt.Errorf("%w: sub-device %q", adapters.ErrOffline, d.spec.ID)
 		}

@@ -7,11 +7,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/osapgw/osapgw/adapters"
 	"github.com/osapgw/osapgw/osap"
 )
 
 func TestDownlinkReplyCodes(t *testing.T) {
-	h := newHarness(t, Config{RequestTimeout: 100 * time.Millisecond}, "boiler-1", "slow", "broken")
+	h := newHarness(t, Config{RequestTimeout: 100 * time.Millisecond}, "boiler-1", "slow", "broken", "locked")
+	h.devs["locked"].setErr = fmt.Errorf("camera %q: %w: not authorized (HTTP 401, digest)", "locked", adapters.ErrUnauthorized)
 	h.devs["slow"].block = true
 	h.devs["broken"].setErr = errors.New("illegal data address (register 40010)")
 	h.devs["broken"].getBad = map[string]string{"temperature": "exception 2 (illegal data address)"}
@@ -34,6 +36,7 @@ func TestDownlinkReplyCodes(t *testing.T) {
 		{"malformed body", osap.TypeAttributeSet, "boiler-1", `{"resource":"main","valeurs":{}}`, 400, ""},
 		{"device timeout", osap.TypeAttributeSet, "slow", `{"resource":"main","values":{"setpoint":1}}`, 408, ""},
 		{"device error", osap.TypeAttributeSet, "broken", `{"resource":"main","values":{"setpoint":1}}`, 500, ""},
+		{"credentials refused", osap.TypeAttributeSet, "locked", `{"resource":"main","values":{"setpoint":1}}`, 401, ""},
 		{"get", osap.TypeAttributeGet, "boiler-1", `{"resource":"main","names":["temperature"]}`, 0, `{"values":{"temperature":{"v":21.5,"ts":1000,"q":"good"}}}`},
 		{"get unknown", osap.TypeAttributeGet, "boiler-1", `{"resource":"main","names":["colour"]}`, 404, ""},
 		{"get a bad point", osap.TypeAttributeGet, "broken", `{"resource":"main","names":["temperature"]}`, 500,

@@ -9,15 +9,18 @@ import (
 // model), message types from the binding. The
 // event counters are the event stream's (delivery.Metrics).
 type Metrics struct {
-	DeviceOnline  *prometheus.GaugeVec
-	DeviceReports *prometheus.CounterVec
-	DeviceErrors  *prometheus.CounterVec
-	Polls         *prometheus.CounterVec
-	PollDuration  *prometheus.HistogramVec
-	PointErrors   *prometheus.CounterVec
-	PointsBad     *prometheus.GaugeVec
-	MessagesOut   *prometheus.CounterVec
-	MessagesIn    *prometheus.CounterVec
+	DeviceOnline *prometheus.GaugeVec
+	// DeviceOfflineReason is 1 for the reason a device is offline and 0
+	// for the others (all 0 while it is online).
+	DeviceOfflineReason *prometheus.GaugeVec
+	DeviceReports       *prometheus.CounterVec
+	DeviceErrors        *prometheus.CounterVec
+	Polls               *prometheus.CounterVec
+	PollDuration        *prometheus.HistogramVec
+	PointErrors         *prometheus.CounterVec
+	PointsBad           *prometheus.GaugeVec
+	MessagesOut         *prometheus.CounterVec
+	MessagesIn          *prometheus.CounterVec
 }
 
 // NewMetrics creates the metrics and registers them with reg (nil: not
@@ -27,6 +30,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		DeviceOnline: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "osapgw_device_online", Help: "1 when the sub-device answers, 0 when it is offline.",
 		}, []string{"device", "kind"}),
+		DeviceOfflineReason: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "osapgw_device_offline_reason", Help: "1 for the reason the sub-device is offline (unreachable, timeout, credentials, protocol), 0 for the others; all 0 while it is online.",
+		}, []string{"device", "reason"}),
 		DeviceReports: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "osapgw_device_reports_total", Help: "Attribute reports received from the sub-device's adapter.",
 		}, []string{"device"}),
@@ -54,7 +60,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"type"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.DeviceOnline, m.DeviceReports, m.DeviceErrors, m.Polls, m.PollDuration, m.PointErrors, m.PointsBad, m.MessagesOut, m.MessagesIn)
+		reg.MustRegister(m.DeviceOnline, m.DeviceOfflineReason, m.DeviceReports, m.DeviceErrors, m.Polls, m.PollDuration, m.PointErrors, m.PointsBad, m.MessagesOut, m.MessagesIn)
 	}
 	return m
 }
@@ -68,4 +74,5 @@ func (m *Metrics) forget(id string) {
 	m.PointErrors.DeletePartialMatch(prometheus.Labels{"device": id})
 	m.Polls.DeletePartialMatch(prometheus.Labels{"device": id})
 	m.DeviceOnline.DeletePartialMatch(prometheus.Labels{"device": id})
+	m.DeviceOfflineReason.DeletePartialMatch(prometheus.Labels{"device": id})
 }

@@ -34,13 +34,15 @@ const (
 
 // Reply codes of downlink replies (binding 2.4).
 const (
-	CodeOK          = 0
-	CodeBadRequest  = 400
-	CodeNotFound    = 404
-	CodeTimeout     = 408
-	CodeNotWritable = 409
-	CodeDeviceError = 500
-	CodeOffline     = 503
+	CodeOK         = 0
+	CodeBadRequest = 400
+	// CodeUnauthorized: the device refused the gateway's credentials.
+	CodeUnauthorized = 401
+	CodeNotFound     = 404
+	CodeTimeout      = 408
+	CodeNotWritable  = 409
+	CodeDeviceError  = 500
+	CodeOffline      = 503
 )
 
 // MaxMessageSize bounds a business message's plaintext; larger ones are

@@ -25,6 +25,12 @@ type Config struct {
 	Poll time.Duration `toml:"poll"`
 	// Events enables the PullPoint subscription (default true).
 	Events *bool `toml:"events"`
+	// EventMap maps topics to events before the built-in mapping: the
+	// key is a topic (namespace prefixes ignored; a last segment "*"
+	// matches the topics beneath), the value motion, tamper,
+	// line_crossing, intrusion, digital_input, video_loss, or
+	// onvif.event to report the topic unmapped.
+	EventMap map[string]string `toml:"event_map"`
 	// HostRewrite replaces the host of reported service addresses with the
 	// one of URL (default true).
 	HostRewrite *bool `toml:"host_rewrite"`
@@ -70,6 +76,9 @@ func (c *Config) validate(id string) error {
 	}
 	if c.InsecureTLS && c.CAFile != "" {
 		bad("insecure_tls", "insecure_tls and ca_file: set both")
+	}
+	for _, err := range eventMapErrors(c.EventMap) {
+		errs = append(errs, &adapters.FieldError{Device: id, Key: "event_map", Err: err})
 	}
 	return errors.Join(errs...)
 }

@@ -178,15 +178,16 @@ func (a *Adapter) pull(ctx context.Context, k *camera, sub *subscription, seen *
 		}
 		bo.Reset()
 		for _, n := range res.Messages {
-			if !seen.keep(n) {
+			name, params := a.topics.classify(n)
+			resource := a.resourceFor(k, name, n)
+			if !seen.keep(n, name, resource, params) {
 				continue
 			}
-			name, params := classify(n)
 			at := time.Now()
 			if !n.UTC.IsZero() {
 				at = n.UTC.Add(-offset)
 			}
-			sink.Event(a.id, model.EventOccurrence{Resource: a.resourceFor(k, name, n), Event: name, Params: params, At: at})
+			sink.Event(a.id, model.EventOccurrence{Resource: resource, Event: name, Params: params, At: at})
 		}
 	}
 }
@@ -197,7 +198,7 @@ func (a *Adapter) resourceFor(k *camera, event string, n Notification) string {
 	if event == EventDigitalInput || event == EventGeneric {
 		return resDevice
 	}
-	for _, key := range []string{"VideoSourceConfigurationToken", "VideoSourceToken", "Source", "VideoSource"} {
+	for _, key := range sourceKeys {
 		v, ok := n.Source[key]
 		if !ok {
 			continue

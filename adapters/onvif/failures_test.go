@@ -30,7 +30,7 @@ func TestFaultyCameraBesideGoodOne(t *testing.T) {
 		{name: "garbage", faults: sim.Faults{Malformed: true}, wantCall: "GetSystemDateAndTime"},
 		{name: "SOAP fault", faults: sim.Faults{SOAPFault: true}, wantCall: "GetServices"},
 		{name: "slow", faults: sim.Faults{Slow: time.Minute}, wantCall: "GetSystemDateAndTime", wantErr: adapters.ErrTimeout},
-		{name: "401", faults: sim.Faults{Unauthorized: true}, wantCall: "GetSystemDateAndTime"},
+		{name: "401", faults: sim.Faults{Unauthorized: true}, wantCall: "GetSystemDateAndTime", wantErr: adapters.ErrUnauthorized},
 		{name: "offline", offline: true, wantCall: "GetSystemDateAndTime", wantErr: adapters.ErrOffline},
 	}
 	for _, tt := range tests {
@@ -156,5 +156,32 @@ func TestNoLeakOnFailedConnects(t *testing.T) {
 	}
 	if g > g0+2 || f > f0+2 {
 		t.Errorf("after %d failed connects: %d goroutines (was %d), %d open files (was %d)", n, g, g0, f, f0)
+	}
+}
+
+// TestWrongPassword: a camera that refuses the gateway's credentials,
+// with either authentication, gives errors wrapping
+// adapters.ErrUnauthorized from Get and Invoke and in the offline
+// status, so that the platform gets 401 and the status says why.
+func TestWrongPassword(t *testing.T) {
+	for _, auth := range []sim.Auth{sim.AuthDigest, sim.AuthUsernameToken} {
+		t.Run(string(auth), func(t *testing.T) {
+			cam := onviftest.Start(t, sim.Config{User: "admin", Password: "not-the-one", Auth: auth})
+			a := newAdapter(t, "cam1", cam.URL(), "")
+			if _, err := a.Get(context.Background(), "device", nil); !errors.Is(err, adapters.ErrUnauthorized) {
+				t.Errorf("Get = %v, want an error wrapping adapters.ErrUnauthorized", err)
+			}
+			if _, err := a.Invoke(context.Background(), "device", OpSyncTime, nil); !errors.Is(err, adapters.ErrUnauthorized) {
+				t.Errorf("Invoke = %v, want an error wrapping adapters.ErrUnauthorized", err)
+			}
+			rec := newRecorder()
+			runAdapter(t, a, rec)
+			rec.waitFor(t, "offline", func() bool { return len(rec.status) > 0 })
+			rec.mu.Lock()
+			defer rec.mu.Unlock()
+			if s := rec.status[0]; s.online || !errors.Is(s.err, adapters.ErrUnauthorized) {
+				t.Errorf("Status(%v, %v), want offline with an error wrapping adapters.ErrUnauthorized", s.online, s.err)
+			}
+		})
 	}
 }

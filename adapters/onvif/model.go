@@ -63,6 +63,15 @@ func resourcesOf(k *camera) []string {
 
 var stateParam = []model.Param{{Name: "state", Type: model.TypeBool, Description: "true while the condition holds"}}
 
+// videoEventParams are the parameters of a video source's events: its
+// state (absent for a line crossing the camera sends as a pulse), the
+// camera's rule and the video source (configuration) token the
+// notification named, where it named them.
+var videoEventParams = []model.Param{stateParam[0],
+	{Name: "rule", Type: model.TypeString, Description: "the camera's rule that raised it (Source item Rule)"},
+	{Name: "source", Type: model.TypeString, Description: "the video source or video source configuration token"},
+}
+
 // describe builds the model of a connected camera.
 func describe(id string, k *camera) model.Device {
 	d := model.Device{ID: id, Kind: Kind, Manufacturer: k.info.Manufacturer, Model: k.info.Model,
@@ -98,7 +107,9 @@ func describe(id string, k *camera) model.Device {
 			{Name: "gop", Type: model.TypeInt, Unit: "frames", Description: "group of pictures (GovLength)"},
 		}}
 		r.Areas = append(r.Areas, enc, model.Area{Name: "alarms", Events: []model.EventType{
-			{Name: EventMotion, Params: stateParam}, {Name: EventTamper, Params: stateParam}, {Name: EventVideoLoss, Params: stateParam},
+			{Name: EventMotion, Params: videoEventParams}, {Name: EventTamper, Params: videoEventParams}, {Name: EventVideoLoss, Params: videoEventParams},
+			{Name: EventLineCrossing, Description: "an object crossed a line rule", Params: videoEventParams},
+			{Name: EventIntrusion, Description: "an object inside a field rule", Params: videoEventParams},
 		}})
 		d.Resources = append(d.Resources, r)
 	}

@@ -138,45 +138,71 @@ const (
 	EventGeneric      = "onvif.event"
 )
 
-// classify maps a notification to a model event and its parameters.
-func classify(n Notification) (string, map[string]any) {
-	state := func(keys ...string) map[string]any {
-		for _, k := range keys {
-			if v, ok := n.Data[k]; ok {
-				b, err := parseBool(v)
-				if err == nil {
-					return map[string]any{"state": b}
-				}
-			}
+// classify maps a notification to a model event and its parameters with
+// the built-in topics only.
+func classify(n Notification) (string, map[string]any) { return defaultEvents.classify(n) }
+
+// stateKeys are the Data items that carry an event's state, in the
+// order they are looked for (matched whatever their case).
+var stateKeys = []string{"State", "IsMotion", "IsTamper", "IsInside", "IsLineCross", "IsIntrusion", "LogicalState", "Level", "active"}
+
+// sourceKeys are the Source items that name the video source.
+var sourceKeys = []string{"VideoSourceConfigurationToken", "VideoSourceToken", "VideoSource", "Source"}
+
+// classify maps a notification to a model event and its parameters: for
+// the mapped events, state (when the Data carries one), and rule and
+// source (when the Source names them), or input for a digital input;
+// for EventGeneric, the topic and the Source and Data items.
+func (m *eventMap) classify(n Notification) (string, map[string]any) {
+	name := m.lookup(n.Topic)
+	if name == EventGeneric {
+		p := map[string]any{"topic": n.Topic}
+		if n.Source != nil {
+			p["source"] = toAny(n.Source)
 		}
-		return map[string]any{}
+		if n.Data != nil {
+			p["data"] = toAny(n.Data)
+		}
+		return name, p
 	}
-	switch n.Topic {
-	case "VideoSource/MotionAlarm", "RuleEngine/CellMotionDetector/Motion", "RuleEngine/MotionRegionDetector/Motion":
-		return EventMotion, state("State", "IsMotion")
-	case "RuleEngine/TamperDetector/Tamper", "VideoSource/GlobalSceneChange/ImagingService",
-		"VideoSource/GlobalSceneChange/AnalyticsService", "VideoSource/GlobalSceneChange/RecordingService", "VideoSource/GlobalSceneChange":
-		return EventTamper, state("IsTamper", "State")
-	case "Device/Trigger/DigitalInput", "Device/IO/VirtualPort":
-		p := state("LogicalState", "State", "Level")
-		for _, k := range []string{"InputToken", "Index", "Port"} {
-			if v, ok := n.Source[k]; ok {
-				p["input"] = v
+	p := map[string]any{}
+	for _, k := range stateKeys {
+		if v, ok := item(n.Data, k); ok {
+			if b, err := parseBool(v); err == nil {
+				p["state"] = b
 				break
 			}
 		}
-		return EventDigitalInput, p
-	case "VideoSource/SignalLoss":
-		return EventVideoLoss, state("State")
 	}
-	p := map[string]any{"topic": n.Topic}
-	if n.Source != nil {
-		p["source"] = toAny(n.Source)
+	if name == EventDigitalInput {
+		if v, ok := item(n.Source, "InputToken", "Index", "Port"); ok {
+			p["input"] = v
+		}
+		return name, p
 	}
-	if n.Data != nil {
-		p["data"] = toAny(n.Data)
+	if v, ok := item(n.Source, sourceKeys...); ok {
+		p["source"] = v
 	}
-	return EventGeneric, p
+	if v, ok := item(n.Source, "Rule"); ok {
+		p["rule"] = v
+	}
+	return name, p
+}
+
+// item returns the value of the first of keys that m holds, matching
+// the names whatever their case.
+func item(m map[string]string, keys ...string) (string, bool) {
+	for _, k := range keys {
+		if v, ok := m[k]; ok {
+			return v, true
+		}
+		for name, v := range m {
+			if strings.EqualFold(name, k) {
+				return v, true
+			}
+		}
+	}
+	return "", false
 }
 
 func toAny(m map[string]string) map[string]any {
@@ -197,20 +223,73 @@ func parseBool(s string) (bool, error) {
 	return strconv.ParseBool(s)
 }
 
-// dedup suppresses the states a camera resends when subscribed again: it
-// keeps the last data per (topic, source) and drops an "Initialized"
-// message whose data did not change.
-// It is kept by the adapter across connections, so a camera that comes
-// back after an outage does not report its unchanged states again.
+// dedup suppresses what is not a transition. A mapped event with a
+// state is kept per (event, resource, rule or input) whatever topics
+// carry it: a camera that reports motion under two topics (Hikvision:
+// VideoSource/MotionAlarm and RuleEngine/CellMotionDetector/Motion, with
+// different tokens of the same video source) gives one event when the
+// state of any of them turns on, and one when the last of them turns
+// off. Other notifications are kept per (topic, source): an
+// "Initialized" message whose data did not change is dropped, the rest
+// pass.
+//
+// It is kept by the adapter across connections, so the states a camera
+// resends on every new subscription, and when it comes back after an
+// outage, are not reported again.
 type dedup struct {
 	mu   sync.Mutex
 	last map[string]string
+	// states holds each group's members' states: group (event NUL
+	// resource NUL rule or input) → member (topic NUL source items) →
+	// state.
+	states map[string]map[string]bool
 }
 
-func newDedup() *dedup { return &dedup{last: map[string]string{}} }
+func newDedup() *dedup {
+	return &dedup{last: map[string]string{}, states: map[string]map[string]bool{}}
+}
 
-// keep reports whether n should be reported, and records its state.
-func (d *dedup) keep(n Notification) bool {
+// keep reports whether n, classified as event ev with params p on
+// resource res, should be reported, and records its state.
+func (d *dedup) keep(n Notification, ev, res string, p map[string]any) bool {
+	state, ok := p["state"].(bool)
+	if ev == EventGeneric || !ok {
+		return d.keepData(n)
+	}
+	var which string
+	switch ev {
+	case EventLineCrossing, EventIntrusion:
+		which, _ = p["rule"].(string)
+	case EventDigitalInput:
+		which, _ = p["input"].(string)
+	}
+	group := ev + "\x00" + res + "\x00" + which
+	member := n.Topic + "\x00" + flat(n.Source)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	g, seen := d.states[group]
+	if !seen {
+		d.states[group] = map[string]bool{member: state}
+		return true
+	}
+	before := anyTrue(g)
+	g[member] = state
+	return anyTrue(g) != before
+}
+
+func anyTrue(m map[string]bool) bool {
+	for _, v := range m {
+		if v {
+			return true
+		}
+	}
+	return false
+}
+
+// keepData keeps a notification without a state: plain events always,
+// properties unless an "Initialized" one repeats the data last seen for
+// its (topic, source).
+func (d *dedup) keepData(n Notification) bool {
 	if n.Operation == "" {
 		return true // a plain event, not a property
 	}

@@ -2,8 +2,8 @@
 // sub-device. Its profiles become resources "video/1"...(stream and
 // snapshot URIs, encoder settings), its PTZ heads "ptz/1"... (position,
 // presets, moves), the device itself "device" (information, reboot,
-// clock); its motion, tamper, input and video loss alarms, taken from a
-// PullPoint subscription, become events.
+// clock); its motion, tamper, line crossing, intrusion, input and video
+// loss alarms, taken from a PullPoint subscription, become events.
 //
 // The request types are those of github.com/use-go/onvif where they
 // marshal correctly; the transport (package soap), the response types that
@@ -55,6 +55,7 @@ type Adapter struct {
 	log      *slog.Logger
 	warnings []error
 
+	topics *eventMap  // the camera's topics → events
 	seen   *dedup     // last states of the camera's properties
 	dialMu sync.Mutex // one dial at a time
 	mu     sync.Mutex
@@ -74,7 +75,7 @@ func New(id string, dec adapters.Decoder, env adapters.Env) (*Adapter, error) {
 	if err := cfg.validate(id); err != nil {
 		return nil, err
 	}
-	a := &Adapter{id: id, cfg: cfg, log: env.Logger, seen: newDedup()}
+	a := &Adapter{id: id, cfg: cfg, log: env.Logger, topics: newEventMap(cfg.EventMap), seen: newDedup()}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}
@@ -149,13 +150,15 @@ func (a *Adapter) wrap(err error) error {
 	var fault *soap.Fault
 	var ne net.Error
 	switch {
+	case errors.Is(err, soap.ErrUnauthorized):
+		sentinel = adapters.ErrUnauthorized
 	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
 		sentinel = adapters.ErrTimeout
 	case errors.As(err, &fault):
 		if strings.Contains(fault.Subcode, "InvalidArgVal") || strings.Contains(fault.Subcode, "NoProfile") || strings.Contains(fault.Subcode, "NoToken") {
 			sentinel = adapters.ErrBadRequest
 		}
-	case errors.Is(err, context.Canceled), errors.Is(err, soap.ErrUnauthorized), errors.Is(err, soap.ErrMalformed):
+	case errors.Is(err, context.Canceled), errors.Is(err, soap.ErrMalformed):
 	default:
 		var se *soap.StatusError
 		if !errors.As(err, &se) {

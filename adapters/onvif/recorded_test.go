@@ -154,8 +154,11 @@ func TestRecordedDateTimeAndFault(t *testing.T) {
 	if err != nil || fault == nil {
 		t.Fatalf("Decode(Error.xml) = %v, %v", fault, err)
 	}
-	if fault.Code != "fault code" || fault.Subcode != "ter:fault subcode/ter:fault subcode" || fault.Reason != "fault reason" {
+	if fault.Code != "fault code" || fault.Subcode != "ter:fault subcode/ter:fault subcode" || fault.Reason != "fault reason" || fault.Detail != "fault detail" {
 		t.Errorf("fault = %+v", fault)
+	}
+	if got, want := fault.Error(), "SOAP fault fault code (ter:fault subcode/ter:fault subcode): fault reason: detail: fault detail"; got != want {
+		t.Errorf("fault.Error() = %q, want %q", got, want)
 	}
 }
 

@@ -28,6 +28,7 @@ func runONVIF(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	auth := fs.String("auth", "digest", "authentication: digest, digest-sha256, usernametoken, none")
 	motion := fs.Duration("motion-every", 0, "toggle each camera's motion alarm at this period (0: never)")
 	media := fs.String("media", "both", "media services offered: 1 (Media1, Profile S), 2 (Media2, Profile T: profile 1 in H.265) or both")
+	double := fs.Bool("double-motion", false, "report motion under two topics, as Hikvision cameras do")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -63,7 +64,7 @@ func runONVIF(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return fmt.Errorf("listen %s: %w", addr, err)
 		}
 		cam := sim.New(sim.Config{Name: fmt.Sprintf("SimCam %d", i+1), Serial: fmt.Sprintf("SIM-%04d", i+1),
-			User: *user, Password: *password, Auth: sim.Auth(*auth), MotionEvery: *motion, Media: sim.Media(*media)})
+			User: *user, Password: *password, Auth: sim.Auth(*auth), MotionEvery: *motion, Media: sim.Media(*media), DoubleMotion: *double})
 		cam.SetBase("http://" + ln.Addr().String())
 		fmt.Fprintf(stdout, "camera %d: %s\n", i+1, cam.URL())
 		g.Go(func() error { return cam.Serve(ctx, ln) })

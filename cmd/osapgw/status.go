@@ -9,6 +9,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/osapgw/osapgw/bridge"
 	"github.com/osapgw/osapgw/gateway"
 )
 
@@ -64,7 +65,7 @@ func printStatus(w io.Writer, st gateway.Status, now time.Time) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "DEVICE\tKIND\tSTATE\tLAST POLL\tLAST DATA\tREPORTS\tLAST ERROR")
 	for _, d := range st.Devices {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", d.ID, d.Kind, d.State, ago(now, d.LastPoll), ago(now, d.LastData), d.Reports, orDash(d.LastError))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", d.ID, d.Kind, stateText(d), ago(now, d.LastPoll), ago(now, d.LastData), d.Reports, orDash(d.LastError))
 	}
 	tw.Flush()
 	bad := false
@@ -78,6 +79,26 @@ func printStatus(w io.Writer, st gateway.Status, now time.Time) {
 		}
 	}
 	tw.Flush()
+}
+
+// stateText is a device's state with why it is offline, when it is.
+func stateText(d bridge.DeviceStatus) string {
+	why, ok := reasonText[d.OfflineReason]
+	if !ok {
+		why = d.OfflineReason
+	}
+	if d.State != "offline" || why == "" {
+		return d.State
+	}
+	return d.State + " (" + why + ")"
+}
+
+// reasonText says the offline reasons of bridge.DeviceStatus in words.
+var reasonText = map[string]string{
+	bridge.ReasonUnreachable: "unreachable",
+	bridge.ReasonTimeout:     "no answer in time",
+	bridge.ReasonCredentials: "credentials refused",
+	bridge.ReasonProtocol:    "protocol error",
 }
 
 func ago(now, t time.Time) string {

@@ -38,6 +38,13 @@ bad points:
   meter-1  main/energy  exception 2 (illegal data address)  since 2m0s ago
   meter-1  main/thd     no answer within 1s                 since 1m0s ago
 `},
+		{name: "offline with its reason", devs: []bridge.DeviceStatus{
+			{ID: "cam-1", Kind: "onvif", State: "offline", OfflineReason: bridge.ReasonCredentials, LastError: `camera "cam-1": credentials refused`},
+			{ID: "cam-2", Kind: "onvif", State: "offline", OfflineReason: bridge.ReasonTimeout, LastError: "device timeout"},
+		}, want: `DEVICE  KIND   STATE                          LAST POLL  LAST DATA  REPORTS  LAST ERROR
+cam-1   onvif  offline (credentials refused)  -          -          0        camera "cam-1": credentials refused
+cam-2   onvif  offline (no answer in time)    -          -          0        device timeout
+`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

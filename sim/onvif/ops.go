@@ -251,7 +251,8 @@ func (c *Camera) eventOp(w http.ResponseWriter, r *http.Request, op string, q *r
 		c.nextSub++
 		id := strconv.Itoa(c.nextSub)
 		s := &subscription{id: id, termination: now.Add(c.cfg.SubscriptionTTL), wake: make(chan struct{}, 1)}
-		s.queue = append(s.queue, c.motionNote("Initialized", now), c.inputNote("Initialized", now))
+		s.queue = append(s.queue, c.motionNotes("Initialized", now)...)
+		s.queue = append(s.queue, c.inputNote("Initialized", now))
 		c.subs[id] = s
 		c.mu.Unlock()
 		addr := c.advertised() + "/onvif/subscription/" + id

@@ -1,7 +1,8 @@
 // Package onvif simulates ONVIF cameras for the demo, tests and benchmarks:
 // the device, media, PTZ and event services over HTTP, HTTP Digest or
 // WS-UsernameToken authentication, a PTZ head that moves over time,
-// presets, PullPoint events (a motion alarm and a digital input), a JPEG
+// presets, PullPoint events (a motion alarm, once or twice as Hikvision
+// reports it, a digital input, line crossing and intrusion rules), a JPEG
 // snapshot, a WS-Discovery responder, and switches that inject faults.
 // Its media service is Media1 (ver10), Media2 (ver20) or both (Config.Media).
 //
@@ -69,6 +70,12 @@ type Config struct {
 	AdvertiseHost string
 	// Media is the media services the camera offers (default both).
 	Media Media
+	// DoubleMotion reports motion the way Hikvision cameras do: under
+	// tns1:VideoSource/MotionAlarm (Source "Source" = the video source)
+	// and under tns1:RuleEngine/CellMotionDetector/Motion (Source
+	// VideoSourceConfigurationToken and Rule "MyMotionDetectorRule",
+	// Data IsMotion), each change twice.
+	DoubleMotion bool
 }
 
 // Media selects the media services a camera offers: Media1 (ver10, the
@@ -292,7 +299,35 @@ func (c *Camera) SetMotion(on bool) {
 		return
 	}
 	c.motion = on
-	c.broadcastLocked(c.motionNote("Changed", time.Now()))
+	for _, n := range c.motionNotes("Changed", time.Now()) {
+		c.broadcastLocked(n)
+	}
+}
+
+// CrossLine reports an object crossing the line rule called rule, as
+// cameras that follow the ONVIF analytics topics send it (Hikvision,
+// Dahua, Uniview): tns1:RuleEngine/LineDetector/Crossed, a pulse whose
+// Data is the object's id.
+func (c *Camera) CrossLine(rule string, object int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.broadcastLocked(notification{topic: "tns1:RuleEngine/LineDetector/Crossed", source: ruleSource(rule),
+		data: [][2]string{{"ObjectId", strconv.Itoa(object)}}, at: time.Now()})
+}
+
+// SetIntrusion reports whether objects are inside the field rule called
+// rule: tns1:RuleEngine/FieldDetector/ObjectsInside, Data IsInside.
+func (c *Camera) SetIntrusion(rule string, inside bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.broadcastLocked(notification{topic: "tns1:RuleEngine/FieldDetector/ObjectsInside", source: ruleSource(rule),
+		data: [][2]string{{"IsInside", strconv.FormatBool(inside)}}, op: "Changed", at: time.Now()})
+}
+
+// ruleSource is the Source of an analytics rule's notification on the
+// camera's video source configuration.
+func ruleSource(rule string) [][2]string {
+	return [][2]string{{"VideoSourceConfigurationToken", "vsc_1"}, {"VideoAnalyticsConfigurationToken", "va_1"}, {"Rule", rule}}
 }
 
 // SetInput sets the digital input and notifies subscribers when it
@@ -315,9 +350,16 @@ func (c *Camera) Notify(topic string, source, data [][2]string) {
 	c.broadcastLocked(notification{topic: topic, source: source, data: data, op: "Changed", at: time.Now()})
 }
 
-func (c *Camera) motionNote(op string, at time.Time) notification {
-	return notification{topic: "tns1:VideoSource/MotionAlarm", source: [][2]string{{"Source", "vs1"}},
-		data: [][2]string{{"State", strconv.FormatBool(c.motion)}}, op: op, at: at}
+// motionNotes are the notifications of the motion alarm's state: one,
+// or two with DoubleMotion.
+func (c *Camera) motionNotes(op string, at time.Time) []notification {
+	ns := []notification{{topic: "tns1:VideoSource/MotionAlarm", source: [][2]string{{"Source", "vs1"}},
+		data: [][2]string{{"State", strconv.FormatBool(c.motion)}}, op: op, at: at}}
+	if c.cfg.DoubleMotion {
+		ns = append(ns, notification{topic: "tns1:RuleEngine/CellMotionDetector/Motion", source: ruleSource("MyMotionDetectorRule"),
+			data: [][2]string{{"IsMotion", strconv.FormatBool(c.motion)}}, op: op, at: at})
+	}
+	return ns
 }
 
 func (c *Camera) inputNote(op string, at time.Time) notification {

@@ -18,10 +18,40 @@ type faultXML struct {
 	Reason struct {
 		Text []string `xml:"Text"`
 	} `xml:"Reason"`
+	Detail textXML `xml:"Detail"`
 	// SOAP 1.1, which some cameras still answer with.
-	FaultCode   string `xml:"faultcode"`
-	FaultString string `xml:"faultstring"`
+	FaultCode   string  `xml:"faultcode"`
+	FaultString string  `xml:"faultstring"`
+	DetailV11   textXML `xml:"detail"`
 }
+
+// textXML collects the character data of an element and of everything
+// inside it (env:Detail holds env:Text, ter:ErrorDetail or plain text,
+// as cameras choose), each piece trimmed, joined by spaces.
+type textXML struct {
+	parts []string
+}
+
+func (t *textXML) UnmarshalXML(d *xml.Decoder, start xml.StartElement) error {
+	for {
+		tok, err := d.Token()
+		if err != nil {
+			return err
+		}
+		switch x := tok.(type) {
+		case xml.CharData:
+			if s := strings.Join(strings.Fields(string(x)), " "); s != "" {
+				t.parts = append(t.parts, s)
+			}
+		case xml.EndElement:
+			if x.Name == start.Name {
+				return nil
+			}
+		}
+	}
+}
+
+func (t *textXML) String() string { return strings.Join(t.parts, " ") }
 
 type subcodeXML struct {
 	Value   string      `xml:"Value"`
@@ -120,6 +150,10 @@ func (f *faultXML) fault() *Fault {
 	}
 	if out.Reason == "" {
 		out.Reason = strings.TrimSpace(f.FaultString)
+	}
+	out.Detail = f.Detail.String()
+	if out.Detail == "" {
+		out.Detail = f.DetailV11.String()
 	}
 	return out
 }

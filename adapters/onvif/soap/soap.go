@@ -56,9 +56,13 @@ type Fault struct {
 	Subcode string
 	// Reason is the human-readable reason.
 	Reason string
+	// Detail is the text of the fault's Detail (SOAP 1.2 env:Detail, SOAP
+	// 1.1 detail), whitespace collapsed: what the camera says went wrong,
+	// often more than Reason.
+	Detail string
 }
 
-// Error returns code, subcode and reason.
+// Error returns code, subcode chain, reason and detail.
 func (f *Fault) Error() string {
 	s := "SOAP fault " + f.Code
 	if f.Subcode != "" {
@@ -66,6 +70,9 @@ func (f *Fault) Error() string {
 	}
 	if f.Reason != "" {
 		s += ": " + f.Reason
+	}
+	if f.Detail != "" && f.Detail != f.Reason {
+		s += ": detail: " + f.Detail
 	}
 	return s
 }

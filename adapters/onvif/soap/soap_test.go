@@ -236,3 +236,62 @@ func TestParseChallengeHeaders(t *testing.T) {
 		t.Errorf("Authorization sent = %q, want the SHA-256 challenge answered", seen)
 	}
 }
+
+func TestDecodeFault(t *testing.T) {
+	const env12 = `<env:Envelope xmlns:env="http://www.w3.org/2003/05/soap-envelope" xmlns:ter="http://www.onvif.org/ver10/error"><env:Body><env:Fault>`
+	const end12 = `</env:Fault></env:Body></env:Envelope>`
+	tests := []struct {
+		name    string
+		body    string
+		want    soap.Fault
+		wantErr string // the fault's message
+	}{
+		{
+			name: "SOAP 1.2 with a subcode chain and a Detail Text",
+			body: env12 + `<env:Code><env:Value>env:Sender</env:Value><env:Subcode><env:Value>ter:InvalidArgVal</env:Value><env:Subcode><env:Value>ter:NoProfile</env:Value></env:Subcode></env:Subcode></env:Code>` +
+				`<env:Reason><env:Text xml:lang="en">Invalid argument</env:Text></env:Reason><env:Detail><env:Text>profile "p9" does not exist</env:Text></env:Detail>` + end12,
+			want:    soap.Fault{Code: "env:Sender", Subcode: "ter:InvalidArgVal/ter:NoProfile", Reason: "Invalid argument", Detail: `profile "p9" does not exist`},
+			wantErr: `SOAP fault env:Sender (ter:InvalidArgVal/ter:NoProfile): Invalid argument: detail: profile "p9" does not exist`,
+		},
+		{
+			name: "SOAP 1.2 with a vendor element in Detail",
+			body: env12 + `<env:Code><env:Value>env:Receiver</env:Value></env:Code><env:Reason><env:Text>Action failed</env:Text></env:Reason>` +
+				`<env:Detail><ter:ErrorDetail>
+				   encoder busy</ter:ErrorDetail><ter:Code>17</ter:Code></env:Detail>` + end12,
+			want:    soap.Fault{Code: "env:Receiver", Reason: "Action failed", Detail: "encoder busy 17"},
+			wantErr: "SOAP fault env:Receiver: Action failed: detail: encoder busy 17",
+		},
+		{
+			name:    "a Detail that repeats the reason is not said twice",
+			body:    env12 + `<env:Code><env:Value>env:Receiver</env:Value></env:Code><env:Reason><env:Text>busy</env:Text></env:Reason><env:Detail>busy</env:Detail>` + end12,
+			want:    soap.Fault{Code: "env:Receiver", Reason: "busy", Detail: "busy"},
+			wantErr: "SOAP fault env:Receiver: busy",
+		},
+		{
+			name:    "SOAP 1.1 detail",
+			body:    `<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><s:Fault><faultcode>s:Client</faultcode><faultstring>bad</faultstring><detail><reason>token expired</reason></detail></s:Fault></s:Body></s:Envelope>`,
+			want:    soap.Fault{Code: "s:Client", Reason: "bad", Detail: "token expired"},
+			wantErr: "SOAP fault s:Client: bad: detail: token expired",
+		},
+		{
+			name:    "no detail",
+			body:    env12 + `<env:Code><env:Value>env:Receiver</env:Value></env:Code><env:Reason><env:Text>simulated failure</env:Text></env:Reason>` + end12,
+			want:    soap.Fault{Code: "env:Receiver", Reason: "simulated failure"},
+			wantErr: "SOAP fault env:Receiver: simulated failure",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f, err := soap.Decode([]byte(tt.body), nil)
+			if err != nil || f == nil {
+				t.Fatalf("Decode = %v, %v, want a fault", f, err)
+			}
+			if *f != tt.want {
+				t.Errorf("Decode = %+v, want %+v", *f, tt.want)
+			}
+			if got := f.Error(); got != tt.wantErr {
+				t.Errorf("Error() = %q, want %q", got, tt.wantErr)
+			}
+		})
+	}
+}
