@@ -243,10 +243,14 @@ type dedup struct {
 	// resource NUL rule or input) → member (topic NUL source items) →
 	// state.
 	states map[string]map[string]bool
+	// rules holds the last rule name any member of a group carried, so
+	// that a transition reported by a topic without one (Hikvision's
+	// MotionAlarm) still says which rule the camera's detector runs.
+	rules map[string]string
 }
 
 func newDedup() *dedup {
-	return &dedup{last: map[string]string{}, states: map[string]map[string]bool{}}
+	return &dedup{last: map[string]string{}, states: map[string]map[string]bool{}, rules: map[string]string{}}
 }
 
 // keep reports whether n, classified as event ev with params p on
@@ -267,6 +271,11 @@ func (d *dedup) keep(n Notification, ev, res string, p map[string]any) bool {
 	member := n.Topic + "\x00" + flat(n.Source)
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if r, ok := p["rule"].(string); ok && r != "" {
+		d.rules[group] = r
+	} else if r := d.rules[group]; r != "" {
+		p["rule"] = r
+	}
 	g, seen := d.states[group]
 	if !seen {
 		d.states[group] = map[string]bool{member: state}

@@ -204,7 +204,9 @@ func TestEventsDoubleMotionLineAndIntrusion(t *testing.T) {
 	}
 	want := []string{
 		"motion source=vs1 state=false",
-		"motion source=vs1 state=true",
+		// MotionAlarm carries no rule: the one the cell detector named
+		// when it said its initial state is kept with the group.
+		"motion rule=MyMotionDetectorRule source=vs1 state=true",
 		"line_crossing rule=Gate line source=vsc_1",
 		"motion rule=MyMotionDetectorRule source=vsc_1 state=false",
 		"intrusion rule=Yard source=vsc_1 state=true",
