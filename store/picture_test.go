@@ -299,8 +299,8 @@ func TestSpoolCleanedAtOpen(t *testing.T) {
 	}
 	leftovers := []string{
 		strings.TrimSuffix(filepath.Base(s.pictureFile(cut)), ".jpg") + ".tmp", // crash while writing
-		filepath.Base(s.pictureFile(cut)),                                        // crash before the commit
-		filepath.Base(s.pictureFile(cut + 1000)),                                 // no such event
+		filepath.Base(s.pictureFile(cut)),                                      // crash before the commit
+		filepath.Base(s.pictureFile(cut + 1000)),                               // no such event
 		"stray.txt",
 	}
 	for _, name := range leftovers {
