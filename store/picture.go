@@ -329,7 +329,7 @@ func (s *Store) SetPictureID(id uint64, pictureID string) error {
 // stream it to the picture service. The caller closes it. It returns an
 // error wrapping fs.ErrNotExist when there is none (never attached,
 // dropped, acknowledged, or removed by hand).
-func (s *Store) OpenPicture(id uint64) (*os.File, error) {
+func (s *Store) OpenPicture(id uint64) (io.ReadSeekCloser, error) {
 	f, err := os.Open(s.pictureFile(id))
 	if err != nil {
 		return nil, fmt.Errorf("store: open picture of event %d: %w", id, err)
