@@ -20,4 +20,8 @@ var (
 	// ErrOffline is returned when the device is known to be unreachable
 	// (reply code 503).
 	ErrOffline = errors.New("device offline")
+	// ErrNoPictureService is returned by a PictureUploader when the
+	// platform offers no picture service (binding 2.7): there is nowhere
+	// to upload a picture to.
+	ErrNoPictureService = errors.New("no picture service")
 )

@@ -32,6 +32,9 @@ type Config struct {
 	InsecureTLS bool `toml:"insecure_tls"`
 	// CAFile verifies the camera's certificate (read when connecting).
 	CAFile string `toml:"ca_file"`
+	// SnapshotOn names the events that take a picture (binding 2.7):
+	// the snapshot goes with the event to the picture service.
+	SnapshotOn []string `toml:"snapshot_on"`
 }
 
 func (c *Config) events() bool      { return c.Events == nil || *c.Events }
@@ -71,6 +74,7 @@ func (c *Config) validate(id string) error {
 	if c.InsecureTLS && c.CAFile != "" {
 		bad("insecure_tls", "insecure_tls and ca_file: set both")
 	}
+	errs = append(errs, c.validateSnapshotOn(id))
 	return errors.Join(errs...)
 }
 

@@ -186,7 +186,8 @@ func (a *Adapter) pull(ctx context.Context, k *camera, sub *subscription, seen *
 			if !n.UTC.IsZero() {
 				at = n.UTC.Add(-offset)
 			}
-			sink.Event(a.id, model.EventOccurrence{Resource: a.resourceFor(k, name, n), Event: name, Params: params, At: at})
+			res := a.resourceFor(k, name, n)
+			sink.Event(a.id, model.EventOccurrence{Resource: res, Event: name, Params: params, At: at, Picture: a.pictureFor(k, res, name, params)})
 		}
 	}
 }
