@@ -12,8 +12,8 @@ package adapters
 import (
 	"context"
 	"crypto/sha256"
-	"io"
 	"fmt"
+	"io"
 	"log/slog"
 	"sort"
 	"strings"
