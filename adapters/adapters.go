@@ -11,7 +11,9 @@ package adapters
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
+	"io"
 	"log/slog"
 	"sort"
 	"strings"
@@ -197,6 +199,27 @@ func EmitEvents(sink Sink, dev string, evs []model.EventOccurrence) {
 	for _, ev := range evs {
 		sink.Event(dev, ev)
 	}
+}
+
+// PictureUploader is implemented by sinks that can upload a picture to
+// the platform's picture service (binding 2.7), for operations whose
+// output names a picture (a camera's snapshot). UploadPicture reads body
+// from its start; size and sum are its length and SHA-256. It returns
+// the picture's id, or an error wrapping ErrNoPictureService when the
+// platform offers no picture service. Use UploadPicture.
+type PictureUploader interface {
+	UploadPicture(ctx context.Context, dev string, body io.ReadSeeker, size int64, sum [sha256.Size]byte) (id string, err error)
+}
+
+// UploadPicture uploads a picture of dev through sink when it can upload
+// pictures, and returns its id; otherwise an error wrapping
+// ErrNoPictureService.
+func UploadPicture(ctx context.Context, sink Sink, dev string, body io.ReadSeeker, size int64, sum [sha256.Size]byte) (string, error) {
+	u, ok := sink.(PictureUploader)
+	if !ok || sink == nil {
+		return "", ErrNoPictureService
+	}
+	return u.UploadPicture(ctx, dev, body, size, sum)
 }
 
 // PollObserver is implemented by sinks that keep per-device poll metrics.

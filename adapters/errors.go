@@ -24,4 +24,8 @@ var (
 	// credentials (reply code 401): trying again will not help until the
 	// credentials are changed, on the device or in the configuration.
 	ErrUnauthorized = errors.New("credentials refused")
+	// ErrNoPictureService is returned by a PictureUploader when the
+	// platform offers no picture service (binding 2.7): there is nowhere
+	// to upload a picture to.
+	ErrNoPictureService = errors.New("no picture service")
 )

@@ -91,6 +91,10 @@ type Config struct {
 	Now func() time.Time
 	// Metrics are updated as the bridge works (unregistered ones when nil).
 	Metrics *Metrics
+	// Pictures uploads the pictures adapters' operations take (a camera's
+	// snapshot) to the picture service; nil when the platform offers
+	// none. The event stream has its own (delivery.Config.Pictures).
+	Pictures delivery.PictureUploader
 }
 
 func (c *Config) defaults() {

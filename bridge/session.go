@@ -2,7 +2,14 @@ package bridge
 
 import (
 	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
 	"strconv"
+
+	"github.com/osapgw/osapgw/adapters"
+	"github.com/osapgw/osapgw/delivery"
 
 	"github.com/osapgw/osapgw/model"
 	"github.com/osapgw/osapgw/osap"
@@ -96,4 +103,21 @@ func (b *Bridge) Event(dev string, ev model.EventOccurrence) {
 // and counts what it could not store.
 func (b *Bridge) Events(dev string, evs []model.EventOccurrence) {
 	_, _ = b.events.Append(dev, evs)
+}
+
+var _ adapters.PictureUploader = (*Bridge)(nil)
+
+// UploadPicture implements adapters.PictureUploader: it uploads a picture
+// an adapter's operation took through Config.Pictures. It returns an
+// error wrapping adapters.ErrNoPictureService when there is no picture
+// service.
+func (b *Bridge) UploadPicture(ctx context.Context, dev string, body io.ReadSeeker, size int64, sum [sha256.Size]byte) (string, error) {
+	if b.cfg.Pictures == nil {
+		return "", adapters.ErrNoPictureService
+	}
+	id, err := b.cfg.Pictures.UploadPicture(ctx, dev, body, size, sum)
+	if errors.Is(err, delivery.ErrNoPictureService) {
+		return "", fmt.Errorf("%w: %w", adapters.ErrNoPictureService, err)
+	}
+	return id, err
 }

@@ -40,6 +40,7 @@ const (
 	DefaultStorePath      = "/var/lib/osapgw/osapgw.db"
 	DefaultMaxBytes       = 256 << 20
 	DefaultMaxAge         = 7 * 24 * time.Hour
+	DefaultPictureWait    = 5 * time.Second
 	DefaultHTTPListen     = "127.0.0.1:9108"
 )
 
@@ -82,6 +83,9 @@ type Store struct {
 	Path     string   `toml:"path"`
 	MaxBytes Size     `toml:"max_bytes"`
 	MaxAge   Duration `toml:"max_age"`
+	// PictureWait bounds how long an event waits for its picture (from
+	// its capture time) before it is sent without (binding 2.7).
+	PictureWait Duration `toml:"picture_wait"`
 }
 
 // HTTP is the local observability endpoint.
@@ -328,6 +332,9 @@ func (c *Config) applyDefaults() {
 	}
 	if c.Store.MaxAge == 0 {
 		c.Store.MaxAge = Duration(DefaultMaxAge)
+	}
+	if c.Store.PictureWait == 0 {
+		c.Store.PictureWait = Duration(DefaultPictureWait)
 	}
 	if c.HTTP.Listen == "" {
 		c.HTTP.Listen = DefaultHTTPListen

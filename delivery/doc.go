@@ -70,7 +70,37 @@
 // closed) returns the error; the events it could not store are counted in
 // Metrics.Lost and logged, and the stream goes on with the next ones.
 //
+// Pictures (binding 2.7). An event that asks for a picture
+// (model.EventOccurrence.Picture) is stored first like any other, with
+// its picture pending (store: Event.Picture); only then does Run's
+// capture loop call its PictureFunc, at once, on a goroutine Run owns
+// (at most Config.MaxCaptures at once, each bounded by PictureWait), and
+// stream the picture into the store's spool (store.AttachPicture). The
+// send loop keeps the order: it stops at an event whose picture is still
+// pending until the picture is attached or PictureWait has passed since
+// the event's capture time, and the events behind it wait with it; then
+// the event goes without the picture, with picture_error "timeout" (the
+// store records that, so a late picture is not attached). An attached
+// picture is streamed from the spool to the picture service
+// (Config.Pictures, a PictureUploader) before its event is published;
+// the id is stored (store.SetPictureID), so after a restart the event
+// goes with it without a second upload, and the body carries
+// "pictures":["<id>"]. Uploads that fail while the session is up are tried
+// again with backoff for up to UploadWait; a session that goes down ends
+// the try, and the next session tries again. A refused picture
+// (ErrPictureRefused), no picture service (ErrNoPictureService, or no
+// uploader), a camera that fails or is slow, a picture dropped by the
+// spool's bound or one still pending when the gateway restarted: the
+// event goes with "picture_error" saying so, never later than its
+// picture's bounds allow. The picture leaves the spool with its event's
+// acknowledgement.
+//
 // # Caveats
+//
+// An event waiting for its picture holds up the events behind it for up
+// to PictureWait, and an upload for up to UploadWait while the session is
+// up: order is worth more than latency here. The upload runs on the send
+// loop; acknowledgements keep flowing meanwhile.
 //
 // A record whose parameters the store returns damaged (not a JSON object)
 // can never be sent: it is logged, counted as lost and removed, so that it

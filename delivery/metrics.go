@@ -11,6 +11,9 @@ type Metrics struct {
 	// Lost counts events that could not be stored, or whose stored record
 	// was damaged beyond sending.
 	Lost prometheus.Counter
+	// Pictures counts events' pictures by result: taken (attached to
+	// their event), uploaded, error (the event went with picture_error).
+	Pictures *prometheus.CounterVec
 }
 
 // NewMetrics creates the metrics and registers them with reg (nil: not
@@ -26,9 +29,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Lost: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "osapgw_events_lost_total", Help: "Events that could not be stored in the outbox (disk full, store closed), or whose record was damaged.",
 		}),
+		Pictures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "osapgw_pictures_total", Help: "Events' pictures by result: taken, uploaded, error (the event went with picture_error).",
+		}, []string{"result"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.Captured, m.Delivered, m.Lost)
+		reg.MustRegister(m.Captured, m.Delivered, m.Lost, m.Pictures)
 	}
 	return m
 }

@@ -44,6 +44,25 @@ type Config struct {
 	Now func() time.Time
 	// Metrics are updated as the stream works (unregistered ones when nil).
 	Metrics *Metrics
+
+	// Pictures uploads events' pictures (binding 2.7); nil: the platform
+	// offers no picture service, and events that ask for a picture carry
+	// picture_error "no picture service".
+	Pictures PictureUploader
+	// PictureWait bounds how long an event whose picture is being taken
+	// waits for it, from its capture time, before it goes without (5 s).
+	// Events behind it wait too: the order is kept.
+	PictureWait time.Duration
+	// UploadWait bounds how long an upload is tried again, while the
+	// session is up, before the event goes without its picture (1 min).
+	UploadWait time.Duration
+	// MaxCaptures bounds the pictures being taken at once (16); beyond,
+	// a picture is given up ("busy").
+	MaxCaptures int
+
+	// uploadRetry is the first delay before an upload is tried again
+	// (1 s; tests shorten it).
+	uploadRetry time.Duration
 }
 
 func (c *Config) defaults() {
@@ -59,6 +78,18 @@ func (c *Config) defaults() {
 	if c.Metrics == nil {
 		c.Metrics = NewMetrics(nil)
 	}
+	if c.PictureWait <= 0 {
+		c.PictureWait = 5 * time.Second
+	}
+	if c.UploadWait <= 0 {
+		c.UploadWait = time.Minute
+	}
+	if c.MaxCaptures <= 0 {
+		c.MaxCaptures = 16
+	}
+	if c.uploadRetry <= 0 {
+		c.uploadRetry = time.Second
+	}
 }
 
 // Stream is the gateway's ordered event stream. Its methods are safe for
@@ -69,6 +100,10 @@ type Stream struct {
 	ob   Outbox
 	wake chan struct{} // a send round is due
 	acks chan uint64   // ids acknowledged, for ackLoop
+	// pics keeps pictures (the outbox, when it can); nil: none are taken.
+	pics PictureStore
+	// captures are the pictures to take, for captureLoop.
+	captures chan capture
 
 	// mu guards the send position: open, epoch, sentUpTo and inflight.
 	// It is held only to read or move the position, never across a call
@@ -83,12 +118,15 @@ type Stream struct {
 // New returns a stream over the outbox. Run it to send.
 func New(cfg Config, ob Outbox) *Stream {
 	cfg.defaults()
+	pics, _ := ob.(PictureStore)
 	return &Stream{
-		cfg:  cfg,
-		log:  cfg.Logger,
-		ob:   ob,
-		wake: make(chan struct{}, 1),
-		acks: make(chan uint64, 4096),
+		cfg:      cfg,
+		log:      cfg.Logger,
+		ob:       ob,
+		wake:     make(chan struct{}, 1),
+		acks:     make(chan uint64, 4096),
+		pics:     pics,
+		captures: make(chan capture, 64),
 	}
 }
 
@@ -98,14 +136,17 @@ func New(cfg Config, ob Outbox) *Stream {
 // many were stored and, when some were not, the error: an event whose
 // parameters do not encode is left out alone (logged), the others are
 // stored; a failed write (disk full, store closed) loses the batch. Lost
-// events are counted and logged.
+// events are counted and logged. An event that asks for a picture
+// (EventOccurrence.Picture) is stored with its picture pending; once it
+// is stored, Run's capture loop takes the picture at once and attaches it.
 func (s *Stream) Append(dev string, evs []model.EventOccurrence) (int, error) {
 	recs := make([]store.Event, 0, len(evs))
 	for _, ev := range evs {
 		if ev.At.IsZero() {
 			ev.At = s.cfg.Now()
 		}
-		recs = append(recs, store.Event{Dev: dev, Resource: ev.Resource, Name: ev.Event, Params: ev.Params, At: ev.At})
+		recs = append(recs, store.Event{Dev: dev, Resource: ev.Resource, Name: ev.Event, Params: ev.Params, At: ev.At,
+			Picture: ev.Picture != nil && s.pics != nil})
 	}
 	if len(recs) == 0 {
 		return 0, nil
@@ -125,6 +166,11 @@ func (s *Stream) Append(dev string, evs []model.EventOccurrence) (int, error) {
 		lost := len(recs) - len(ids)
 		s.cfg.Metrics.Lost.Add(float64(lost))
 		s.log.Error("events lost: outbox append failed", "device", dev, "lost", lost, "err", err)
+	}
+	if s.pics != nil && len(ids) == len(recs) {
+		// (With some events left out, which id is whose is not known:
+		// their pictures time out.)
+		s.askPictures(ids, evs)
 	}
 	s.kick()
 	return len(ids), err
@@ -147,14 +193,16 @@ func (s *Stream) appendEach(ctx context.Context, recs []store.Event) ([]uint64, 
 	return ids, first
 }
 
-// Run sends the outbox's events through up until ctx ends, then stops its
-// loops, writes the acknowledgements that arrived to the outbox, and
-// returns nil.
+// Run sends the outbox's events through up until ctx ends, and takes the
+// pictures Append asks for; then it stops its loops and the pictures
+// being taken, writes the acknowledgements that arrived to the outbox,
+// and returns nil.
 func (s *Stream) Run(ctx context.Context, up Publisher) error {
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(3)
 	go func() { defer wg.Done(); s.sendLoop(ctx, up) }()
 	go func() { defer wg.Done(); s.ackLoop(ctx) }()
+	go func() { defer wg.Done(); s.captureLoop(ctx) }()
 	wg.Wait()
 	return nil
 }
@@ -200,47 +248,70 @@ func (s *Stream) kick() {
 func (s *Stream) sendLoop(ctx context.Context, up Publisher) {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
+	// again wakes the loop when an event waiting for its picture may go.
+	again := time.NewTimer(time.Hour)
+	again.Stop()
+	defer again.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-s.wake:
 		case <-tick.C:
+		case <-again.C:
 		}
-		s.sendSome(ctx, up)
+		if next := s.sendSome(ctx, up); !next.IsZero() {
+			again.Reset(max(time.Until(next), time.Millisecond))
+		}
 	}
 }
 
 // sendSome publishes pending events while the session is up and the
-// window has room.
-func (s *Stream) sendSome(ctx context.Context, up Publisher) {
+// window has room. It stops at an event still waiting for its picture and
+// returns when to look again (zero: when kicked).
+func (s *Stream) sendSome(ctx context.Context, up Publisher) time.Time {
 	for ctx.Err() == nil && up.Connected() {
 		s.mu.Lock()
 		room := s.cfg.Window - s.inflight
 		after, epoch, open := s.sentUpTo, s.epoch, s.open
 		s.mu.Unlock()
 		if room <= 0 || !open {
-			return
+			return time.Time{}
 		}
 		recs, err := s.ob.Pending(after, room)
 		if err != nil {
 			s.log.Error("read outbox", "err", err)
-			return
+			return time.Time{}
 		}
 		if len(recs) == 0 {
-			return
+			return time.Time{}
 		}
 		for _, r := range recs {
-			if !s.send(up, epoch, r) {
-				return
+			var pics []string
+			var perr string
+			if r.Picture != nil {
+				var again time.Time
+				var ok bool
+				pics, perr, again, ok = s.pictureOf(ctx, up, r)
+				if !ok {
+					return time.Time{}
+				}
+				if !again.IsZero() {
+					return again
+				}
+			}
+			if !s.send(up, epoch, r, pics, perr) {
+				return time.Time{}
 			}
 		}
 	}
+	return time.Time{}
 }
 
-// send publishes one record in epoch. It returns false when the round
-// must end: the epoch changed, or the publish failed.
-func (s *Stream) send(up Publisher, epoch uint64, r store.Record) bool {
+// send publishes one record in epoch, with its pictures or picture error.
+// It returns false when the round must end: the epoch changed, or the
+// publish failed.
+func (s *Stream) send(up Publisher, epoch uint64, r store.Record, pics []string, perr string) bool {
 	id := r.ID
 	if len(r.Params) > 0 && (r.Params[0] != '{' || !json.Valid(r.Params)) {
 		// A damaged record would block every event behind it.
@@ -263,7 +334,7 @@ func (s *Stream) send(up Publisher, epoch uint64, r store.Record) bool {
 	s.sentUpTo = id
 	s.mu.Unlock()
 	h := osap.Header{ID: strconv.FormatUint(id, 10), TS: r.At.UnixMilli(), Type: osap.TypeEventReport, Dev: r.Dev}
-	body := osap.EventReport{Resource: r.Resource, Event: r.Name, Params: r.Params, TS: r.At.UnixMilli()}
+	body := osap.EventReport{Resource: r.Resource, Event: r.Name, Params: r.Params, TS: r.At.UnixMilli(), Pictures: pics, PictureError: perr}
 	err := up.Publish(osap.KindEvent, h, body, 1, func(err error) { s.published(epoch, id, err) })
 	if err != nil {
 		// Not sent (the session dropped): this event goes first next time.

@@ -6,10 +6,12 @@ package gateway
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"net"
@@ -125,15 +127,19 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	g := &Gateway{log: log, opts: opts, store: st, registry: reg, cfg: kept}
+	pictures := &pictureService{}
 	events := delivery.New(delivery.Config{
-		Logger:  log.With("component", "delivery"),
-		Metrics: delivery.NewMetrics(reg),
+		Logger:      log.With("component", "delivery"),
+		Metrics:     delivery.NewMetrics(reg),
+		Pictures:    pictures,
+		PictureWait: time.Duration(cfg.Store.PictureWait),
 	}, st)
 	g.bridge = bridge.New(bridge.Config{
 		RequestTimeout: time.Duration(cfg.Upstream.RequestTimeout),
 		AttributeQoS:   byte(cfg.Upstream.AttributeQoS),
 		Logger:         log.With("component", "bridge"),
 		Metrics:        bridge.NewMetrics(reg),
+		Pictures:       pictures,
 	}, events, st)
 	g.session = upstream.New(upstream.Config{
 		Heartbeat:    time.Duration(cfg.Upstream.Heartbeat),
@@ -142,6 +148,7 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 		Logger:       log.With("component", "upstream"),
 	}, auth, credStore{st}, g.bridge)
 	g.bridge.SetUpstream(g.session)
+	pictures.session = g.session
 	g.registerMetrics(reg)
 	g.bridge.Apply(specs(cfg, log))
 	return g, nil
@@ -348,4 +355,28 @@ func (p *provisioned) Authenticate(ctx context.Context, stored *osap.Credentials
 		return osap.Credentials{}, err
 	}
 	return c.Authenticate(ctx, stored)
+}
+
+// pictureService uploads events' and operations' pictures to the
+// platform's picture service (binding 2.7) through the upstream session.
+// New sets session once it is built, before anything runs.
+type pictureService struct {
+	session *upstream.Session
+}
+
+// UploadPicture implements delivery.PictureUploader.
+//
+// WIRING (issue 14, part 3): upstream.Session gains exactly this method
+// (UploadPicture(ctx, dev, body, size, sum) (id, err)). Until it has it,
+// the interface assertion below fails and every picture gets
+// picture_error "no picture service". Once it has it, map its errors
+// here: its "no picture service offered" sentinel to
+// delivery.ErrNoPictureService, and a refusal for good (4xx) to
+// delivery.ErrPictureRefused; other errors are retried by the stream.
+func (p *pictureService) UploadPicture(ctx context.Context, dev string, body io.ReadSeeker, size int64, sum [sha256.Size]byte) (string, error) {
+	u, ok := any(p.session).(delivery.PictureUploader)
+	if !ok {
+		return "", delivery.ErrNoPictureService
+	}
+	return u.UploadPicture(ctx, dev, body, size, sum)
 }

@@ -28,6 +28,11 @@ type OutboxStatus struct {
 	Bytes         int64   `json:"bytes"`
 	OldestAgeSecs float64 `json:"oldest_age_seconds"`
 	Dropped       uint64  `json:"dropped"`
+	// Pictures and PictureBytes describe the picture spool;
+	// PicturesDropped counts pictures dropped by its bound.
+	Pictures        int    `json:"pictures"`
+	PictureBytes    int64  `json:"picture_bytes"`
+	PicturesDropped uint64 `json:"pictures_dropped"`
 }
 
 // Status returns what /status shows.
@@ -40,8 +45,9 @@ func (g *Gateway) Status() Status {
 	return Status{
 		Version:  version.Version,
 		Upstream: g.session.State(),
-		Outbox:   OutboxStatus{Events: st.Count, Bytes: st.Bytes, OldestAgeSecs: age, Dropped: st.Dropped},
-		Devices:  g.bridge.Devices(),
+		Outbox: OutboxStatus{Events: st.Count, Bytes: st.Bytes, OldestAgeSecs: age, Dropped: st.Dropped,
+			Pictures: st.Pictures, PictureBytes: st.PictureBytes, PicturesDropped: st.PicturesDropped},
+		Devices: g.bridge.Devices(),
 	}
 }
 
@@ -92,6 +98,9 @@ func (g *Gateway) registerMetrics(reg prometheus.Registerer) {
 		}),
 		counter("osapgw_store_corruptions_total", "Damaged store files moved aside and damaged records removed.", func() float64 { return float64(g.store.Stats().Corruptions) }),
 		counter("osapgw_outbox_dropped_total", "Events dropped from the outbox because it was full or they were too old.", func() float64 { return float64(g.store.Stats().Dropped) }),
+		gauge("osapgw_pictures_spooled", "Pictures kept in the spool until their events are acknowledged.", func() float64 { return float64(g.store.Stats().Pictures) }),
+		gauge("osapgw_pictures_spooled_bytes", "Bytes of the pictures in the spool (counted against store.max_bytes with the outbox).", func() float64 { return float64(g.store.Stats().PictureBytes) }),
+		counter("osapgw_pictures_dropped_total", "Pictures dropped from the spool to keep within store.max_bytes; their events went with picture_error.", func() float64 { return float64(g.store.Stats().PicturesDropped) }),
 		gauge("osapgw_upstream_connected", "1 when the gateway is registered with the platform's DAS.", func() float64 {
 			if g.session.Connected() {
 				return 1

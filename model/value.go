@@ -1,7 +1,9 @@
 package model
 
 import (
+	"context"
 	"encoding/json"
+	"io"
 	"fmt"
 	"math"
 	"time"
@@ -47,7 +49,19 @@ type EventOccurrence struct {
 	Params map[string]any
 	// At is the capture time.
 	At time.Time
+	// Picture, when set, asks for a picture of the event (binding 2.7)
+	// and takes it. The gateway stores the event first, marked as waiting
+	// for its picture, then calls Picture at once on a goroutine of its
+	// own, with a context that ends at the picture wait; it reads the
+	// image (a JPEG) to its end and closes it. An error, or an image not
+	// taken in time, becomes the event's picture_error; the event is sent
+	// either way.
+	Picture PictureFunc `json:"-"`
 }
+
+// PictureFunc takes a picture and returns its bytes to read, or an error
+// saying why it could not (the camera is slow, refused, unreachable).
+type PictureFunc func(ctx context.Context) (io.ReadCloser, error)
 
 // Coerce converts x, as decoded from JSON or TOML, to the Go type that
 // holds a value of type t (bool, int64, float64, string), checking the

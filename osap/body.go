@@ -173,7 +173,9 @@ func DecodeValue(b []byte) (model.Value, error) {
 
 // EventReport is the body of event.report:
 // {"resource":…,"event":…,"params":{…},"ts":<unix ms>}, params left out
-// when there are none.
+// when there are none, then "pictures":["<id>",…] or "picture_error":"…"
+// for an event that came with a picture (binding 2.7), each left out when
+// empty.
 type EventReport struct {
 	Resource string `json:"resource"`
 	Event    string `json:"event"`
@@ -181,6 +183,11 @@ type EventReport struct {
 	Params json.RawMessage `json:"params,omitempty"`
 	// TS is the capture time in unix milliseconds.
 	TS int64 `json:"ts"`
+	// Pictures are the picture service's ids of the event's pictures.
+	Pictures []string `json:"pictures,omitempty"`
+	// PictureError says why the event's picture could not be taken or
+	// uploaded in time.
+	PictureError string `json:"picture_error,omitempty"`
 }
 
 // errBadParams is returned by EventReport's encoders for parameters that
@@ -233,5 +240,19 @@ func (r EventReport) AppendJSON(dst []byte) ([]byte, error) {
 	}
 	dst = append(dst, `,"ts":`...)
 	dst = strconv.AppendInt(dst, r.TS, 10)
+	if len(r.Pictures) > 0 {
+		dst = append(dst, `,"pictures":[`...)
+		for i, id := range r.Pictures {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = appendjson.String(dst, id)
+		}
+		dst = append(dst, ']')
+	}
+	if r.PictureError != "" {
+		dst = append(dst, `,"picture_error":`...)
+		dst = appendjson.String(dst, r.PictureError)
+	}
 	return append(dst, '}'), nil
 }

@@ -295,3 +295,50 @@ func FuzzEventReport(f *testing.F) {
 		}
 	})
 }
+
+func TestEventReportPicturesJSON(t *testing.T) {
+	tests := []struct {
+		name string
+		r    EventReport
+		want string
+	}{
+		{"one picture", EventReport{Resource: "video/1", Event: "motion", Params: []byte(`{"state":true}`), TS: 5, Pictures: []string{"0123456789abcdef0123456789abcdef"}},
+			`{"resource":"video/1","event":"motion","params":{"state":true},"ts":5,"pictures":["0123456789abcdef0123456789abcdef"]}`},
+		{"two pictures", EventReport{Resource: "r", Event: "e", TS: 5, Pictures: []string{"a", "<b>"}},
+			`{"resource":"r","event":"e","ts":5,"pictures":["a","\u003cb\u003e"]}`},
+		{"error", EventReport{Resource: "r", Event: "e", TS: 5, PictureError: `timeout "5s" <x>`},
+			`{"resource":"r","event":"e","ts":5,"picture_error":"timeout \"5s\" \u003cx\u003e"}`},
+		{"empty list", EventReport{Resource: "r", Event: "e", TS: 5, Pictures: []string{}},
+			`{"resource":"r","event":"e","ts":5}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := tt.r.AppendJSON(nil)
+			if err != nil || string(got) != tt.want {
+				t.Fatalf("AppendJSON = %s, %v, want %s", got, err, tt.want)
+			}
+			ref, err := json.Marshal(tt.r)
+			if err != nil || string(ref) != tt.want {
+				t.Fatalf("json.Marshal = %s, %v, want %s", ref, err, tt.want)
+			}
+		})
+	}
+}
+
+func FuzzEventReportPictures(f *testing.F) {
+	f.Add("motion", "abc", "timeout", true)
+	f.Fuzz(func(t *testing.T, name, id, reason string, two bool) {
+		r := EventReport{Resource: "video/1", Event: name, TS: 1, Pictures: []string{id}, PictureError: reason}
+		if two {
+			r.Pictures = append(r.Pictures, reason)
+		}
+		want, err := json.Marshal(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := r.AppendJSON(nil)
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("AppendJSON(%#v) = %s, %v; want %s", r, got, err, want)
+		}
+	})
+}

@@ -22,6 +22,10 @@ const (
 	// they are acknowledged.
 	outboxFormat1 = 1
 	outboxFormat2 = 2
+	// outboxFormat3 is format 2 with the event's picture state between
+	// the name and the parameters. It is written only for events that
+	// asked for a picture, so a store without them holds format 2 only.
+	outboxFormat3 = 3
 	valueFormat1  = 1
 	// valueFormat2 adds the reason of a bad value. It is written only for
 	// a value with a reason, so a store without bad values stays in
@@ -73,25 +77,117 @@ func encodeEvent(ev Event) ([]byte, error) {
 			return nil, fmt.Errorf("event %q: params: %w: %w", ev.Name, ErrInvalid, err)
 		}
 	}
-	return appendEvent(nil, ev.Dev, ev.Resource, ev.Name, ev.At, params), nil
+	var pic *Picture
+	if ev.Picture {
+		pic = &Picture{Pending: true}
+	}
+	return appendEvent(nil, ev.Dev, ev.Resource, ev.Name, ev.At, pic, params), nil
 }
 
-// appendEvent appends a format-2 outbox record to dst:
+// appendEvent appends an outbox record to dst, in format 2 when pic is
+// nil:
 // format (2) | capture time, unix ns (8, BE) | len(dev) (uvarint) | dev |
 // len(resource) (uvarint) | resource | len(name) (uvarint) | name | params,
-// where params, the rest of the value, is a JSON object or empty for none.
-func appendEvent(dst []byte, dev, resource, name string, at time.Time, params []byte) []byte {
+// where params, the rest of the value, is a JSON object or empty for none;
+// and in format 3, with the picture's state after the name, otherwise (see
+// appendPicture).
+func appendEvent(dst []byte, dev, resource, name string, at time.Time, pic *Picture, params []byte) []byte {
 	dst = slices.Grow(dst, 1+8+3*binary.MaxVarintLen64+len(dev)+len(resource)+len(name)+len(params))
-	dst = append(dst, outboxFormat2)
+	format := byte(outboxFormat2)
+	if pic != nil {
+		format = outboxFormat3
+	}
+	dst = append(dst, format)
 	dst = binary.BigEndian.AppendUint64(dst, uint64(unixNano(at)))
 	for _, s := range []string{dev, resource, name} {
 		dst = binary.AppendUvarint(dst, uint64(len(s)))
 		dst = append(dst, s...)
 	}
+	if pic != nil {
+		dst = appendPicture(dst, pic)
+	}
 	return append(dst, params...)
 }
 
-// decodeEvent decodes an outbox record of either format. A record that
+// Flags of a picture's state in a format-3 record.
+const (
+	picPending  = 1 << 0 // asked for, not taken yet
+	picAttached = 1 << 1 // in the spool: size (uvarint) and SHA-256 (32) follow
+	picID       = 1 << 2 // uploaded: uvarint len(id) | id follows
+	picErr      = 1 << 3 // none: uvarint len(reason) | reason follows
+	picKnown    = picPending | picAttached | picID | picErr
+)
+
+// appendPicture appends a picture's state: flags (1) | [size (uvarint) |
+// sha256 (32)] | [uvarint len(id) | id] | [uvarint len(err) | err], each
+// part present when its flag is set.
+func appendPicture(dst []byte, p *Picture) []byte {
+	var flags byte
+	if p.Pending {
+		flags |= picPending
+	}
+	if p.Size > 0 {
+		flags |= picAttached
+	}
+	if p.ID != "" {
+		flags |= picID
+	}
+	if p.Err != "" {
+		flags |= picErr
+	}
+	dst = append(dst, flags)
+	if p.Size > 0 {
+		dst = binary.AppendUvarint(dst, uint64(p.Size))
+		dst = append(dst, p.Sum[:]...)
+	}
+	for _, s := range []string{p.ID, p.Err} {
+		if s != "" {
+			dst = binary.AppendUvarint(dst, uint64(len(s)))
+			dst = append(dst, s...)
+		}
+	}
+	return dst
+}
+
+// readPicture reads what appendPicture wrote. A pending picture has no
+// other part; flags it does not know, a zero size or empty strings are
+// refused.
+func readPicture(b []byte) (*Picture, []byte, bool) {
+	if len(b) < 1 || b[0]&^picKnown != 0 {
+		return nil, nil, false
+	}
+	flags := b[0]
+	b = b[1:]
+	if flags&picPending != 0 && flags != picPending {
+		return nil, nil, false
+	}
+	p := &Picture{Pending: flags&picPending != 0}
+	if flags&picAttached != 0 {
+		n, w := binary.Uvarint(b)
+		if w <= 0 || w != len(binary.AppendUvarint(nil, n)) || n == 0 || n > math.MaxInt64 || len(b)-w < sha256Size {
+			return nil, nil, false
+		}
+		p.Size = int64(n)
+		copy(p.Sum[:], b[w:w+sha256Size])
+		b = b[w+sha256Size:]
+	}
+	var ok bool
+	if flags&picID != 0 {
+		if p.ID, b, ok = readString(b); !ok || p.ID == "" {
+			return nil, nil, false
+		}
+	}
+	if flags&picErr != 0 {
+		if p.Err, b, ok = readString(b); !ok || p.Err == "" {
+			return nil, nil, false
+		}
+	}
+	return p, b, true
+}
+
+const sha256Size = 32
+
+// decodeEvent decodes an outbox record of any format. A record that
 // does not decode, or holds what the encoder would not have written, is an
 // error wrapping ErrCorrupt. The returned Record owns its memory (it does
 // not alias v, which bbolt may reuse after the transaction).
@@ -117,6 +213,11 @@ func decodeEvent(id uint64, v []byte) (Record, error) {
 	}
 	if rec.Name, rest, ok = readString(rest); !ok {
 		return Record{}, fmt.Errorf("outbox record %d: bad event name length: %w", id, ErrCorrupt)
+	}
+	if v[0] == outboxFormat3 {
+		if rec.Picture, rest, ok = readPicture(rest); !ok {
+			return Record{}, fmt.Errorf("outbox record %d: bad picture state: %w", id, ErrCorrupt)
+		}
 	}
 	if err := checkEventNames(rec.Dev, rec.Resource, rec.Name); err != nil {
 		return Record{}, fmt.Errorf("outbox record %d: %w: %w", id, ErrCorrupt, err)
@@ -186,7 +287,7 @@ func decodeBody1(rec *Record, body []byte) error {
 // decodeEventAt returns the capture time of an outbox record of either
 // format without decoding the rest.
 func decodeEventAt(v []byte) (time.Time, bool) {
-	if len(v) < 9 || (v[0] != outboxFormat1 && v[0] != outboxFormat2) {
+	if len(v) < 9 || (v[0] != outboxFormat1 && v[0] != outboxFormat2 && v[0] != outboxFormat3) {
 		return time.Time{}, false
 	}
 	return time.Unix(0, int64(binary.BigEndian.Uint64(v[1:9]))), true

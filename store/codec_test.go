@@ -244,7 +244,8 @@ func TestDecodeEventCorrupt(t *testing.T) {
 	}{
 		{name: "empty", b: nil, want: "bad header"},
 		{name: "short header", b: hdr(outboxFormat2)[:8], want: "bad header"},
-		{name: "unknown format", b: cat(hdr(3), []byte{0}), want: "bad header"},
+		{name: "unknown format", b: cat(hdr(4), []byte{0}), want: "bad header"},
+		{name: "bad picture state", b: cat(hdr(outboxFormat3), []byte{0, 1, 'r', 1, 'n', 0x80}), want: "bad picture state"},
 		{name: "no device length", b: hdr(outboxFormat2), want: "bad device length"},
 		{name: "device past the end", b: cat(hdr(outboxFormat2), []byte{5, 'a'}), want: "bad device length"},
 		{name: "device length not minimal", b: cat(hdr(outboxFormat2), []byte{0x80, 0x00, 1, 'r', 1, 'n'}), want: "bad device length"},

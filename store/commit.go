@@ -225,6 +225,7 @@ func (s *Store) commitTx(batch []*request) error {
 	s.stmu.Lock()
 	st := s.state
 	s.stmu.Unlock()
+	st.added, st.unlink = nil, nil
 	var dropped uint64
 	err := db.Update(func(tx *bolt.Tx) error {
 		ob := tx.Bucket(bucketOutbox)
@@ -258,6 +259,8 @@ func (s *Store) commitTx(batch []*request) error {
 	if err != nil {
 		return err
 	}
+	s.applySpool(st)
+	st.added, st.unlink = nil, nil
 	s.stmu.Lock()
 	s.state = st
 	s.stmu.Unlock()
@@ -265,9 +268,14 @@ func (s *Store) commitTx(batch []*request) error {
 	return nil
 }
 
-// enforce drops the oldest events while the outbox is over MaxBytes or
-// they are older than MaxAge, and returns how many it dropped.
+// enforce drops the oldest pictures while the outbox and the spool
+// together are over MaxBytes, then the oldest events while the outbox is
+// over MaxBytes or they are older than MaxAge, and returns how many
+// events it dropped.
 func (s *Store) enforce(ob *bolt.Bucket, st *state) (uint64, error) {
+	if err := s.dropPictures(ob, st); err != nil {
+		return 0, err
+	}
 	cutoff := s.opts.Now().Add(-s.opts.MaxAge)
 	var n uint64
 	c := ob.Cursor()
@@ -277,6 +285,9 @@ func (s *Store) enforce(ob *bolt.Bucket, st *state) (uint64, error) {
 			break
 		}
 		size := int64(len(k) + len(v) + leafOverhead)
+		if id, ok := keyID(k); ok {
+			s.unspool(st, id)
+		}
 		if err := c.Delete(); err != nil {
 			return 0, err
 		}
@@ -318,6 +329,7 @@ func saveState(meta *bolt.Bucket, st state) error {
 		{keyDropped, st.dropped},
 		{keyOverflow, st.overflow},
 		{keyCorruptions, st.corruptions},
+		{keyPicDropped, st.picDropped},
 	} {
 		if err := putU64(meta, kv.k, kv.v); err != nil {
 			return err

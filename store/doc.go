@@ -19,6 +19,16 @@
 // drops, damage) without reading the file, and TakeOverflow the number of
 // events dropped since it was last called, for the outbox.overflow event.
 //
+// Pictures (binding 2.7): an event appended with Event.Picture is stored
+// with its picture pending. AttachPicture streams the picture into the
+// spool, a directory <name>.pictures beside the file (one file per event,
+// <event id in 16 hex digits>.jpg), and marks the record attached, with
+// the picture's size and SHA-256; OpenPicture reads it back for the
+// upload, SetPictureID records the picture service's id, FailPicture
+// records why there is none. Pending returns each event with its
+// picture's state (Record.Picture). Ack removes the picture with its
+// event.
+//
 // Credentials: LoadCredentials, SaveCredentials, ClearCredentials.
 //
 // Last values: PutValues records the newest value (by capture time) of
@@ -62,6 +72,33 @@
 // info when the outbox has room again (below 90% of MaxBytes). Age is
 // enforced at each write and once a minute.
 //
+// Pictures. AttachPicture returns once the picture is durable: its bytes
+// are written to <id>.tmp in the spool and fsync'd, the file is renamed
+// to <id>.jpg and the directory fsync'd, and only then is the record
+// changed from pending to attached (one more commit). A crash before the
+// commit leaves the record pending and a file no record holds; Open
+// removes every file of the spool that no stored, attached event holds
+// (temporary files, pictures of acknowledged or dropped events) before
+// anything else. The record never says attached without its file. A
+// picture is streamed: the store holds a copy buffer of it in memory,
+// never the whole picture. A picture still pending when the store was
+// opened (its event stored by an earlier run) will never be attached:
+// Pending reports it with Err PictureRestarted, and AttachPicture refuses
+// it (ErrNotPending). SetPictureID is durable too, so an event whose
+// picture was uploaded before a restart goes with that id, without a
+// second upload. Once given up (FailPicture) or attached, a picture is
+// never pending again: a late capture cannot attach to an event that went
+// without it.
+//
+// Picture bound. Pictures count against MaxBytes with the outbox (the
+// file's size each, up to Options.MaxPictureBytes, default 8 MiB, the
+// picture service's limit). When a write leaves the outbox and the spool
+// together over MaxBytes, the oldest pictures are dropped first, their
+// events kept with Err PictureDropped ("dropped: spool full", or their id
+// if uploaded already); events are dropped only when the outbox alone is
+// over MaxBytes. Stats().PicturesDropped counts them (stored, like
+// Dropped).
+//
 // Compaction. bbolt files never shrink. When the file exceeds twice the
 // live outbox (and 32 MiB), the committer copies it to <name>.compact,
 // fsyncs it, renames it over the store and fsyncs the directory. A crash
@@ -92,13 +129,24 @@
 //
 // Record formats. Every stored record starts with a format byte, so that
 // one kind of record can change without rewriting the file. Append writes
-// outbox format 2:
+// outbox format 2 for an event without a picture:
 //
 //	format (2) | capture time, unix ns (8, BE) | uvarint len(dev) | dev |
 //	uvarint len(resource) | resource | uvarint len(name) | name | params
 //
 // where params, the rest of the value, is the JSON object
-// json.Marshal(Event.Params) wrote, or nothing when there are none. Format
+// json.Marshal(Event.Params) wrote, or nothing when there are none; and
+// format 3 for an event with a picture: format 2 with the picture's state
+// between the name and the params:
+//
+//	flags (1: 1 pending, 2 attached, 4 uploaded, 8 failed) |
+//	[attached: uvarint size | SHA-256 (32)] | [uploaded: uvarint len(id) | id] |
+//	[failed: uvarint len(reason) | reason]
+//
+// Formats 1 and 2 are read as before (an event without a picture). Open
+// moves a file to schema 3 without rewriting any record, so that an
+// osapgw of schema 2 refuses it rather than delete format-3 records as
+// damaged. Format
 // 1, which osapgw wrote before (schema 1), held the body of event.report
 // after the device: {"resource":…,"event":…,"params":…,"ts":…}. It is
 // read, never written: a file from before keeps its format-1 records until
@@ -140,6 +188,14 @@
 // board. Memory: bbolt maps the file (up to 2 GiB on 32-bit
 // ARM, which the default MaxBytes keeps far from); the Go heap stays flat
 // while a backlog is replayed page by page.
+//
+// The spool's files are not checked at Open beyond their size: a picture
+// changed on disk is uploaded as it is (the picture service checks the
+// hash the upload's token carries against the body, not against the one
+// stored here). A spool file removed by hand leaves an attached record
+// whose OpenPicture fails with fs.ErrNotExist. A file moved aside as
+// damaged takes its records with it: the spool's pictures then belong to
+// no event and are removed.
 //
 // A damaged file that makes bbolt panic inside its Open leaves one file
 // descriptor and mapping behind until the process exits.

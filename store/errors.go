@@ -44,6 +44,12 @@ var (
 	// event parameters that the store cannot encode.
 	ErrInvalid = errors.New("invalid argument")
 
+	// ErrNotPending is returned by AttachPicture, FailPicture and
+	// SetPictureID when the event is no longer stored (acknowledged,
+	// dropped) or its picture is not in the state the call needs (no
+	// longer pending, given up, stored before a restart).
+	ErrNotPending = errors.New("no such picture pending")
+
 	// ErrCorrupt is returned when a stored record cannot be decoded. Open
 	// never returns it: a damaged file is moved aside and a fresh one
 	// started (see the package documentation).

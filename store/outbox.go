@@ -16,6 +16,9 @@ type Event struct {
 	Name     string         // event name, e.g. "motion"
 	Params   map[string]any // parameters; nil or empty for none. Must encode with encoding/json.
 	At       time.Time      // capture time; zero means now
+	// Picture says a picture will follow (AttachPicture): the event is
+	// stored with its picture pending.
+	Picture bool
 }
 
 // Record is a stored event with its id.
@@ -28,18 +31,29 @@ type Record struct {
 	// json.Marshal(Event.Params) wrote it (keys sorted), or nil when the event had none.
 	Params []byte
 	At     time.Time
+	// Picture is the state of the event's picture, nil when it asked for
+	// none.
+	Picture *Picture
 }
 
 // OutboxStats describes the outbox. Count, Bytes and Oldest describe the
 // events stored; Dropped counts events dropped by the bounds over the
 // file's life; Corruptions counts damaged files moved aside and damaged
 // records removed.
+//
+// Pictures and PictureBytes describe the picture spool, and
+// PicturesDropped counts pictures dropped by the bound over the file's
+// life (their events stay).
 type OutboxStats struct {
 	Count       int
 	Bytes       int64
 	Oldest      time.Time
 	Dropped     uint64
 	Corruptions uint64
+
+	Pictures        int
+	PictureBytes    int64
+	PicturesDropped uint64
 }
 
 // Append stores ev and returns its id, once it is durable (fsync'd):
@@ -63,7 +77,9 @@ func (s *Store) Append(ctx context.Context, ev Event) (uint64, error) {
 // Pending returns up to max stored events with ids above after, oldest
 // first. Events stored by an osapgw from before the outbox had its own
 // record format come back the same way, their parameters byte for byte as
-// that version encoded them. Pass after = 0 to start at the oldest, then the last id returned
+// that version encoded them. An event whose picture was still pending
+// when the store was opened comes back with Picture.Err PictureRestarted.
+// Pass after = 0 to start at the oldest, then the last id returned
 // to page on. A record that cannot be decoded is removed, logged and
 // counted in Stats().Corruptions, and skipped. The error wraps ErrClosed
 // after Close.
@@ -85,6 +101,9 @@ func (s *Store) Pending(after uint64, max int) ([]Record, error) {
 				s.log.Error("removing a damaged outbox record", "id", id, "err", err)
 				bad = append(bad, id)
 				continue
+			}
+			if p := rec.Picture; p != nil && p.Pending && id <= s.bootSeq {
+				rec.Picture = &Picture{Err: PictureRestarted}
 			}
 			out = append(out, rec)
 		}
@@ -125,6 +144,7 @@ func (s *Store) remove(place string, ids []uint64, damaged bool) error {
 			if err := ob.Delete(k); err != nil {
 				return err
 			}
+			s.unspool(st, id)
 			st.count--
 			st.bytes -= int64(len(k) + len(v) + leafOverhead)
 			if damaged {
@@ -149,6 +169,10 @@ func (s *Store) Stats() OutboxStats {
 		Oldest:      s.state.oldest,
 		Dropped:     s.state.dropped,
 		Corruptions: s.state.corruptions,
+
+		Pictures:        s.state.pictures,
+		PictureBytes:    s.state.picBytes,
+		PicturesDropped: s.state.picDropped,
 	}
 }
 

@@ -40,7 +40,8 @@ const maxBytes32 = 512 << 20
 //
 //  1. meta, outbox (format-1 records), values, credentials buckets.
 //  2. outbox records are written in format 2.
-const SchemaVersion = 2
+//  3. outbox records of events with a picture are written in format 3.
+const SchemaVersion = 3
 
 // schemaVersion is SchemaVersion, variable so that tests can pretend a
 // newer build with a migration step.
@@ -58,6 +59,7 @@ var (
 	keyBytes       = []byte("outbox.bytes")
 	keyDropped     = []byte("outbox.dropped")
 	keyOverflow    = []byte("outbox.overflow")
+	keyPicDropped  = []byte("pictures.dropped")
 	keyCorruptions = []byte("corruptions")
 	keyCreds       = []byte("current")
 )
@@ -72,6 +74,9 @@ var migrations = map[uint64]func(tx *bolt.Tx) error{
 	// (ErrNewerSchema) instead of taking format-2 records for damaged or
 	// expired ones and deleting them.
 	1: func(*bolt.Tx) error { return nil },
+	// Likewise for format-3 records (events with a picture): an osapgw
+	// of schema 2 would delete them as damaged.
+	2: func(*bolt.Tx) error { return nil },
 }
 
 // Options configures a Store. The zero value is usable.
@@ -84,6 +89,10 @@ type Options struct {
 	// MaxAge bounds the outbox by capture time: events captured longer ago
 	// are dropped. Default DefaultMaxAge (7 days).
 	MaxAge time.Duration
+	// MaxPictureBytes bounds one picture (AttachPicture). Default
+	// DefaultMaxPictureBytes (8 MiB). Pictures count against MaxBytes
+	// with the outbox.
+	MaxPictureBytes int64
 	// Logger receives the store's logs. Default slog.Default().
 	Logger *slog.Logger
 	// Now returns the current time (for tests). Default time.Now.
@@ -115,6 +124,14 @@ type Store struct {
 	stmu      sync.Mutex
 	state     state
 	otherLive int64 // file bytes beyond the outbox after the last compaction
+	// spool holds the size of each picture file in the spool, by event
+	// id. The committer changes it after each commit (applySpool).
+	spool map[uint64]int64
+
+	// bootSeq is the outbox sequence when the file was opened: a picture
+	// still pending in an event at or below it was asked for by an
+	// earlier run, and never comes.
+	bootSeq uint64
 
 	// Commit figures for benchmarks: transactions, requests, time.
 	commits, commitReqs, commitNanos atomic.Int64
@@ -133,6 +150,16 @@ type state struct {
 	dropped     uint64
 	overflow    uint64
 	corruptions uint64
+
+	// The picture spool: files and bytes (not stored: Open counts them),
+	// pictures dropped by the bound (stored).
+	pictures   int
+	picBytes   int64
+	picDropped uint64
+	// The spool files one write adds and removes, applied once it is
+	// committed (applySpool).
+	added  []spoolEntry
+	unlink []uint64
 }
 
 // Open opens the store at path, creating it (mode 0600, its directory 0700)
@@ -148,6 +175,9 @@ func Open(path string, opts Options) (*Store, error) {
 	}
 	if opts.MaxAge <= 0 {
 		opts.MaxAge = DefaultMaxAge
+	}
+	if opts.MaxPictureBytes <= 0 {
+		opts.MaxPictureBytes = DefaultMaxPictureBytes
 	}
 	if strconv.IntSize == 32 && opts.MaxBytes > maxBytes32 {
 		return nil, fmt.Errorf("store: max bytes %d over %d on a 32-bit system, where bbolt maps the file (and a compaction copy) into 2 GiB of address space: %w",
@@ -202,6 +232,10 @@ func Open(path string, opts Options) (*Store, error) {
 	}
 	s.db = db
 	s.state = st
+	if err := s.openSpool(); err != nil {
+		db.Close()
+		return nil, err
+	}
 	go s.commitLoop()
 	return s, nil
 }
@@ -346,8 +380,10 @@ func (s *Store) prepare(db *bolt.DB, fresh bool) (state, error) {
 			dropped:     getU64(meta, keyDropped),
 			overflow:    getU64(meta, keyOverflow),
 			corruptions: getU64(meta, keyCorruptions),
+			picDropped:  getU64(meta, keyPicDropped),
 		}
 		st.oldest = oldest(tx.Bucket(bucketOutbox))
+		s.bootSeq = tx.Bucket(bucketOutbox).Sequence()
 		return nil
 	})
 	return st, err

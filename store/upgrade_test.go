@@ -125,8 +125,8 @@ func TestUpgradeOutboxV1(t *testing.T) {
 	}()
 
 	if err := s.view(func(tx *bolt.Tx) error {
-		if v := getU64(tx.Bucket(bucketMeta), keySchema); v != 2 {
-			return fmt.Errorf("schema after Open = %d, want 2", v)
+		if v := getU64(tx.Bucket(bucketMeta), keySchema); v != SchemaVersion {
+			return fmt.Errorf("schema after Open = %d, want %d", v, SchemaVersion)
 		}
 		return nil
 	}); err != nil {

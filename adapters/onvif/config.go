@@ -38,6 +38,9 @@ type Config struct {
 	InsecureTLS bool `toml:"insecure_tls"`
 	// CAFile verifies the camera's certificate (read when connecting).
 	CAFile string `toml:"ca_file"`
+	// SnapshotOn names the events that take a picture (binding 2.7):
+	// the snapshot goes with the event to the picture service.
+	SnapshotOn []string `toml:"snapshot_on"`
 }
 
 func (c *Config) events() bool      { return c.Events == nil || *c.Events }
@@ -80,6 +83,7 @@ func (c *Config) validate(id string) error {
 	for _, err := range eventMapErrors(c.EventMap) {
 		errs = append(errs, &adapters.FieldError{Device: id, Key: "event_map", Err: err})
 	}
+	errs = append(errs, c.validateSnapshotOn(id))
 	return errors.Join(errs...)
 }
 

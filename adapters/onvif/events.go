@@ -187,7 +187,7 @@ func (a *Adapter) pull(ctx context.Context, k *camera, sub *subscription, seen *
 			if !n.UTC.IsZero() {
 				at = n.UTC.Add(-offset)
 			}
-			sink.Event(a.id, model.EventOccurrence{Resource: resource, Event: name, Params: params, At: at})
+			sink.Event(a.id, model.EventOccurrence{Resource: resource, Event: name, Params: params, At: at, Picture: a.pictureFor(k, resource, name, params)})
 		}
 	}
 }

@@ -2,8 +2,6 @@ package onvif
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/xml"
 	"fmt"
 	"strconv"
@@ -97,7 +95,9 @@ func describe(id string, k *camera) model.Device {
 		r.Areas = append(r.Areas, model.Area{Name: "stream", Attributes: []model.Attribute{
 			str("profile", "ONVIF profile token"), str("name", ""), str("stream_uri", "RTSP stream address"), str("snapshot_uri", "JPEG snapshot address"),
 		}, Operations: []model.Operation{{Name: OpSnapshot, Description: "fetch a JPEG snapshot", Outputs: []model.Param{
-			{Name: "size", Type: model.TypeInt, Unit: "B"}, {Name: "sha256", Type: model.TypeString}}}}})
+			{Name: "size", Type: model.TypeInt, Unit: "B"}, {Name: "sha256", Type: model.TypeString},
+			{Name: "picture", Type: model.TypeString, Description: "id at the picture service, when the platform offers one"},
+			{Name: "picture_error", Type: model.TypeString, Description: "why the picture could not be uploaded"}}}}})
 		enc := model.Area{Name: "encoder", Attributes: []model.Attribute{
 			str("encoding", ""), str("resolution", "WIDTHxHEIGHT"),
 			{Name: "width", Type: model.TypeInt, Unit: "px"}, {Name: "height", Type: model.TypeInt, Unit: "px"},
@@ -326,8 +326,7 @@ func (a *Adapter) invoke(ctx context.Context, k *camera, resource, operation str
 		if err != nil {
 			return nil, &callError{Call: "GET snapshot", Err: err}
 		}
-		sum := sha256.Sum256(data)
-		return map[string]any{"size": int64(len(data)), "sha256": hex.EncodeToString(sum[:])}, nil
+		return a.snapshotOutput(ctx, data), nil
 	}
 	i, _ := resourceIndex(resource, resPTZ)
 	prof := tt.ReferenceToken(k.nodes[i].Profile)

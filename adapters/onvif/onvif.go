@@ -55,9 +55,10 @@ type Adapter struct {
 	log      *slog.Logger
 	warnings []error
 
-	topics *eventMap  // the camera's topics → events
-	seen   *dedup     // last states of the camera's properties
-	dialMu sync.Mutex // one dial at a time
+	topics *eventMap     // the camera's topics → events
+	seen   *dedup        // last states of the camera's properties
+	sink   adapters.Sink // Run's, for uploading snapshots; nil before Run (guarded by mu)
+	dialMu sync.Mutex    // one dial at a time
 	mu     sync.Mutex
 	cam    *camera
 }
@@ -188,6 +189,9 @@ func (a *Adapter) Describe(ctx context.Context) (model.Device, error) {
 func (a *Adapter) Run(ctx context.Context, sink adapters.Sink) error {
 	// Delays within [0.5 s, 1 s], then [1 s, 2 s], … up to a minute.
 	bo := backoff.Backoff{Min: 500 * time.Millisecond, Max: time.Minute, Jitter: true}
+	a.mu.Lock()
+	a.sink = sink
+	a.mu.Unlock()
 	online, reported := false, false // reported: any status sent yet
 	for {
 		k, err := a.camera(ctx)
