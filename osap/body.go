@@ -181,6 +181,12 @@ type EventReport struct {
 	Params json.RawMessage `json:"params,omitempty"`
 	// TS is the capture time in unix milliseconds.
 	TS int64 `json:"ts"`
+	// Pictures are the ids the picture service (binding 2.7) gave the
+	// pictures taken for the event, uploaded before it is sent.
+	Pictures []string `json:"pictures,omitempty"`
+	// PictureError says why a picture wanted for the event could not be
+	// taken or uploaded in time; the event is delivered all the same.
+	PictureError string `json:"picture_error,omitempty"`
 }
 
 // errBadParams is returned by EventReport's encoders for parameters that
@@ -233,5 +239,19 @@ func (r EventReport) AppendJSON(dst []byte) ([]byte, error) {
 	}
 	dst = append(dst, `,"ts":`...)
 	dst = strconv.AppendInt(dst, r.TS, 10)
+	if len(r.Pictures) > 0 {
+		dst = append(dst, `,"pictures":[`...)
+		for i, id := range r.Pictures {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = appendjson.String(dst, id)
+		}
+		dst = append(dst, ']')
+	}
+	if r.PictureError != "" {
+		dst = append(dst, `,"picture_error":`...)
+		dst = appendjson.String(dst, r.PictureError)
+	}
 	return append(dst, '}'), nil
 }
