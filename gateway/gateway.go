@@ -307,12 +307,12 @@ func (c credStore) LoadCredentials() (osap.Credentials, bool, error) {
 		return osap.Credentials{}, ok, err
 	}
 	return osap.Credentials{DevID: sc.DevID, MasterKey: sc.MasterKey, Suite: osap.Suite(sc.Suite), SessionKey: sc.SessionKey,
-		Lifetime: sc.Lifetime, SessionExpiry: sc.SessionExpiry, DASAddress: sc.DASAddress}, true, nil
+		Lifetime: sc.Lifetime, SessionExpiry: sc.SessionExpiry, DASAddress: sc.DASAddress, PictureURL: sc.PictureURL}, true, nil
 }
 
 func (c credStore) SaveCredentials(cr osap.Credentials) error {
 	return c.st.SaveCredentials(store.Credentials{DevID: cr.DevID, MasterKey: cr.MasterKey, Suite: uint8(cr.Suite), SessionKey: cr.SessionKey,
-		Lifetime: cr.Lifetime, SessionExpiry: cr.SessionExpiry, DASAddress: cr.DASAddress})
+		Lifetime: cr.Lifetime, SessionExpiry: cr.SessionExpiry, DASAddress: cr.DASAddress, PictureURL: cr.PictureURL})
 }
 
 // provisioned authenticates with the LBS once the box is provisioned: it

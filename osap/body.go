@@ -183,10 +183,11 @@ type EventReport struct {
 	Params json.RawMessage `json:"params,omitempty"`
 	// TS is the capture time in unix milliseconds.
 	TS int64 `json:"ts"`
-	// Pictures are the picture service's ids of the event's pictures.
+	// Pictures are the ids the picture service (binding 2.7) gave the
+	// pictures taken for the event, uploaded before it is sent.
 	Pictures []string `json:"pictures,omitempty"`
-	// PictureError says why the event's picture could not be taken or
-	// uploaded in time.
+	// PictureError says why a picture wanted for the event could not be
+	// taken or uploaded in time; the event is delivered all the same.
 	PictureError string `json:"picture_error,omitempty"`
 }
 

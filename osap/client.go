@@ -28,6 +28,9 @@ type Credentials struct {
 	Lifetime      time.Duration // of the session key, as the LBS issued it
 	SessionExpiry time.Time
 	DASAddress    string
+	// PictureURL is the picture service's base URL from 0xB (tag 0x0D,
+	// binding 2.7); empty when the platform offers none.
+	PictureURL string
 }
 
 // LogValue keeps the keys out of logs: only the DevID, suite, lifetime,
@@ -36,12 +39,12 @@ func (cr Credentials) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.String("devid", cr.DevID), slog.String("suite", cr.Suite.String()),
 		slog.Float64("lifetime_s", cr.Lifetime.Seconds()), slog.Time("session_expiry", cr.SessionExpiry),
-		slog.String("das", cr.DASAddress))
+		slog.String("das", cr.DASAddress), slog.String("pictures", cr.PictureURL))
 }
 
 // String describes cr without its keys, so that %v cannot leak them.
 func (cr Credentials) String() string {
-	return fmt.Sprintf("devid=%s suite=%v lifetime=%v expiry=%s das=%s", cr.DevID, cr.Suite, cr.Lifetime, cr.SessionExpiry.Format(time.RFC3339), cr.DASAddress)
+	return fmt.Sprintf("devid=%s suite=%v lifetime=%v expiry=%s das=%s pictures=%s", cr.DevID, cr.Suite, cr.Lifetime, cr.SessionExpiry.Format(time.RFC3339), cr.DASAddress, cr.PictureURL)
 }
 
 // canReauth reports whether cr holds what re-authentication needs.
@@ -410,7 +413,7 @@ func (c *Client) firstAuthOnce(ctx context.Context, offer SuiteSet) (Credentials
 		return Credentials{}, nil, err
 	}
 
-	if cr.DASAddress, err = c.access(ctx, lc, sessC, cr.DevID); err != nil {
+	if cr.DASAddress, cr.PictureURL, err = c.access(ctx, lc, sessC, cr.DevID); err != nil {
 		return Credentials{}, nil, fmt.Errorf("first authentication: %w", err)
 	}
 	c.log.Info("first authentication done", "devid", cr.DevID, "suite", suite.String(), "lifetime_s", cr.Lifetime.Seconds(), "das", cr.DASAddress, "duration_s", time.Since(start).Seconds())
@@ -424,35 +427,36 @@ func checkGroup(f *Frame, s Suite) error {
 	return nil
 }
 
-// access runs 0xA / 0xB on lc and returns the DAS address.
-func (c *Client) access(ctx context.Context, lc *conn, sessC *Cipher, devID string) (string, error) {
+// access runs 0xA / 0xB on lc and returns the DAS address and the
+// picture service URL (empty when none is offered).
+func (c *Client) access(ctx context.Context, lc *conn, sessC *Cipher, devID string) (das, pictures string, err error) {
 	nonce, err := c.nonce()
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	seq := lc.next()
 	b, err := AccessReq{DevID: devID, Nonce: nonce}.Encode(seq, sessC, c.rand)
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	if err := lc.send(ctx, MsgAccessReq, b); err != nil {
-		return "", err
+		return "", "", err
 	}
 	f, err := lc.recv(ctx, MsgAccessRsp, seq)
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	rsp, err := DecodeAccessRsp(f, sessC)
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	if err := checkGroup(f, sessC.Suite()); err != nil {
-		return "", err
+		return "", "", err
 	}
 	if !bytes.Equal(rsp.Nonce, nonce) {
-		return "", fmt.Errorf("%w: 0xB does not echo the nonce of 0xA", ErrDecrypt)
+		return "", "", fmt.Errorf("%w: 0xB does not echo the nonce of 0xA", ErrDecrypt)
 	}
-	return rsp.DASAddress, nil
+	return rsp.DASAddress, rsp.PictureURL, nil
 }
 
 // reauth runs re-authentication on one new connection.
@@ -503,7 +507,7 @@ func (c *Client) reauth(ctx context.Context, stored *Credentials) (Credentials, 
 	if err != nil {
 		return Credentials{}, err
 	}
-	if cr.DASAddress, err = c.access(ctx, lc, sessC, cr.DevID); err != nil {
+	if cr.DASAddress, cr.PictureURL, err = c.access(ctx, lc, sessC, cr.DevID); err != nil {
 		return Credentials{}, fmt.Errorf("re-authentication: %w", err)
 	}
 	c.log.Info("re-authentication done", "devid", cr.DevID, "suite", cr.Suite.String(), "lifetime_s", cr.Lifetime.Seconds(), "das", cr.DASAddress, "duration_s", time.Since(start).Seconds())

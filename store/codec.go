@@ -460,6 +460,7 @@ type storedCredentials struct {
 	SessionExpiry time.Time `json:"session_expiry,omitzero"`
 	Lifetime      int64     `json:"lifetime_ns,omitempty"`
 	DASAddress    string    `json:"das_address,omitempty"`
+	PictureURL    string    `json:"picture_url,omitempty"`
 }
 
 const credentialsFormat1 = 1
@@ -474,6 +475,7 @@ func encodeCredentials(c Credentials) ([]byte, error) {
 		SessionExpiry: c.SessionExpiry,
 		Lifetime:      int64(c.Lifetime),
 		DASAddress:    c.DASAddress,
+		PictureURL:    c.PictureURL,
 	})
 }
 
@@ -493,5 +495,6 @@ func decodeCredentials(b []byte) (Credentials, error) {
 		SessionExpiry: s.SessionExpiry,
 		Lifetime:      time.Duration(s.Lifetime),
 		DASAddress:    s.DASAddress,
+		PictureURL:    s.PictureURL,
 	}, nil
 }

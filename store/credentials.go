@@ -25,6 +25,9 @@ type Credentials struct {
 	Lifetime time.Duration
 	// DASAddress is the DAS address from the last Get Access Service.
 	DASAddress string
+	// PictureURL is the picture service URL from the last Get Access
+	// Service; empty when none was offered.
+	PictureURL string
 }
 
 // LoadCredentials returns the stored credentials and true, or false if none

@@ -250,6 +250,7 @@ func TestCredentials(t *testing.T) {
 		SessionExpiry: time.Unix(1764150000, 0).UTC(),
 		Lifetime:      24 * time.Hour,
 		DASAddress:    "mqtts://das.example:8883",
+		PictureURL:    "https://das.example:8443/osap",
 	}
 	if err := s.SaveCredentials(want); err != nil {
 		t.Fatal(err)

@@ -74,11 +74,25 @@
 // for a key refresh, and the cause for a loss. Publish returns
 // ErrNotConnected from the moment a connection starts closing.
 //
+// # Pictures
+//
+// UploadPicture sends a picture to the picture service the LBS announced
+// in 0xB with the current session key (binding 2.7, docs/protocol.md
+// section 10), which PictureService reports. Each try rewinds the body,
+// streams it with Content-Length and carries a token sealed for that try
+// with the newest session key, since the platform refuses a nonce it has
+// seen. 5xx answers and network errors are tried again (backoff, or the
+// Retry-After asked for, at most Config.BackoffMax) until the caller's
+// context ends; 4xx is final (ErrPictureRefused), and so is the absence of
+// a picture service (ErrNoPictureService). One attempt is bounded to
+// 2 min. Uploads need credentials, not a DAS connection.
+//
 // # Goroutines
 //
 // paho's callbacks only hand over to channels and never block. Every
 // goroutine the session starts (one per publish in flight, one that
 // dispatches downlinks, one running Handler.Connected) belongs to its
 // connection and is waited for before the next connection starts and
-// before Run returns.
+// before Run returns. UploadPicture runs on its caller's goroutine; the
+// idle connections of its HTTP client are closed when Run returns.
 package upstream

@@ -25,6 +25,16 @@ var (
 	// refused with CONNACK 4 (bad user name or password) or 5 (not
 	// authorized); the session re-authenticates with the LBS.
 	ErrRefused = errors.New("upstream: DAS refused the credentials")
+	// ErrNoPictureService is returned by UploadPicture when the platform
+	// announced no picture service (no tag 0x0D in 0xB): nothing can be
+	// uploaded, and events go without pictures.
+	ErrNoPictureService = errors.New("upstream: the platform offers no picture service")
+	// ErrPictureRefused is matched by the error of UploadPicture when the
+	// picture service refused the picture for good (400, 401, 413 or any
+	// 4xx), or the picture cannot be sent (empty, over
+	// osap.PictureMaxSize); trying again cannot help. The error is a
+	// *PictureError with the status.
+	ErrPictureRefused = errors.New("upstream: picture refused")
 )
 
 // refusedError is a CONNACK refusal with its return code.

@@ -42,6 +42,7 @@ type fakeAuth struct {
 	das      string
 	dasSeq   []string // if set, the DAS of the n-th issue (the last one repeats)
 	lifetime time.Duration
+	pictures string // the picture service URL of 0xB; empty: none
 
 	mu     sync.Mutex
 	keys   [][]byte // every session key issued, oldest first
@@ -70,6 +71,7 @@ func (a *fakeAuth) Authenticate(ctx context.Context, stored *Credentials) (Crede
 		SessionKey: key,
 		Lifetime:   a.lifetime,
 		DASAddress: a.das,
+		PictureURL: a.pictures,
 	}
 	if len(a.dasSeq) > 0 {
 		c.DASAddress = a.dasSeq[min(len(a.keys)-1, len(a.dasSeq)-1)]

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"net/url"
 	"sync"
 	"sync/atomic"
@@ -57,6 +58,7 @@ type Session struct {
 	log   *slog.Logger
 
 	running atomic.Bool
+	http    *http.Client // to the picture service; its idle connections closed when Run returns
 
 	mu       sync.RWMutex
 	link     *link      // the connection that is up, nil when offline
@@ -70,6 +72,8 @@ type keyEntry struct {
 	devID  string
 	cipher *osap.Cipher
 	until  time.Time // zero: until replaced
+	// pictureURL is the picture service the LBS announced with this key.
+	pictureURL string
 }
 
 // New returns a session that authenticates with auth, keeps credentials in
@@ -82,6 +86,7 @@ func New(cfg Config, auth Authenticator, creds CredentialStore, h Handler) *Sess
 		store: creds,
 		h:     h,
 		log:   cfg.Logger.With("component", "upstream"),
+		http:  newPictureClient(cfg),
 	}
 	s.st = State{State: PhaseIdle, Since: cfg.Now()}
 	return s
@@ -153,6 +158,7 @@ func (s *Session) Run(ctx context.Context) error {
 		return errors.New("upstream: Run called more than once")
 	}
 	defer s.setPhase(PhaseStopped)
+	defer s.http.CloseIdleConnections()
 
 	var creds *Credentials
 	stored, ok, err := s.store.LoadCredentials()
@@ -325,7 +331,7 @@ func (s *Session) authenticate(ctx context.Context, stored *Credentials) (Creden
 	}
 	s.setDevID(c.DevID)
 	s.addKey(c)
-	s.log.Info("authenticated", "dev_id", c.DevID, "das", c.DASAddress, "suite", c.Suite.String(), "lifetime_seconds", c.Lifetime.Seconds())
+	s.log.Info("authenticated", "dev_id", c.DevID, "das", c.DASAddress, "pictures", c.PictureURL, "suite", c.Suite.String(), "lifetime_seconds", c.Lifetime.Seconds())
 	return c, nil
 }
 
@@ -374,7 +380,7 @@ func (s *Session) addKey(c Credentials) {
 	now := s.cfg.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	keys := []keyEntry{{devID: c.DevID, cipher: cipher, until: c.SessionExpiry}}
+	keys := []keyEntry{{devID: c.DevID, cipher: cipher, until: c.SessionExpiry, pictureURL: c.PictureURL}}
 	for _, k := range s.keys {
 		if len(keys) == 2 {
 			break

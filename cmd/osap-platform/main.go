@@ -14,6 +14,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"os/signal"
 	"strings"
@@ -34,6 +35,9 @@ osap-platform is the OSAP platform emulator. It runs
     the login password, keep every gateway to its own topics, open every
     message, keep topology, last attribute values and events (deduplicated
     and stored in the state directory);
+  - the picture service (binding 2.7) on the HTTP API's listener under
+    /osap, announced to gateways by the LBS (tag 0x0D of 0xB): uploads
+    POST /osap/v1/{devid}/pictures, pictures kept in the state directory;
   - an HTTP API, meant for 127.0.0.1, to watch all this and send requests.
 It logs each device's connect, authentication result and disconnect.
 
@@ -61,6 +65,13 @@ flags:
   --log-level LEVEL         debug, info, warn or error (default info)
   --no-fsync                store events without waiting for fsync (benchmarks of a gateway;
                             a machine crash can lose acknowledged events)
+  --no-pictures             no picture service: 0xB announces none, gateways upload nothing
+  --picture-path PATH       the picture service's path on the --http listener (default /osap)
+  --picture-url URL         the base URL the LBS announces (default http://{--http}{--picture-path})
+  --picture-refuse STATUS   answer every upload with STATUS (400-599), for tests; change it
+                            later with PUT /api/pictures/fault
+  --picture-retry-after DUR Retry-After sent with --picture-refuse 503 (default 1s)
+  --picture-delay DUR       hold every upload this long before answering, for tests
   -h, --help                print this help
 
 HTTP API (JSON; errors are {"error": "..."} with a matching status):
@@ -72,11 +83,17 @@ HTTP API (JSON; errors are {"error": "..."} with a matching status):
   POST /api/devices/{devid}/invoke  {"dev":"cam-1","resource":"ptz/1","operation":"goto_preset","input":{"preset":"3"}}
   set, get and invoke wait for the gateway's reply (?timeout=10s by default)
   and return {"id","code","msg","body"}.
+  GET  /api/devices/{devid}/pictures        pictures: id, dev, size, sha256, time
+  GET  /api/devices/{devid}/pictures/{id}   one picture (image/jpeg)
+  PUT  /api/pictures/fault  {"status":503,"retry_after":"5s","delay":"2s","count":3}
+                            refuse (status) or hold (delay) the next count uploads
+                            (count 0: until changed); GET shows it, DELETE clears it
 
 examples:
   osap-platform --registry devices.toml --state /var/tmp/osap-platform
   osap-platform --das 127.0.0.1:1883 --das 127.0.0.1:1884
   curl -s 127.0.0.1:7780/api/devices
+  curl -s -X PUT -d '{"status":503,"retry_after":"10s","count":2}' 127.0.0.1:7780/api/pictures/fault
   curl -s -d '{"dev":"cam-1","resource":"ptz/1","operation":"goto_preset","input":{"preset":"3"}}' \
        127.0.0.1:7780/api/devices/GW-DEVID/invoke
 `
@@ -112,6 +129,10 @@ type options struct {
 	suites          osap.SuiteSet
 	logLevel        slog.Level
 	noSync          bool
+	noPictures      bool
+	picturePath     string
+	pictureURL      string
+	pictureFault    platform.PictureFault
 }
 
 // listFlag is a repeatable string flag.
@@ -139,6 +160,12 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&suites, "suites", "aes-128-gcm,aes-128-cbc-hmac-sha256", "")
 	fs.StringVar(&level, "log-level", "info", "")
 	fs.BoolVar(&o.noSync, "no-fsync", false, "")
+	fs.BoolVar(&o.noPictures, "no-pictures", false, "")
+	fs.StringVar(&o.picturePath, "picture-path", platform.DefaultPicturePath, "")
+	fs.StringVar(&o.pictureURL, "picture-url", "", "")
+	fs.IntVar(&o.pictureFault.Status, "picture-refuse", 0, "")
+	fs.DurationVar(&o.pictureFault.RetryAfter, "picture-retry-after", 0, "")
+	fs.DurationVar(&o.pictureFault.Delay, "picture-delay", 0, "")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprint(stderr, helpText)
@@ -177,6 +204,20 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	if o.state == "" {
 		return bad("--state: a directory is needed")
 	}
+	if f := o.pictureFault; f.Status != 0 && (f.Status < 400 || f.Status > 599) {
+		return bad("--picture-refuse %d: want a status from 400 to 599", f.Status)
+	}
+	if o.pictureFault.RetryAfter < 0 || o.pictureFault.Delay < 0 {
+		return bad("--picture-retry-after and --picture-delay cannot be negative")
+	}
+	if !strings.HasPrefix(o.picturePath, "/") || strings.HasSuffix(o.picturePath, "/") {
+		return bad("--picture-path %q: want /name", o.picturePath)
+	}
+	if o.pictureURL != "" {
+		if u, err := url.Parse(o.pictureURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return bad("--picture-url %q: want http(s)://host:port/path", o.pictureURL)
+		}
+	}
 	return o, nil
 }
 
@@ -210,17 +251,25 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		Suites:          o.suites,
 		SessionLifetime: o.sessionLifetime,
 		NoSync:          o.noSync,
+		NoPictures:      o.noPictures,
+		PicturePath:     o.picturePath,
+		PictureURL:      o.pictureURL,
 		Logger:          log,
 	})
 	if err != nil {
 		return err
+	}
+	if e.Pictures != nil && (o.pictureFault.Status != 0 || o.pictureFault.Delay > 0) {
+		e.Pictures.SetFault(o.pictureFault)
+		log.Warn("picture uploads are refused or held (--picture-refuse, --picture-delay)",
+			"status", o.pictureFault.Status, "delay_seconds", o.pictureFault.Delay.Seconds())
 	}
 	urls := make([]string, len(e.DAS))
 	for i, d := range e.DAS {
 		urls[i] = d.URL()
 	}
 	log.Info("osap-platform ready", "lbs", e.LBSAddr(), "das", strings.Join(urls, ","), "http", e.APIURL(),
-		"devices", e.Registry.Len(), "state", o.state, "suites", o.suites.String())
+		"devices", e.Registry.Len(), "state", o.state, "suites", o.suites.String(), "pictures", e.PictureURL())
 	err = e.Run(ctx)
 	log.Info("osap-platform stopped")
 	return err

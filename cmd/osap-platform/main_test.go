@@ -11,13 +11,14 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/osapgw/osapgw/osap"
+	"github.com/osapgw/osapgw/osap/platform"
 )
 
 func TestParseFlags(t *testing.T) {
 	defaults := options{
 		lbs: "127.0.0.1:7700", das: []string{"127.0.0.1:1883"}, http: "127.0.0.1:7780",
 		registry: "devices.toml", state: "osap-platform-state", sessionLifetime: 24 * time.Hour,
-		suites: osap.DefaultSuites, logLevel: slog.LevelInfo,
+		suites: osap.DefaultSuites, logLevel: slog.LevelInfo, picturePath: "/osap",
 	}
 	tests := []struct {
 		name    string
@@ -35,6 +36,15 @@ func TestParseFlags(t *testing.T) {
 				o.logLevel = slog.LevelDebug
 				o.sessionLifetime = 90 * time.Second
 			}},
+		{name: "pictures off", args: []string{"--no-pictures"}, want: func(o *options) { o.noPictures = true }},
+		{name: "picture fault", args: []string{"--picture-refuse", "503", "--picture-retry-after", "5s", "--picture-delay=1s", "--picture-path", "/p", "--picture-url", "https://gw.example:8443/p"},
+			want: func(o *options) {
+				o.pictureFault = platform.PictureFault{Status: 503, RetryAfter: 5 * time.Second, Delay: time.Second}
+				o.picturePath, o.pictureURL = "/p", "https://gw.example:8443/p"
+			}},
+		{name: "bad picture status", args: []string{"--picture-refuse", "200"}, wantErr: errUsage, stderr: "--picture-refuse 200"},
+		{name: "bad picture path", args: []string{"--picture-path", "osap/"}, wantErr: errUsage, stderr: "--picture-path"},
+		{name: "bad picture URL", args: []string{"--picture-url", "ftp://x/y"}, wantErr: errUsage, stderr: "--picture-url"},
 		{name: "help", args: []string{"--help"}, wantErr: flag.ErrHelp, stderr: "--session-lifetime DUR"},
 		{name: "unknown suite", args: []string{"--suites", "rot13"}, wantErr: errUsage, stderr: `unknown cipher suite "rot13"`},
 		{name: "cert without key", args: []string{"--tls-cert", "c.pem"}, wantErr: errUsage, stderr: "go together"},

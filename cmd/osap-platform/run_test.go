@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/json"
 	"net/http"
 	"os"
@@ -58,7 +59,8 @@ func TestRun(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, []string{"--lbs", "127.0.0.1:0", "--das", "127.0.0.1:0", "--das", "127.0.0.1:0", "--http", "127.0.0.1:0",
-			"--registry", registry, "--state", filepath.Join(dir, "state"), "--log-level", "debug"}, logs)
+			"--registry", registry, "--state", filepath.Join(dir, "state"), "--log-level", "debug",
+			"--picture-refuse", "503", "--picture-retry-after", "4s"}, logs)
 	}()
 	defer func() {
 		cancel()
@@ -90,6 +92,7 @@ func TestRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	checkPictures(t, api, cr, ci)
 	pw, err := ci.LoginPassword(rand.Reader, cr.DevID, time.Now())
 	if err != nil {
 		t.Fatal(err)
@@ -126,5 +129,49 @@ func TestRun(t *testing.T) {
 		if !strings.Contains(logs.String(), want) {
 			t.Errorf("log lacks %q", want)
 		}
+	}
+}
+
+// checkPictures uploads a picture while --picture-refuse holds (503 with
+// Retry-After 4), clears the fault through the API, and uploads it.
+func checkPictures(t *testing.T, api string, cr osap.Credentials, ci *osap.Cipher) {
+	t.Helper()
+	if want := api + platform.DefaultPicturePath; cr.PictureURL != want {
+		t.Fatalf("picture service URL in 0xB = %q, want %q", cr.PictureURL, want)
+	}
+	body := []byte("\xff\xd8 run test")
+	post := func() *http.Response {
+		tok, err := ci.PictureToken(rand.Reader, cr.DevID, time.Now(), sha256.Sum256(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req, err := http.NewRequest(http.MethodPost, cr.PictureURL+osap.PicturePath(cr.DevID), bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "OSAP "+tok)
+		req.Header.Set("Content-Type", "image/jpeg")
+		req.Header.Set(osap.PictureDevHeader, "")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	if resp := post(); resp.StatusCode != 503 || resp.Header.Get("Retry-After") != "4" {
+		t.Fatalf("upload under --picture-refuse 503 = %d, Retry-After %q; want 503, 4", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	req, err := http.NewRequest(http.MethodDelete, api+"/api/pictures/fault", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp := post(); resp.StatusCode != 201 {
+		t.Fatalf("upload after DELETE /api/pictures/fault = %d, want 201", resp.StatusCode)
 	}
 }

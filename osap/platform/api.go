@@ -36,11 +36,16 @@ func WithAPILogger(l *slog.Logger) APIOption { return func(a *api) { a.log = l }
 // when the request gives no ?timeout= (default DefaultRequestTimeout).
 func WithRequestTimeout(d time.Duration) APIOption { return func(a *api) { a.timeout = d } }
 
+// WithPictures serves the picture service's listing, downloads and test
+// fault on the API (see NewAPI).
+func WithPictures(p *PictureService) APIOption { return func(a *api) { a.pictures = p } }
+
 type api struct {
-	das     []*DAS
-	stores  []*EventStore // distinct event stores of das, in order
-	log     *slog.Logger
-	timeout time.Duration
+	das      []*DAS
+	pictures *PictureService
+	stores   []*EventStore // distinct event stores of das, in order
+	log      *slog.Logger
+	timeout  time.Duration
 }
 
 // NewAPI returns the emulator's HTTP API over the given DAS instances, for
@@ -54,6 +59,15 @@ type api struct {
 //	POST /api/devices/{devid}/set     {"dev","resource","values":{...}}
 //	POST /api/devices/{devid}/get     {"dev","resource","names":[...]}
 //	POST /api/devices/{devid}/invoke  {"dev","resource","operation","input":{...}}
+//
+// With WithPictures, the picture service's (binding 2.7):
+//
+//	GET    /api/devices/{devid}/pictures       {"devid","pictures":[{"picture","devid","dev","size","sha256","time"}]}
+//	GET    /api/devices/{devid}/pictures/{id}  the picture, image/jpeg
+//	GET    /api/pictures/fault                 the upload fault in force
+//	PUT    /api/pictures/fault                 {"status":503,"retry_after":"5s","delay":"2s","count":3}: refuse
+//	                                           (status) or hold (delay) the next count uploads (0: until cleared)
+//	DELETE /api/pictures/fault                 uploads are handled again
 //
 // set, get and invoke send the request to the DAS the gateway is connected
 // to and wait for its reply (?timeout=, a Go duration, default 10s), which
@@ -82,6 +96,13 @@ func NewAPI(das []*DAS, opts ...APIOption) http.Handler {
 	mux.HandleFunc("POST /api/devices/{devid}/set", a.set)
 	mux.HandleFunc("POST /api/devices/{devid}/get", a.get)
 	mux.HandleFunc("POST /api/devices/{devid}/invoke", a.invoke)
+	if a.pictures != nil {
+		mux.HandleFunc("GET /api/devices/{devid}/pictures", a.pictureList)
+		mux.HandleFunc("GET /api/devices/{devid}/pictures/{id}", a.picture)
+		mux.HandleFunc("GET /api/pictures/fault", a.pictureFault)
+		mux.HandleFunc("PUT /api/pictures/fault", a.setPictureFault)
+		mux.HandleFunc("DELETE /api/pictures/fault", a.setPictureFault)
+	}
 	return mux
 }
 
@@ -352,4 +373,88 @@ func (a *api) request(w http.ResponseWriter, r *http.Request, subDev, typ string
 	}
 	a.log.Info("device replied", "devid", devID, "dev", subDev, "type", typ, "id", m.ID, "code", m.Code)
 	a.writeJSON(w, http.StatusOK, rep)
+}
+
+// PicturesPage is the answer of the picture listing.
+type PicturesPage struct {
+	DevID    string    `json:"devid"`
+	Pictures []Picture `json:"pictures"`
+}
+
+func (a *api) pictureList(w http.ResponseWriter, r *http.Request) {
+	devID := r.PathValue("devid")
+	a.writeJSON(w, http.StatusOK, PicturesPage{DevID: devID, Pictures: a.pictures.Pictures(devID)})
+}
+
+func (a *api) picture(w http.ResponseWriter, r *http.Request) {
+	a.pictures.serve(w, r, r.PathValue("devid"), r.PathValue("id"))
+}
+
+// PictureFaultRequest is the body of PUT /api/pictures/fault and the
+// answer of GET: PictureFault with durations as Go duration strings.
+type PictureFaultRequest struct {
+	Status     int    `json:"status,omitempty"`
+	RetryAfter string `json:"retry_after,omitempty"`
+	Delay      string `json:"delay,omitempty"`
+	Count      int    `json:"count,omitempty"`
+}
+
+// Fault returns the PictureFault the request describes, or an error
+// naming the field that is wrong.
+func (fr PictureFaultRequest) Fault() (PictureFault, error) {
+	f := PictureFault{Status: fr.Status, Count: fr.Count}
+	if f.Status != 0 && (f.Status < 400 || f.Status > 599) {
+		return f, fmt.Errorf("status %d: want 400 to 599, or 0 for none", f.Status)
+	}
+	if f.Count < 0 {
+		return f, fmt.Errorf("count %d: want 0 or more", f.Count)
+	}
+	for _, d := range []struct {
+		name string
+		s    string
+		to   *time.Duration
+	}{{"retry_after", fr.RetryAfter, &f.RetryAfter}, {"delay", fr.Delay, &f.Delay}} {
+		if d.s == "" {
+			continue
+		}
+		v, err := time.ParseDuration(d.s)
+		if err != nil || v < 0 || v > maxRequestTimeout {
+			return f, fmt.Errorf("%s %q: want a duration from 0 to %v", d.name, d.s, maxRequestTimeout)
+		}
+		*d.to = v
+	}
+	return f, nil
+}
+
+func faultRequest(f PictureFault) PictureFaultRequest {
+	fr := PictureFaultRequest{Status: f.Status, Count: f.Count}
+	if f.RetryAfter > 0 {
+		fr.RetryAfter = f.RetryAfter.String()
+	}
+	if f.Delay > 0 {
+		fr.Delay = f.Delay.String()
+	}
+	return fr
+}
+
+func (a *api) pictureFault(w http.ResponseWriter, _ *http.Request) {
+	a.writeJSON(w, http.StatusOK, faultRequest(a.pictures.Fault()))
+}
+
+func (a *api) setPictureFault(w http.ResponseWriter, r *http.Request) {
+	var f PictureFault
+	if r.Method == http.MethodPut {
+		var fr PictureFaultRequest
+		if !a.decode(w, r, &fr) {
+			return
+		}
+		var err error
+		if f, err = fr.Fault(); err != nil {
+			a.fail(w, fmt.Errorf("%w: %w", ErrInvalidRequest, err))
+			return
+		}
+	}
+	a.pictures.SetFault(f)
+	a.log.Info("picture upload fault set", "status", f.Status, "retry_after_seconds", f.RetryAfter.Seconds(), "delay_seconds", f.Delay.Seconds(), "count", f.Count)
+	a.writeJSON(w, http.StatusOK, faultRequest(f))
 }

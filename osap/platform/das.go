@@ -97,22 +97,16 @@ type DAS struct {
 	ownsEv  bool
 	reqSeq  atomic.Uint64
 	reqBase string
+	replay  replayCache // nonces of accepted login passwords
 
 	mu      sync.Mutex
 	ln      net.Listener // bound and not yet served; nil while serving
 	serving bool
 	srv     *mqtt.Server
 	devices map[string]*device
-	logins  map[*mqtt.Client]*conn  // accepted in OnConnect, not yet established
-	replay  map[replayKey]time.Time // nonce → until when it is kept
-	pruned  time.Time               // last pruning of replay
+	logins  map[*mqtt.Client]*conn // accepted in OnConnect, not yet established
 	pending map[pendingKey]chan osap.Message
 	online  int
-}
-
-type replayKey struct {
-	devID string
-	nonce [osap.NonceSize]byte
 }
 
 type pendingKey struct {
@@ -198,7 +192,6 @@ func NewDAS(cfg DASConfig) (*DAS, error) {
 		events:  cfg.Events,
 		devices: map[string]*device{},
 		logins:  map[*mqtt.Client]*conn{},
-		replay:  map[replayKey]time.Time{},
 		pending: map[pendingKey]chan osap.Message{},
 		reqBase: "p" + strconv.FormatInt(time.Now().UnixNano(), 36) + "-",
 	}

@@ -371,7 +371,7 @@ func TestReplayCachePruned(t *testing.T) {
 	if !d.freshNonce("gw", n2, later, later) {
 		t.Fatal("new nonce refused")
 	}
-	if _, kept := d.replay[replayKey{"gw", n1}]; kept {
+	if d.replay.kept("gw", n1) {
 		t.Errorf("nonce seen %v ago still in the replay cache", later.Sub(now))
 	}
 }

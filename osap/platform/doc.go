@@ -27,8 +27,27 @@
 //   - topo.add is answered with topo.reply (same id) on down/topo, listing
 //     the sub-devices accepted; code 400 names the models refused.
 //
+// # Picture service
+//
+// A PictureService is the picture service of binding 2.7, served by the
+// emulator on its API listener under /osap (EmulatorConfig.PicturePath;
+// EmulatorConfig.NoPictures turns it off) and announced by the LBS in 0xB
+// (tag 0x0D). An upload's token is checked as a login password is, by
+// the same code: it opens with the current or the previous session key,
+// its time is within 300 s of the service's clock either way, its nonce
+// has not been seen (counted as seen only once every other check has
+// passed); then the body's SHA-256 must be the token's. The body is
+// streamed to a temporary file and never read beyond 8 MiB + 1 byte.
+// A PictureFault refuses or holds uploads, for tests.
+//
 // # Guarantees
 //
+//   - A picture answered with 201 is durable: its bytes were written to a
+//     temporary file, fsynced and renamed to {id}.jpg, its record
+//     ({id}.json: dev, size, sha256, time) written the same way, and the
+//     directory synced, before the answer. A restarted service lists and
+//     serves it; an upload a crash interrupted leaves nothing behind.
+
 //   - The registry persists DevIDs, master keys, suites and session keys in
 //     a JSON state file written atomically (temporary file, rename, mode
 //     0600): after a crash the file holds either the state before a change

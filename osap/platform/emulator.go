@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -37,6 +38,23 @@ type EmulatorConfig struct {
 	// NoSync stores events without waiting for fsync (see
 	// EventStore.SetSync); for benchmarks of the gateway.
 	NoSync bool
+	// NoPictures turns the picture service (binding 2.7) off: 0xB then
+	// carries no picture service URL. Otherwise, when the API is served,
+	// the picture service is served on the API listener under
+	// PicturePath, keeps pictures in StateDir/pictures, and the LBS
+	// announces it.
+	NoPictures bool
+	// PicturePath is the picture service's base path on the API listener;
+	// empty means DefaultPicturePath ("/osap").
+	PicturePath string
+	// PictureURL is the base URL the LBS announces; empty means
+	// http://{API address}{PicturePath} (an unspecified host replaced by
+	// 127.0.0.1).
+	PictureURL string
+	// Now is the clock of the registry (session key lifetimes), the DAS
+	// (login freshness) and the picture service (token freshness); nil
+	// means time.Now.
+	Now    func() time.Time
 	Logger *slog.Logger
 }
 
@@ -47,6 +65,8 @@ type Emulator struct {
 	LBS      *LBS
 	DAS      []*DAS
 	Events   *EventStore
+	// Pictures is the picture service; nil when it is off.
+	Pictures *PictureService
 
 	log    *slog.Logger
 	lbsLn  net.Listener
@@ -92,6 +112,9 @@ func NewEmulator(cfg EmulatorConfig) (*Emulator, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cfg.Now != nil {
+		reg.now = cfg.Now
+	}
 	events, err := OpenEventStore(filepath.Join(cfg.StateDir, "events.jsonl"))
 	if err != nil {
 		return nil, err
@@ -100,7 +123,7 @@ func NewEmulator(cfg EmulatorConfig) (*Emulator, error) {
 	e := &Emulator{Registry: reg, Events: events, log: log, dasReq: make(chan dasRequest), stopped: make(chan struct{})}
 	var services []AccessService
 	for i, addr := range cfg.DASListen {
-		d, err := NewDAS(DASConfig{Listen: addr, TLS: cfg.TLS, Keys: reg, Events: events,
+		d, err := NewDAS(DASConfig{Listen: addr, TLS: cfg.TLS, Keys: reg, Events: events, Now: cfg.Now,
 			Logger: log.With("component", "das", "das", i)})
 		if err != nil {
 			e.close()
@@ -109,21 +132,68 @@ func NewEmulator(cfg EmulatorConfig) (*Emulator, error) {
 		e.DAS = append(e.DAS, d)
 		services = append(services, d)
 	}
-	e.LBS = NewLBS(LBSConfig{Registry: reg, Suites: cfg.Suites, SessionLifetime: cfg.SessionLifetime, DAS: services,
-		TLS: cfg.TLS, Logger: log.With("component", "lbs")})
-	if e.lbsLn, err = net.Listen("tcp", cfg.LBSListen); err != nil {
-		e.close()
-		return nil, fmt.Errorf("lbs listen: %w", err)
-	}
 	if cfg.HTTPListen != "" {
 		if e.httpLn, err = net.Listen("tcp", cfg.HTTPListen); err != nil {
 			e.close()
 			return nil, fmt.Errorf("api listen: %w", err)
 		}
 	}
-	e.api = NewAPI(e.DAS, WithAPILogger(log.With("component", "api")))
+	pictureURL := ""
+	apiOpts := []APIOption{WithAPILogger(log.With("component", "api"))}
+	if e.httpLn != nil && !cfg.NoPictures {
+		path := cfg.PicturePath
+		if path == "" {
+			path = DefaultPicturePath
+		}
+		if !strings.HasPrefix(path, "/") || strings.HasSuffix(path, "/") || strings.HasPrefix(path, "/api/") || path == "/api" {
+			e.close()
+			return nil, fmt.Errorf("picture path %q: want /name, not under /api", path)
+		}
+		if e.Pictures, err = NewPictureService(PictureServiceConfig{Dir: filepath.Join(cfg.StateDir, "pictures"), Keys: reg, Now: cfg.Now,
+			Logger: log.With("component", "pictures")}); err != nil {
+			e.close()
+			return nil, err
+		}
+		pictureURL = cfg.PictureURL
+		if pictureURL == "" {
+			if pictureURL, err = httpURL(e.httpLn.Addr().String(), path); err != nil {
+				e.close()
+				return nil, err
+			}
+		}
+		apiOpts = append(apiOpts, WithPictures(e.Pictures))
+		mux := http.NewServeMux()
+		mux.Handle(path+"/", http.StripPrefix(path, e.Pictures))
+		mux.Handle("/", NewAPI(e.DAS, apiOpts...))
+		e.api = mux
+	} else {
+		e.api = NewAPI(e.DAS, apiOpts...)
+	}
+	e.LBS = NewLBS(LBSConfig{Registry: reg, Suites: cfg.Suites, SessionLifetime: cfg.SessionLifetime, DAS: services,
+		PictureURL: pictureURL, TLS: cfg.TLS, Logger: log.With("component", "lbs")})
+	if e.lbsLn, err = net.Listen("tcp", cfg.LBSListen); err != nil {
+		e.close()
+		return nil, fmt.Errorf("lbs listen: %w", err)
+	}
 	return e, nil
 }
+
+// httpURL is http://host:port{path} of a bound address, an unspecified
+// host replaced by 127.0.0.1.
+func httpURL(addr, path string) (string, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", fmt.Errorf("bound address %q: %w", addr, err)
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, port) + path, nil
+}
+
+// PictureURL is the picture service's base URL as the LBS announces it,
+// or "" when the service is off.
+func (e *Emulator) PictureURL() string { return e.LBS.cfg.PictureURL }
 
 // LBSAddr is the LBS's host:port.
 func (e *Emulator) LBSAddr() string { return e.lbsLn.Addr().String() }

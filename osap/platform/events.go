@@ -29,6 +29,10 @@ type Event struct {
 	// Resource and Name are taken from the body when it has them.
 	Resource string `json:"resource,omitempty"`
 	Name     string `json:"event,omitempty"`
+	// Pictures and PictureError are taken from the body: the ids of the
+	// event's pictures at the picture service, or why it has none.
+	Pictures     []string `json:"pictures,omitempty"`
+	PictureError string   `json:"picture_error,omitempty"`
 	// Body is the application payload as the gateway sent it.
 	Body json.RawMessage `json:"body,omitempty"`
 	// Captured is the capture time the gateway reported; Received is when

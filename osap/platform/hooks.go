@@ -165,45 +165,28 @@ func (d *DAS) login(cl *mqtt.Client, pk packets.Packet) (*conn, packets.Code, st
 	if !pk.Connect.PasswordFlag {
 		return nil, connackBadCredentials, "no password"
 	}
-	suite, keys, err := d.cfg.Keys.SessionKeys(devID)
+	suite, ciphers, err := sessionCiphers(d.cfg.Keys, devID)
 	if err != nil {
-		return nil, connackNotAuthorized, "no session key: " + err.Error()
+		return nil, connackNotAuthorized, err.Error()
 	}
-	if len(keys) == 0 {
-		return nil, connackNotAuthorized, "no session key"
-	}
-	ciphers := make([]*osap.Cipher, 0, len(keys))
-	for _, k := range keys {
-		c, err := osap.NewCipher(suite, k)
-		if err != nil {
-			return nil, connackNotAuthorized, "session key: " + err.Error()
-		}
-		ciphers = append(ciphers, c)
-	}
-	password := string(pk.Connect.Password)
-	var (
+	type login struct {
 		at    time.Time
 		nonce [osap.NonceSize]byte
-		open  = -1
-	)
-	for i, c := range ciphers {
-		if at, nonce, err = c.OpenLoginPassword(devID, password); err == nil {
-			open = i
-			break
-		}
 	}
+	password := string(pk.Connect.Password)
+	lg, open, err := openProof(ciphers, func(c *osap.Cipher) (login, error) {
+		at, nonce, err := c.OpenLoginPassword(devID, password)
+		return login{at, nonce}, err
+	})
 	if open < 0 {
 		return nil, connackBadCredentials, "password does not open with the session key: " + err.Error()
 	}
 	ciphers[0], ciphers[open] = ciphers[open], ciphers[0]
 	now := d.now()
-	switch {
-	case at.Before(now.Add(-osap.LoginMaxAge)):
-		return nil, connackBadCredentials, fmt.Sprintf("stale password: %.0f s old, over %.0f s", now.Sub(at).Seconds(), osap.LoginMaxAge.Seconds())
-	case at.After(now.Add(osap.LoginMaxAge)):
-		return nil, connackBadCredentials, fmt.Sprintf("password dated %.0f s in the future", at.Sub(now).Seconds())
+	if err := checkProofTime(lg.at, now, osap.LoginMaxAge); err != nil {
+		return nil, connackBadCredentials, "password " + err.Error()
 	}
-	if !d.freshNonce(devID, nonce, at, now) {
+	if !d.freshNonce(devID, lg.nonce, lg.at, now) {
 		return nil, connackBadCredentials, "replayed password"
 	}
 	return &conn{
@@ -217,29 +200,9 @@ func (d *DAS) login(cl *mqtt.Client, pk packets.Packet) (*conn, packets.Code, st
 }
 
 // freshNonce records the nonce of an accepted password and reports whether
-// it was new. An entry is kept until the password it came with is stale, so
-// a replay is refused either as seen or as stale; older entries are pruned.
+// it was new (see replayCache.fresh).
 func (d *DAS) freshNonce(devID string, nonce [osap.NonceSize]byte, at, now time.Time) bool {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if now.Sub(d.pruned) >= time.Second || now.Before(d.pruned) {
-		for k, until := range d.replay {
-			if now.After(until) {
-				delete(d.replay, k)
-			}
-		}
-		d.pruned = now
-	}
-	key := replayKey{devID, nonce}
-	if _, seen := d.replay[key]; seen {
-		return false
-	}
-	until := at.Add(osap.LoginMaxAge)
-	if n := now.Add(osap.LoginMaxAge); n.After(until) {
-		until = n
-	}
-	d.replay[key] = until
-	return true
+	return d.replay.fresh(devID, nonce, at, now)
 }
 
 // established makes cl its device's current connection.

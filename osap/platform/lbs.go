@@ -37,6 +37,7 @@ type LBSConfig struct {
 	Suites          osap.SuiteSet   // supported; 0: osap.DefaultSuites
 	SessionLifetime time.Duration   // 0: DefaultSessionLifetime
 	DAS             []AccessService // devices go to the one with the fewest registered
+	PictureURL      string          // picture service base URL announced in 0xB (tag 0x0D); empty: none
 	Logger          *slog.Logger    // nil: slog.Default()
 	ReadTimeout     time.Duration   // bounds reading each frame; 0: DefaultReadTimeout
 	TLS             *tls.Config     // nil: plain TCP
@@ -521,7 +522,7 @@ func (c *lbsConn) accessReq(f *osap.Frame) error {
 	if !ok {
 		return c.fail(rt, f.Seq, &osap.StatusError{Status: osap.StatusInternal, Message: "no access service"})
 	}
-	b, err := osap.AccessRsp{DASAddress: das, Nonce: req.Nonce}.Encode(f.Seq, c.sess, c.l.rand)
+	b, err := osap.AccessRsp{DASAddress: das, Nonce: req.Nonce, PictureURL: c.l.cfg.PictureURL}.Encode(f.Seq, c.sess, c.l.rand)
 	if err != nil {
 		return c.fail(rt, f.Seq, err)
 	}

@@ -139,6 +139,7 @@ func (d *DAS) event(c *conn, msg osap.Message, now time.Time) error {
 	var rep osap.EventReport
 	if len(msg.Body) > 0 && json.Unmarshal(msg.Body, &rep) == nil {
 		ev.Resource, ev.Name = rep.Resource, rep.Event
+		ev.Pictures, ev.PictureError = rep.Pictures, rep.PictureError
 		if rep.TS != 0 {
 			ev.Captured = time.UnixMilli(rep.TS)
 		}
