@@ -364,19 +364,19 @@ type pictureService struct {
 	session *upstream.Session
 }
 
-// UploadPicture implements delivery.PictureUploader.
-//
-// WIRING (issue 14, part 3): upstream.Session gains exactly this method
-// (UploadPicture(ctx, dev, body, size, sum) (id, err)). Until it has it,
-// the interface assertion below fails and every picture gets
-// picture_error "no picture service". Once it has it, map its errors
-// here: its "no picture service offered" sentinel to
-// delivery.ErrNoPictureService, and a refusal for good (4xx) to
-// delivery.ErrPictureRefused; other errors are retried by the stream.
+// UploadPicture implements delivery.PictureUploader over the session's
+// picture service, translating upstream's errors into delivery's: no
+// service offered is delivery.ErrNoPictureService, a refusal for good
+// (4xx, or a picture the service can never take) is
+// delivery.ErrPictureRefused; anything else (ctx ended) is retried by the
+// stream.
 func (p *pictureService) UploadPicture(ctx context.Context, dev string, body io.ReadSeeker, size int64, sum [sha256.Size]byte) (string, error) {
-	u, ok := any(p.session).(delivery.PictureUploader)
-	if !ok {
-		return "", delivery.ErrNoPictureService
+	id, err := p.session.UploadPicture(ctx, dev, body, size, sum)
+	switch {
+	case errors.Is(err, upstream.ErrNoPictureService):
+		return "", fmt.Errorf("%w: %w", delivery.ErrNoPictureService, err)
+	case errors.Is(err, upstream.ErrPictureRefused):
+		return "", fmt.Errorf("%w: %w", delivery.ErrPictureRefused, err)
 	}
-	return u.UploadPicture(ctx, dev, body, size, sum)
+	return id, err
 }
