@@ -61,11 +61,11 @@ func (a *Adapter) pictureFor(k *camera, resource, event string, params map[strin
 		if uri == "" {
 			return nil, fmt.Errorf("camera %q has no snapshot address", a.id)
 		}
-		data, err := k.c.Get(ctx, uri, snapshotLimit)
+		body, err := k.c.Open(ctx, uri, snapshotLimit)
 		if err != nil {
 			return nil, a.wrap(&callError{Call: "GET snapshot", Err: err})
 		}
-		return io.NopCloser(bytes.NewReader(data)), nil
+		return body, nil
 	}
 }
 

@@ -344,13 +344,31 @@ func (c *Client) authorize(r *http.Request, auth Auth) {
 // Refused credentials give an error wrapping ErrUnauthorized; another
 // HTTP status, a *StatusError; a response over limit, an error.
 func (c *Client) Get(ctx context.Context, url string, limit int64) ([]byte, error) {
+	body, err := c.Open(ctx, url, limit)
+	if err != nil {
+		return nil, err
+	}
+	defer body.Close()
+	data, err := io.ReadAll(body)
+	if err != nil {
+		return nil, err
+	}
+	return data, nil
+}
+
+// Open starts fetching url (a snapshot) as Get does and returns its body
+// as a stream, so that a picture goes where it is kept without being held
+// in memory whole. The client's timeout bounds the whole fetch, reading
+// included; reading past limit bytes fails. The caller must Close the
+// body. Errors are Get's.
+func (c *Client) Open(ctx context.Context, url string, limit int64) (io.ReadCloser, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
-	defer cancel()
 	var ch *challenge
 	basic := false
 	for attempt := 0; attempt < 2; attempt++ {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 		if err != nil {
+			cancel()
 			return nil, fmt.Errorf("request to %q: %w", url, err)
 		}
 		switch {
@@ -361,9 +379,15 @@ func (c *Client) Get(ctx context.Context, url string, limit int64) ([]byte, erro
 		}
 		res, err := c.hc.Do(req)
 		if err != nil {
+			cancel()
 			return nil, err
 		}
-		data, rerr := io.ReadAll(io.LimitReader(res.Body, limit+1))
+		if res.StatusCode == http.StatusOK {
+			return &limitedBody{body: res.Body, left: limit, limit: limit, cancel: cancel}, nil
+		}
+		// Read a little of a refusal so that the connection can be
+		// used again, never a large body.
+		_, _ = io.Copy(io.Discard, io.LimitReader(res.Body, 64<<10))
 		res.Body.Close()
 		if res.StatusCode == http.StatusUnauthorized && attempt == 0 && c.user != "" {
 			ch, basic = parseChallenges(res.Header.Values("WWW-Authenticate"))
@@ -371,21 +395,52 @@ func (c *Client) Get(ctx context.Context, url string, limit int64) ([]byte, erro
 				continue
 			}
 		}
+		cancel()
 		if res.StatusCode == http.StatusUnauthorized {
 			return nil, fmt.Errorf("%w (HTTP 401)", ErrUnauthorized)
 		}
-		if res.StatusCode != http.StatusOK {
-			return nil, &StatusError{Status: res.StatusCode}
-		}
-		if rerr != nil {
-			return nil, fmt.Errorf("read response: %w", rerr)
-		}
-		if int64(len(data)) > limit {
-			return nil, fmt.Errorf("response larger than %d bytes", limit)
-		}
-		return data, nil
+		return nil, &StatusError{Status: res.StatusCode}
 	}
+	cancel()
 	return nil, fmt.Errorf("%w (HTTP 401)", ErrUnauthorized)
+}
+
+// limitedBody is a response body that fails once more than limit bytes
+// have come, and ends its request's context when closed.
+type limitedBody struct {
+	body        io.ReadCloser
+	left, limit int64
+	cancel      context.CancelFunc
+}
+
+func (l *limitedBody) Read(p []byte) (int, error) {
+	if l.left <= 0 {
+		// At the limit: anything more is too much.
+		var one [1]byte
+		n, err := l.body.Read(one[:])
+		if n > 0 {
+			return 0, fmt.Errorf("response larger than %d bytes", l.limit)
+		}
+		return 0, err
+	}
+	if int64(len(p)) > l.left+1 {
+		p = p[:l.left+1]
+	}
+	n, err := l.body.Read(p)
+	if int64(n) > l.left {
+		return 0, fmt.Errorf("response larger than %d bytes", l.limit)
+	}
+	l.left -= int64(n)
+	if err != nil && err != io.EOF {
+		err = fmt.Errorf("read response: %w", err)
+	}
+	return n, err
+}
+
+func (l *limitedBody) Close() error {
+	err := l.body.Close()
+	l.cancel()
+	return err
 }
 
 // envelope builds the request envelope.

@@ -295,3 +295,60 @@ func TestDecodeFault(t *testing.T) {
 		})
 	}
 }
+
+// TestOpenStreamsWithinLimit: Open gives the snapshot as a stream that
+// fails past its limit, after the same authentication as Get.
+func TestOpenStreamsWithinLimit(t *testing.T) {
+	body := strings.Repeat("j", 1000)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if u, p, ok := r.BasicAuth(); !ok || u != "admin" || p != "secret" {
+			w.Header().Set("WWW-Authenticate", `Basic realm="cam"`)
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		if r.URL.Path == "/missing.jpg" {
+			http.NotFound(w, r)
+			return
+		}
+		_, _ = io.WriteString(w, body)
+	}))
+	defer srv.Close()
+	tests := []struct {
+		name    string
+		path    string
+		limit   int64
+		want    string
+		wantErr string
+	}{
+		{name: "under the limit", path: "/s.jpg", limit: 2000, want: body},
+		{name: "exactly the limit", path: "/s.jpg", limit: 1000, want: body},
+		{name: "over the limit", path: "/s.jpg", limit: 999, wantErr: "larger than 999 bytes"},
+		{name: "not found", path: "/missing.jpg", limit: 2000, wantErr: "404"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := soap.New(soap.Options{Username: "admin", Password: "secret", Timeout: 5 * time.Second})
+			defer c.Close()
+			rc, err := c.Open(context.Background(), srv.URL+tt.path, tt.limit)
+			var got []byte
+			if err == nil {
+				got, err = io.ReadAll(rc)
+				rc.Close()
+			}
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("Open and read = %d bytes, %v, want an error with %q", len(got), err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || string(got) != tt.want {
+				t.Fatalf("Open and read = %d bytes, %v, want %d bytes", len(got), err, len(tt.want))
+			}
+		})
+	}
+	c := soap.New(soap.Options{Username: "admin", Password: "wrong", Timeout: 5 * time.Second})
+	defer c.Close()
+	if _, err := c.Open(context.Background(), srv.URL+"/s.jpg", 2000); !errors.Is(err, soap.ErrUnauthorized) {
+		t.Fatalf("Open with a wrong password = %v, want ErrUnauthorized", err)
+	}
+}
