@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"strconv"
+	"sync"
 
 	"golang.org/x/sync/errgroup"
 
@@ -29,6 +31,9 @@ func runONVIF(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	motion := fs.Duration("motion-every", 0, "toggle each camera's motion alarm at this period (0: never)")
 	media := fs.String("media", "both", "media services offered: 1 (Media1, Profile S), 2 (Media2, Profile T: profile 1 in H.265) or both")
 	double := fs.Bool("double-motion", false, "report motion under two topics, as Hikvision cameras do")
+	snapSize := fs.Int("snapshot-size", 0, "pad each snapshot to at least this many bytes (0: the plain image)")
+	unique := fs.Bool("unique-snapshots", false, "make every snapshot differ from the ones before, as a live camera's do")
+	snapLog := fs.String("snapshot-log", "", "append the SHA-256 (hex) of every snapshot served to this file, one per line")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -41,6 +46,23 @@ func runONVIF(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	case sim.Media1, sim.Media2, sim.MediaBoth:
 	default:
 		return fmt.Errorf("--media %q: want 1, 2 or both", *media)
+	}
+	if *snapSize < 0 || *snapSize > 64<<20 {
+		return fmt.Errorf("--snapshot-size %d: want 0 to 64 MiB", *snapSize)
+	}
+	var onSnapshot func([32]byte)
+	if *snapLog != "" {
+		f, err := os.OpenFile(*snapLog, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+		if err != nil {
+			return fmt.Errorf("--snapshot-log: %w", err)
+		}
+		defer f.Close()
+		var mu sync.Mutex
+		onSnapshot = func(sum [32]byte) {
+			mu.Lock()
+			defer mu.Unlock()
+			fmt.Fprintf(f, "%x\n", sum)
+		}
 	}
 	if *count < 1 {
 		return fmt.Errorf("--count %d: want at least 1", *count)
@@ -64,7 +86,8 @@ func runONVIF(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return fmt.Errorf("listen %s: %w", addr, err)
 		}
 		cam := sim.New(sim.Config{Name: fmt.Sprintf("SimCam %d", i+1), Serial: fmt.Sprintf("SIM-%04d", i+1),
-			User: *user, Password: *password, Auth: sim.Auth(*auth), MotionEvery: *motion, Media: sim.Media(*media), DoubleMotion: *double})
+			User: *user, Password: *password, Auth: sim.Auth(*auth), MotionEvery: *motion, Media: sim.Media(*media), DoubleMotion: *double,
+			SnapshotSize: *snapSize, UniqueSnapshots: *unique, OnSnapshot: onSnapshot})
 		cam.SetBase("http://" + ln.Addr().String())
 		fmt.Fprintf(stdout, "camera %d: %s\n", i+1, cam.URL())
 		g.Go(func() error { return cam.Serve(ctx, ln) })

@@ -14,6 +14,7 @@ package onvif
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/xml"
 	"fmt"
@@ -76,6 +77,16 @@ type Config struct {
 	// VideoSourceConfigurationToken and Rule "MyMotionDetectorRule",
 	// Data IsMotion), each change twice.
 	DoubleMotion bool
+	// SnapshotSize pads each snapshot with JPEG comment segments to at
+	// least this many bytes (0: the plain image, a few kilobytes).
+	SnapshotSize int
+	// UniqueSnapshots makes every snapshot served differ from the ones
+	// before (a counter in a comment segment), as a live camera's do.
+	// Off, every snapshot is Snapshot().
+	UniqueSnapshots bool
+	// OnSnapshot, if set, is called with the SHA-256 of every snapshot
+	// served, before it is written.
+	OnSnapshot func(sum [32]byte)
 }
 
 // Media selects the media services a camera offers: Media1 (ver10, the
@@ -107,8 +118,10 @@ type Faults struct {
 
 // Camera is one simulated camera.
 type Camera struct {
-	cfg  Config
-	jpeg []byte
+	cfg     Config
+	jpeg    []byte
+	padding []byte // comment segments padding snapshots to SnapshotSize (guarded by mu)
+	snapSeq int    // snapshots served, with UniqueSnapshots (guarded by mu)
 
 	mu       sync.Mutex
 	faults   Faults
@@ -198,6 +211,68 @@ func New(cfg Config) *Camera {
 
 // Snapshot returns the JPEG the camera serves.
 func (c *Camera) Snapshot() []byte { return c.jpeg }
+
+// serveSnapshot writes a snapshot: the image, with a counter comment when
+// the camera's snapshots are unique and comment padding up to
+// SnapshotSize. The padding is one shared buffer, so a camera serving
+// large snapshots costs the simulator little memory.
+func (c *Camera) serveSnapshot(w http.ResponseWriter) {
+	var count []byte
+	if c.cfg.UniqueSnapshots {
+		c.mu.Lock()
+		c.snapSeq++
+		n := c.snapSeq
+		c.mu.Unlock()
+		count = jpegComment([]byte(fmt.Sprintf("%s snapshot %d", c.cfg.Serial, n)))
+	}
+	pad := c.snapshotPadding(len(c.jpeg) + len(count))
+	soi, rest := c.jpeg[:2], c.jpeg[2:]
+	if c.cfg.OnSnapshot != nil {
+		h := sha256.New()
+		h.Write(soi)
+		h.Write(count)
+		h.Write(pad)
+		h.Write(rest)
+		var sum [32]byte
+		h.Sum(sum[:0])
+		c.cfg.OnSnapshot(sum)
+	}
+	w.Header().Set("Content-Type", "image/jpeg")
+	w.Header().Set("Content-Length", strconv.Itoa(len(c.jpeg)+len(count)+len(pad)))
+	for _, b := range [][]byte{soi, count, pad, rest} {
+		if _, err := w.Write(b); err != nil {
+			return
+		}
+	}
+}
+
+// snapshotPadding returns comment segments that bring an image of have
+// bytes to at least SnapshotSize, built once per camera.
+func (c *Camera) snapshotPadding(have int) []byte {
+	need := c.cfg.SnapshotSize - have
+	if need <= 0 {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.padding) < need {
+		var b []byte
+		for len(b) < need {
+			n := min(need-len(b)-4, 65533)
+			n = max(n, 1)
+			b = append(b, jpegComment(make([]byte, n))...)
+		}
+		c.padding = b
+	}
+	return c.padding
+}
+
+// jpegComment returns a JPEG COM segment (FF FE, length, text) holding
+// text, at most 65533 bytes of it.
+func jpegComment(text []byte) []byte {
+	b := []byte{0xFF, 0xFE, byte((len(text) + 2) >> 8), byte(len(text) + 2)}
+	return append(b, text...)
+}
 
 // SetFaults switches the camera's faults.
 func (c *Camera) SetFaults(f Faults) {
@@ -411,8 +486,7 @@ func (c *Camera) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			c.challenge(w)
 			return
 		}
-		w.Header().Set("Content-Type", "image/jpeg")
-		_, _ = w.Write(c.jpeg)
+		c.serveSnapshot(w)
 		return
 	}
 	if r.Method != http.MethodPost {
