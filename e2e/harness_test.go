@@ -350,7 +350,8 @@ func (s *site) request(devID, verb string, body any) (code int, reply struct {
 // gatewayStatus reads the gateway's /status.
 func (s *site) gatewayStatus() (st struct {
 	Outbox struct {
-		Events int `json:"events"`
+		Events   int `json:"events"`
+		Pictures int `json:"pictures"`
 	} `json:"outbox"`
 	Upstream struct {
 		State string `json:"state"`

@@ -389,7 +389,14 @@ func printDemoFrame(w io.Writer, emu *platform.Emulator, gw *gateway.Gateway, st
 	evs := append([]platform.Event(nil), st.recent...)
 	st.mu.Unlock()
 	for _, e := range evs {
-		fmt.Fprintf(&b, "  #%-6s %-10s %s/%s captured %s\n", e.ID, orDash(e.Dev), e.Resource, e.Name, e.Captured.Format("15:04:05.000"))
+		pic := ""
+		switch {
+		case len(e.Pictures) > 0:
+			pic = "  picture " + strings.Join(e.Pictures, ",")
+		case e.PictureError != "":
+			pic = "  no picture: " + e.PictureError
+		}
+		fmt.Fprintf(&b, "  #%-6s %-10s %s/%s captured %s%s\n", e.ID, orDash(e.Dev), e.Resource, e.Name, e.Captured.Format("15:04:05.000"), pic)
 	}
 	st.mu.Lock()
 	if len(st.actions) > 0 {

@@ -36,7 +36,7 @@ func startDemoCamera(ctx context.Context, wg *sync.WaitGroup, log *slog.Logger) 
 	if err != nil {
 		return "", err
 	}
-	cam := simonvif.New(simonvif.Config{Name: "DemoCam PTZ", Serial: "CAM-DEMO-01", User: "admin", Password: demoCameraPassword,
+	cam := simonvif.New(simonvif.Config{Name: "DemoCam PTZ", Serial: "CAM-DEMO-01", UniqueSnapshots: true, User: "admin", Password: demoCameraPassword,
 		Auth: simonvif.AuthDigest, MotionEvery: 4 * time.Second})
 	// Set the address now: Serve sets it too, but on its own goroutine,
 	// which may not have run when the configuration below is written.
@@ -68,5 +68,6 @@ password_file = %q
 timeout = "5s"
 poll = "5s"
 events = true
+snapshot_on = ["motion"]
 `, cam.URL(), pw), nil
 }
