@@ -70,8 +70,19 @@ func BenchmarkCameraPictures(b *testing.B) {
 				waitFor(s.t, "pictures flowing", 60*time.Second, func() bool { return len(withPictures(s.events(devID))) > 32 })
 				from := len(s.events(devID))
 				rss, core := measure(b, s, 60*time.Second)
-				evs := withPictures(s.events(devID)[from:])
+				all := s.events(devID)[from:]
+				evs := withPictures(all)
 				lat := latencies(evs)
+				failed := 0
+				for _, e := range all {
+					if e.PictureError != "" {
+						failed++
+						if failed <= 3 {
+							b.Logf("event %s of %s: picture_error %q", e.ID, e.Dev, e.PictureError)
+						}
+					}
+				}
+				b.ReportMetric(float64(failed), "picture_errors")
 				b.ReportMetric(core*100, "CPU_%")
 				b.ReportMetric(float64(rss)/(1<<20), "RSS_MB")
 				b.ReportMetric(float64(len(evs))/60, "pictures/s")
