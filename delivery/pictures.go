@@ -61,9 +61,10 @@ type capture struct {
 }
 
 // captureLoop takes the pictures Append asks for, at most
-// Config.MaxCaptures at once, each on a goroutine of its own bounded by
-// PictureWait, until ctx ends; then it cancels those in progress and
-// waits for them.
+// Config.MaxCaptures at once (the others wait their turn), each on a
+// goroutine of its own bounded by PictureWait, until ctx ends; then it
+// cancels those in progress and waits for them. A picture still waiting
+// then is taken by no one: after a restart its event says so.
 func (s *Stream) captureLoop(ctx context.Context) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -75,11 +76,13 @@ func (s *Stream) captureLoop(ctx context.Context) {
 			return
 		case c = <-s.captures:
 		}
+		// Wait for a free slot: cameras that fire at once (a site's
+		// motion detectors all see the same person) queue here, each
+		// still bounded by PictureWait from its event's capture.
 		select {
 		case sem <- struct{}{}:
-		default:
-			s.failPicture(c.id, reasonBusy)
-			continue
+		case <-ctx.Done():
+			return
 		}
 		wg.Add(1)
 		go func() {

@@ -282,3 +282,31 @@ func (d *downUploader) dropped() bool {
 	defer d.mu.Unlock()
 	return d.done
 }
+
+// TestPicturesOfCamerasFiringAtOnce: more cameras fire at once than
+// pictures are taken at once; the others wait their turn, and every
+// event goes with its picture.
+func TestPicturesOfCamerasFiringAtOnce(t *testing.T) {
+	st := openStore(t, store.Options{})
+	up := &fakeUploader{}
+	h := newHarness(t, Config{Pictures: up, PictureWait: time.Minute, MaxCaptures: 2}, st, nil)
+	h.run()
+	h.up.set(true, false)
+	h.s.Connected()
+	release := make(chan struct{})
+	now := time.Now()
+	const cameras = 12
+	for i := range cameras {
+		data := append([]byte(fmt.Sprintf("camera %d ", i)), img...)
+		if n, err := h.s.Append(fmt.Sprintf("cam-%d", i), []model.EventOccurrence{motion(now, picture(data, nil, nil, release))}); n != 1 || err != nil {
+			t.Fatalf("Append = %d, %v", n, err)
+		}
+	}
+	close(release)
+	waitFor(t, "every camera's event", func() bool { return len(h.up.sent()) >= cameras })
+	for i, r := range reports(t, h.up.sent()) {
+		if len(r.Pictures) != 1 || r.PictureError != "" {
+			t.Errorf("report %d = %+v, want one picture and no error", i, r)
+		}
+	}
+}

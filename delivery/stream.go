@@ -56,8 +56,9 @@ type Config struct {
 	// UploadWait bounds how long an upload is tried again, while the
 	// session is up, before the event goes without its picture (1 min).
 	UploadWait time.Duration
-	// MaxCaptures bounds the pictures being taken at once (16); beyond,
-	// a picture is given up ("busy").
+	// MaxCaptures bounds the pictures being taken at once (16); the
+	// others wait their turn, up to 64 queued; beyond, a picture is given
+	// up ("busy").
 	MaxCaptures int
 
 	// uploadRetry is the first delay before an upload is tried again
