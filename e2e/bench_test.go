@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -268,29 +267,7 @@ func BenchmarkModbus100Devices(b *testing.B) {
 // events (the camera's own event time to the platform's arrival time).
 func BenchmarkCameras32(b *testing.B) {
 	for b.Loop() {
-		s := newSite(b, "-no-fsync", "-log-level", "warn")
-		base := freeRange(b, 32)
-		start(b, "devsim", "onvif", "-listen", fmt.Sprintf("127.0.0.1:%d", base), "-count", "32",
-			"-user", "admin", "-password", "bench-pass", "-motion-every", "1s")
-		pw := filepath.Join(s.dir, "cam.password")
-		write(b, pw, "bench-pass", 0o600)
-		var sb strings.Builder
-		for i := range 32 {
-			fmt.Fprintf(&sb, "\n[[device]]\nid = \"cam-%02d\"\nkind = \"onvif\"\nurl = \"http://127.0.0.1:%d/onvif/device_service\"\nusername = \"admin\"\npassword_file = %q\npoll = \"30s\"\nevents = true\n", i, base+i, pw)
-		}
-		time.Sleep(time.Second)
-		s.writeConfig(sb.String())
-		s.startGateway()
-		devID := s.devID()
-		waitFor(s.t, "32 cameras online", 90*time.Second, func() bool {
-			n := 0
-			for _, d := range s.gatewayStatus().Devices {
-				if d.State == "online" {
-					n++
-				}
-			}
-			return n == 32
-		})
+		s, devID := cameraSite(b, nil, "events = true\n")
 		time.Sleep(5 * time.Second)
 		from := len(s.events(devID))
 		rss, core := measure(b, s, 60*time.Second)

@@ -11,15 +11,16 @@ import (
 	"github.com/osapgw/osapgw/osap/platform"
 )
 
-// pictureSite starts 32 simulated cameras whose motion alarm turns on
-// every 2 s, each taking a snapshot of size bytes with it (snapshot_on),
-// behind the gateway, and waits for them to be online.
-func pictureSite(b *testing.B, size int) (*site, string) {
+// cameraSite starts 32 simulated cameras (one devsim, Digest
+// authentication, the extra devsim arguments given) whose motion alarm
+// toggles every second, behind the gateway, each [[device]] block ending
+// with the extra lines given, and waits for them to be online.
+func cameraSite(b *testing.B, devsimArgs []string, deviceLines string) (*site, string) {
 	s := newSite(b, "-no-fsync", "-log-level", "warn")
 	base := freeRange(b, 32)
-	start(b, "devsim", "onvif", "-listen", fmt.Sprintf("127.0.0.1:%d", base), "-count", "32",
-		"-user", "admin", "-password", "bench-pass", "-motion-every", "1s",
-		"-unique-snapshots", "-snapshot-size", fmt.Sprint(size))
+	args := append([]string{"onvif", "-listen", fmt.Sprintf("127.0.0.1:%d", base), "-count", "32",
+		"-user", "admin", "-password", "bench-pass", "-motion-every", "1s"}, devsimArgs...)
+	start(b, "devsim", args...)
 	for i := range 32 {
 		waitListening(b, fmt.Sprintf("127.0.0.1:%d", base+i))
 	}
@@ -27,7 +28,7 @@ func pictureSite(b *testing.B, size int) (*site, string) {
 	write(b, pw, "bench-pass", 0o600)
 	var sb strings.Builder
 	for i := range 32 {
-		fmt.Fprintf(&sb, "\n[[device]]\nid = \"cam-%02d\"\nkind = \"onvif\"\nurl = \"http://127.0.0.1:%d/onvif/device_service\"\nusername = \"admin\"\npassword_file = %q\npoll = \"30s\"\nsnapshot_on = [\"motion\"]\n", i, base+i, pw)
+		fmt.Fprintf(&sb, "\n[[device]]\nid = \"cam-%02d\"\nkind = \"onvif\"\nurl = \"http://127.0.0.1:%d/onvif/device_service\"\nusername = \"admin\"\npassword_file = %q\npoll = \"30s\"\n%s", i, base+i, pw, deviceLines)
 	}
 	s.writeConfig(sb.String())
 	s.startGateway()
@@ -42,6 +43,12 @@ func pictureSite(b *testing.B, size int) (*site, string) {
 		return n == 32
 	})
 	return s, devID
+}
+
+// pictureSite is cameraSite with every camera taking a distinct snapshot
+// of size bytes with each motion (snapshot_on).
+func pictureSite(b *testing.B, size int) (*site, string) {
+	return cameraSite(b, []string{"-unique-snapshots", "-snapshot-size", fmt.Sprint(size)}, "snapshot_on = [\"motion\"]\n")
 }
 
 // withPictures returns the events that carry a picture.

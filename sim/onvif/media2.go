@@ -79,20 +79,7 @@ func (c *Camera) media2Op(w http.ResponseWriter, op string, q *reqOp) {
 		c.mu.Unlock()
 		writeOK(w, `<tr2:GetVideoEncoderConfigurationsResponse>`+b.String()+`</tr2:GetVideoEncoderConfigurationsResponse>`)
 	case "SetVideoEncoderConfiguration":
-		var i int
-		if _, err := fmt.Sscanf(q.Configuration.Token, "enc_%d", &i); err != nil || i < 1 || i > c.cfg.Profiles {
-			writeFault(w, http.StatusBadRequest, "env:Sender", "ter:InvalidArgVal/ter:NoConfig", "no such configuration")
-			return
-		}
-		fr, br := q.Configuration.RateControl.FrameRateLimit, q.Configuration.RateControl.BitrateLimit
-		if fr < 1 || fr > 30 || br < 64 || br > 16384 {
-			writeFault(w, http.StatusBadRequest, "env:Sender", "ter:InvalidArgVal/ter:ConfigModify", "value out of range")
-			return
-		}
-		c.mu.Lock()
-		c.frame[i-1], c.bitrate[i-1] = fr, br
-		c.mu.Unlock()
-		writeOK(w, `<tr2:SetVideoEncoderConfigurationResponse/>`)
+		c.setEncoder(w, q, `<tr2:SetVideoEncoderConfigurationResponse/>`)
 	default:
 		writeFault(w, http.StatusBadRequest, "env:Sender", "ter:ActionNotSupported", op+" is not supported")
 	}
@@ -128,4 +115,23 @@ func (c *Camera) encoder2XMLLocked(elem string, i int) string {
 	wd, ht := 1920/(i+1), 1080/(i+1)
 	return fmt.Sprintf(`<tr2:%s token="enc_%d" GovLength="50" Profile="Main"><tt:Name>enc %d</tt:Name><tt:UseCount>1</tt:UseCount><tt:Encoding>%s</tt:Encoding><tt:Resolution><tt:Width>%d</tt:Width><tt:Height>%d</tt:Height></tt:Resolution><tt:RateControl ConstantBitRate="false"><tt:FrameRateLimit>%d</tt:FrameRateLimit><tt:BitrateLimit>%d</tt:BitrateLimit></tt:RateControl><tt:Multicast><tt:Address><tt:Type>IPv4</tt:Type><tt:IPv4Address>0.0.0.0</tt:IPv4Address></tt:Address><tt:Port>0</tt:Port><tt:TTL>1</tt:TTL><tt:AutoStart>false</tt:AutoStart></tt:Multicast><tt:Quality>5</tt:Quality></tr2:%s>`,
 		elem, i+1, i+1, encoding2(i), wd, ht, c.frame[i], c.bitrate[i], elem)
+}
+
+// setEncoder applies SetVideoEncoderConfiguration, of Media1 or Media2
+// (the same token, frame rate and bitrate), and answers ok.
+func (c *Camera) setEncoder(w http.ResponseWriter, q *reqOp, ok string) {
+	var i int
+	if _, err := fmt.Sscanf(q.Configuration.Token, "enc_%d", &i); err != nil || i < 1 || i > c.cfg.Profiles {
+		writeFault(w, http.StatusBadRequest, "env:Sender", "ter:InvalidArgVal/ter:NoConfig", "no such configuration")
+		return
+	}
+	fr, br := q.Configuration.RateControl.FrameRateLimit, q.Configuration.RateControl.BitrateLimit
+	if fr < 1 || fr > 30 || br < 64 || br > 16384 {
+		writeFault(w, http.StatusBadRequest, "env:Sender", "ter:InvalidArgVal/ter:ConfigModify", "value out of range")
+		return
+	}
+	c.mu.Lock()
+	c.frame[i-1], c.bitrate[i-1] = fr, br
+	c.mu.Unlock()
+	writeOK(w, ok)
 }

@@ -82,20 +82,7 @@ func (c *Camera) dispatch(w http.ResponseWriter, r *http.Request, op string, q *
 		}
 		writeOK(w, `<trt:GetSnapshotUriResponse><trt:MediaUri><tt:Uri>`+base+`/snapshot.jpg</tt:Uri><tt:InvalidAfterConnect>false</tt:InvalidAfterConnect><tt:InvalidAfterReboot>false</tt:InvalidAfterReboot><tt:Timeout>PT0S</tt:Timeout></trt:MediaUri></trt:GetSnapshotUriResponse>`)
 	case "SetVideoEncoderConfiguration":
-		var i int
-		if _, err := fmt.Sscanf(q.Configuration.Token, "enc_%d", &i); err != nil || i < 1 || i > c.cfg.Profiles {
-			writeFault(w, http.StatusBadRequest, "env:Sender", "ter:InvalidArgVal/ter:NoConfig", "no such configuration")
-			return
-		}
-		fr, br := q.Configuration.RateControl.FrameRateLimit, q.Configuration.RateControl.BitrateLimit
-		if fr < 1 || fr > 30 || br < 64 || br > 16384 {
-			writeFault(w, http.StatusBadRequest, "env:Sender", "ter:InvalidArgVal/ter:ConfigModify", "value out of range")
-			return
-		}
-		c.mu.Lock()
-		c.frame[i-1], c.bitrate[i-1] = fr, br
-		c.mu.Unlock()
-		writeOK(w, `<trt:SetVideoEncoderConfigurationResponse/>`)
+		c.setEncoder(w, q, `<trt:SetVideoEncoderConfigurationResponse/>`)
 	default:
 		if strings.HasPrefix(r.URL.Path, "/onvif/ptz_service") && !c.cfg.NoPTZ {
 			c.ptzOp(w, op, q)
