@@ -99,9 +99,10 @@ func (s *timedSink) polls(from, to time.Time) (n int, maxGap time.Duration) {
 }
 
 // TestRTUCablePulled: two units on one RTU bus (a socat pty pair); unit
-// 2's cable is pulled for 10 s and put back. Unit 2 is reported offline,
-// then online again within skip_for of its return; unit 1 is polled at its
-// cadence all along, and unit 2 costs the bus one request per probe.
+// 2's cable is pulled for 10 s and put back just after a probe went out.
+// Unit 2 is reported offline, then online again within skip_for of its
+// return; unit 1 is polled at its cadence all along, and unit 2 costs the
+// bus one request per probe.
 func TestRTUCablePulled(t *testing.T) {
 	if testing.Short() {
 		t.Skip("serial peer, 10 s outage: skipped with -short")
@@ -144,11 +145,16 @@ func TestRTUCablePulled(t *testing.T) {
 	sensors[2].SetFault(sim.Fault{Drop: true})
 	waitFor(t, "unit 2 offline", func() bool { on, _ := sinks[2].lastStatus(); return !on })
 	// The outage itself: the cable stays out for its 10 s, whatever the
-	// adapter does meanwhile.
+	// adapter does meanwhile; then it comes back just after a probe went
+	// out unanswered, the worst moment: the next probe is the one to find
+	// it, up to skip_for later.
 	time.Sleep(time.Until(pulled.Add(outage)))
+	seen := sensors[2].Requests()
+	waitFor(t, "a probe of unit 2", func() bool { return sensors[2].Requests() > seen })
 	sensors[2].SetFault(sim.Fault{})
 	back := time.Now()
 	during := sensors[2].Requests() - before
+	out := back.Sub(pulled)
 
 	var online time.Time
 	waitFor(t, "unit 2 online again", func() bool {
@@ -157,21 +163,21 @@ func TestRTUCablePulled(t *testing.T) {
 		return ok
 	})
 	took := online.Sub(back)
-	t.Logf("unit 2 online %.2f s after its cable returned (skip_for %v, outage %v)", took.Seconds(), DefaultSkipFor, outage)
+	t.Logf("unit 2 online %.2f s after its cable returned (skip_for %v, outage %.1f s, returned just after an unanswered probe)", took.Seconds(), DefaultSkipFor, out.Seconds())
 
 	// Unit 1 went on: polled all along, never waiting long for the bus.
 	n, gap := sinks[1].polls(pulled, online)
 	t.Logf("unit 1: %d answered polls in the %.1f s from the pull to unit 2's return online, longest gap %.2f s (poll 250 ms)", n, online.Sub(pulled).Seconds(), gap.Seconds())
-	if want := int(outage / time.Second); n < want {
-		t.Errorf("unit 1 answered %d polls while unit 2 was out, want at least %d (one a second of the %v)", n, want, outage)
+	if want := int(out / time.Second); n < want {
+		t.Errorf("unit 1 answered %d polls while unit 2 was out, want at least %d (one a second of the %.1f s)", n, want, out.Seconds())
 	}
 	if gap > 3*time.Second {
 		t.Errorf("unit 1 went %v without an answered poll while unit 2 was out, want at most 3s", gap)
 	}
 	// Unit 2 cost its bus the polls that found it silent (offline_after
 	// 2, up to 2 reads each) and one probe at most per FirstProbe.
-	if limit := uint64(2*2 + outage/FirstProbe + 1); during > limit {
-		t.Errorf("unit 2 got %d requests during its %v outage, want at most %d", during, outage, limit)
+	if limit := uint64(2*2 + out/FirstProbe + 1); during > limit {
+		t.Errorf("unit 2 got %d requests during its %.1f s outage, want at most %d", during, out.Seconds(), limit)
 	}
 	on1, _ := sinks[1].lastStatus()
 	if !on1 {
