@@ -258,9 +258,9 @@ type eventState struct {
 // Run polls the unit until ctx ends, reporting to sink: each attribute at
 // its poll interval, sent when it changed beyond its deadband or when
 // report_every has passed; events when their rules fire; Status when the
-// unit stops answering (after offline_after failed polls, and it is then
-// skipped for skip_for before being probed again) and when it answers
-// again. It returns nil when ctx ends.
+// unit stops answering (after offline_after failed polls; it is then
+// probed, not polled, at a backoff from FirstProbe up to skip_for: see
+// probe.go) and when it answers again. It returns nil when ctx ends.
 //
 // Run only waits; a poller does the work. Go shrinks a parked goroutine's
 // stack only to four times what it uses while parked, so the goroutine
@@ -392,7 +392,7 @@ func (p *poller) due() (int, time.Duration) {
 // A read the unit refuses is split until the spans at fault are read
 // alone (isolate); the group's plan keeps the pieces. Their attributes are
 // reported bad, and a read that fails on its own is left alone for
-// skip_for. A read the unit does not answer while it answers others is
+// point_retry. A read the unit does not answer while it answers others is
 // taken for its attributes' fault too; the poll stops at the second read
 // in a row without an answer, or at once when the link is down.
 func (p *poller) poll(ctx context.Context, gi int) bool {
@@ -494,7 +494,7 @@ func (p *poller) poll(ctx context.Context, gi int) bool {
 	}
 	if answered && len(silent) > 0 {
 		// The unit answers: what it did not answer is those points' own
-		// failure. Left alone for skip_for, like a refused read.
+		// failure. Left alone for point_retry, like a refused read.
 		at := time.Now()
 		for _, s := range silent {
 			pr := &plan[s.ri]

@@ -1,8 +1,11 @@
 package modbus
 
 import (
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/osapgw/osapgw/adapters"
 )
 
 // TestProbeDelay: the waits before the probes of an offline unit, for the
@@ -59,5 +62,47 @@ func TestProbeSchedule(t *testing.T) {
 		if gap > DefaultSkipFor || gap < FirstProbe {
 			t.Errorf("probes %d and %d are %v apart, want %v to %v", i-1, i, gap, FirstProbe, DefaultSkipFor)
 		}
+	}
+}
+
+// TestProbeSettings: skip_for and point_retry as a block gives them, or
+// not; an old block's skip_for = "60s" keeps its points' retry.
+func TestProbeSettings(t *testing.T) {
+	tests := []struct {
+		name           string
+		keys           string
+		wantSkipFor    time.Duration
+		wantPointRetry time.Duration
+		wantErr        string
+	}{
+		{name: "defaults", wantSkipFor: 4 * time.Second, wantPointRetry: time.Minute},
+		{name: "old skip_for", keys: `skip_for = "60s"`, wantSkipFor: time.Minute, wantPointRetry: time.Minute},
+		{name: "short skip_for sets the point retry too", keys: `skip_for = "2s"`, wantSkipFor: 2 * time.Second, wantPointRetry: 2 * time.Second},
+		{name: "both", keys: "skip_for = \"10s\"\npoint_retry = \"5m\"", wantSkipFor: 10 * time.Second, wantPointRetry: 5 * time.Minute},
+		{name: "point_retry alone", keys: `point_retry = "30s"`, wantSkipFor: 4 * time.Second, wantPointRetry: 30 * time.Second},
+		{name: "negative point_retry", keys: `point_retry = "-1s"`, wantErr: "point_retry: -1s is negative"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			conf := "url = \"rtu:///dev/ttyUSB0\"\nunit = 1\n" + tt.keys + `
+[[attribute]]
+name = "temperature"
+table = "input"
+address = 0
+`
+			a, err := New("d", adaptersTOML(conf), adapters.Env{})
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("New(%s) = %v, want an error containing %q", tt.keys, err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("New(%s) = %v", tt.keys, err)
+			}
+			if a.dev.skipFor != tt.wantSkipFor || a.dev.pointRetry != tt.wantPointRetry {
+				t.Errorf("New(%s): skip_for %v, point_retry %v, want %v, %v", tt.keys, a.dev.skipFor, a.dev.pointRetry, tt.wantSkipFor, tt.wantPointRetry)
+			}
+		})
 	}
 }
