@@ -19,6 +19,8 @@ import (
 // online again within skip_for of their return (4 s by default), and a
 // dead unit does not stall the other units of its bus. The figures these
 // tests log are in docs/performance.md ("Serial recovery (issue 15)").
+// Together they take about 28 s (they skip with -short): a run of the
+// package with -count=20 needs -timeout above go test's default 10m.
 
 // outage is how long a cable stays pulled in these tests, as in the issue.
 const outage = 10 * time.Second
