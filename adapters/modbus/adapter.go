@@ -258,9 +258,9 @@ type eventState struct {
 // Run polls the unit until ctx ends, reporting to sink: each attribute at
 // its poll interval, sent when it changed beyond its deadband or when
 // report_every has passed; events when their rules fire; Status when the
-// unit stops answering (after offline_after failed polls, and it is then
-// skipped for skip_for before being probed again) and when it answers
-// again. It returns nil when ctx ends.
+// unit stops answering (after offline_after failed polls; it is then
+// probed, not polled, at a backoff from FirstProbe up to skip_for: see
+// probe.go) and when it answers again. It returns nil when ctx ends.
 //
 // Run only waits; a poller does the work. Go shrinks a parked goroutine's
 // stack only to four times what it uses while parked, so the goroutine
@@ -293,6 +293,24 @@ func (a *Adapter) Run(ctx context.Context, sink adapters.Sink) error {
 			return nil
 		}
 	}
+}
+
+// probe probes the offline unit (see unitState.probe) with a read of the
+// first register of its fastest group; when it answers, every group is
+// due at once. It returns false when ctx ended.
+func (p *poller) probe(ctx context.Context) bool {
+	if len(p.plans) == 0 || len(p.plans[0]) == 0 {
+		p.probing = false
+		return true
+	}
+	if !p.unitState.probe(ctx, p.a, p.sl, p.plans[0][0].Read) {
+		return ctx.Err() == nil
+	}
+	now := time.Now()
+	for i := range p.next {
+		p.next[i] = now
+	}
+	return true
 }
 
 // poller is the state of Run between polls.
@@ -353,8 +371,12 @@ func newPoller(a *Adapter, sl *sharedLink, sink adapters.Sink) *poller {
 	return p
 }
 
-// due returns the earliest due group and how long until it is due.
+// due returns the earliest due group and how long until it is due; while
+// the unit is offline, how long until its next probe.
 func (p *poller) due() (int, time.Duration) {
+	if p.probing {
+		return 0, time.Until(p.probeAt)
+	}
 	gi := 0
 	for i := range p.next {
 		if p.next[i].Before(p.next[gi]) {
@@ -370,19 +392,22 @@ func (p *poller) due() (int, time.Duration) {
 // A read the unit refuses is split until the spans at fault are read
 // alone (isolate); the group's plan keeps the pieces. Their attributes are
 // reported bad, and a read that fails on its own is left alone for
-// skip_for. A read the unit does not answer while it answers others is
+// point_retry. A read the unit does not answer while it answers others is
 // taken for its attributes' fault too; the poll stops at the second read
 // in a row without an answer, or at once when the link is down.
 func (p *poller) poll(ctx context.Context, gi int) bool {
 	a, sink := p.a, p.sink
+	if p.probing {
+		if time.Now().Before(p.probeAt) {
+			return true
+		}
+		return p.probe(ctx)
+	}
 	now := time.Now()
 	g := a.groups[gi]
 	p.next[gi] = p.next[gi].Add(g.every)
 	if p.next[gi].Before(now) {
 		p.next[gi] = now.Add(g.every)
-	}
-	if now.Before(p.skipUntil) {
-		return true
 	}
 
 	p.gi, p.values, p.bad = gi, map[string]map[string]model.Value{}, nil
@@ -393,7 +418,7 @@ func (p *poller) poll(ctx context.Context, gi int) bool {
 		reason string
 	}
 	var silent []silence // reads not answered
-	answered, timedOut, quiet := false, false, 0
+	answered, quiet := false, 0
 	var pollErr error
 	for ri := range plan {
 		pr := &plan[ri]
@@ -429,7 +454,6 @@ func (p *poller) poll(ctx context.Context, gi int) bool {
 			if kind == failLink {
 				break
 			}
-			timedOut = true
 			silent = append(silent, silence{ri, reason})
 			if quiet++; quiet == 2 {
 				break
@@ -440,7 +464,7 @@ func (p *poller) poll(ctx context.Context, gi int) bool {
 		if len(pieces) == 1 && pieces[0].Address == pr.Address && pieces[0].Count == pr.Count {
 			pr.retryAt, pr.reason = time.Time{}, ""
 			if pieces[0].isolated {
-				pr.retryAt, pr.reason = now.Add(a.dev.skipFor), pieces[0].reason
+				pr.retryAt, pr.reason = now.Add(a.dev.pointRetry), pieces[0].reason
 			}
 			continue
 		}
@@ -451,7 +475,7 @@ func (p *poller) poll(ctx context.Context, gi int) bool {
 		for i, pc := range pieces {
 			np := planned{Read: pc.Read}
 			if pc.isolated {
-				np.retryAt, np.reason = now.Add(a.dev.skipFor), pc.reason
+				np.retryAt, np.reason = now.Add(a.dev.pointRetry), pc.reason
 			}
 			splits[ri] = append(splits[ri], np)
 			names[i] = pc.Read.String()
@@ -470,11 +494,11 @@ func (p *poller) poll(ctx context.Context, gi int) bool {
 	}
 	if answered && len(silent) > 0 {
 		// The unit answers: what it did not answer is those points' own
-		// failure. Left alone for skip_for, like a refused read.
+		// failure. Left alone for point_retry, like a refused read.
 		at := time.Now()
 		for _, s := range silent {
 			pr := &plan[s.ri]
-			pr.retryAt, pr.reason = now.Add(a.dev.skipFor), s.reason
+			pr.retryAt, pr.reason = now.Add(a.dev.pointRetry), s.reason
 			for _, id := range pr.IDs {
 				p.setBad(id, s.reason, at)
 			}
@@ -504,8 +528,8 @@ func (p *poller) poll(ctx context.Context, gi int) bool {
 	}
 	p.values, p.bad = nil, nil
 	// A unit that does not answer must not stall the others on its link:
-	// skip it for a while, then probe again.
-	p.polled(a, sink, answered, pollErr, timedOut)
+	// once offline it is probed, not polled.
+	p.polled(a, sink, answered, pollErr)
 	return true
 }
 
@@ -894,45 +918,4 @@ func declared(o *operation, name string) bool {
 		}
 	}
 	return false
-}
-
-// unitState is what a poller keeps of its unit between polls: how many
-// polls in a row failed, whether the online state was reported, and until
-// when a silent unit is skipped.
-type unitState struct {
-	failed    int
-	known     bool // online state reported at least once
-	skipUntil time.Time
-}
-
-// polled records the end of a poll: answered (the unit answered at least
-// one read) or not, with the poll's error. It reports the unit online or,
-// after offlineAfter failed polls, offline, each when it changes; and it
-// skips a unit that gave no answer (skip) for skipFor, so that it does
-// not stall the other units of its link.
-func (u *unitState) polled(a *Adapter, sink adapters.Sink, answered bool, pollErr error, skip bool) {
-	if answered {
-		u.failed = 0
-		if !a.online.Load() || !u.known {
-			u.known = true
-			a.online.Store(true)
-			a.log.Info("modbus unit online")
-			sink.Status(a.dev.id, true, nil)
-		}
-		return
-	}
-	u.failed++
-	if u.failed < a.dev.offlineAfter {
-		return
-	}
-	if a.online.Load() || !u.known {
-		u.known = true
-		a.online.Store(false)
-		a.log.Warn("modbus unit offline", "err", pollErr, "failed_polls", u.failed)
-		sink.Status(a.dev.id, false, pollErr)
-	}
-	if skip {
-		u.skipUntil = time.Now().Add(a.dev.skipFor)
-		a.log.Debug("modbus unit skipped", "for_seconds", a.dev.skipFor.Seconds())
-	}
 }

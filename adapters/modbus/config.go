@@ -24,12 +24,18 @@ const (
 	DefaultMaxRegisters = 125
 	DefaultMaxBits      = 2000
 	DefaultOfflineAfter = 3
-	DefaultSkipFor      = 60 * time.Second
+	DefaultSkipFor      = 4 * time.Second
+	DefaultPointRetry   = 60 * time.Second
 	DefaultReportEvery  = 5 * time.Minute
 	DefaultBaud         = 9600
 	DefaultResource     = "main"
 	DefaultArea         = "data"
 )
+
+// FirstProbe is the wait, after a unit is reported offline, before it is
+// first probed; the wait doubles after each probe it does not answer, up
+// to skip_for (see probeDelay).
+const FirstProbe = time.Second
 
 // Config is one Modbus sub-device: a unit on a link, its register map, its
 // events and its operations. It is the [[device]] block of osapgw.toml with
@@ -48,7 +54,14 @@ type Config struct {
 	MaxRegisters int           `toml:"max_registers"`
 	MaxBits      int           `toml:"max_bits"`
 	OfflineAfter int           `toml:"offline_after"`
-	SkipFor      time.Duration `toml:"skip_for"`
+	// SkipFor caps the backoff between probes of an offline unit
+	// (FirstProbe doubling up to SkipFor).
+	SkipFor time.Duration `toml:"skip_for"`
+	// PointRetry is how long a read that fails on its own (bad points of
+	// a unit that answers) is left alone; it defaults to SkipFor when that
+	// is set (what skip_for meant before it capped the probes), else to
+	// DefaultPointRetry.
+	PointRetry   time.Duration `toml:"point_retry"`
 	ReportEvery  time.Duration `toml:"report_every"`
 	Manufacturer string        `toml:"manufacturer"`
 	Model        string        `toml:"model"`
@@ -283,7 +296,8 @@ type device struct {
 	maxRegisters int
 	maxBits      int
 	offlineAfter int
-	skipFor      time.Duration
+	skipFor      time.Duration // cap of the probe backoff of an offline unit
+	pointRetry   time.Duration // a read failing on its own is left alone this long
 	reportEvery  time.Duration
 	attrs        []attr
 	events       []*event
@@ -382,6 +396,10 @@ func (c Config) compile(id string) (*device, error) {
 	poll := dur("poll", c.Poll, DefaultPoll)
 	d.requestDelay = dur("request_delay", c.RequestDelay, 0)
 	d.skipFor = dur("skip_for", c.SkipFor, DefaultSkipFor)
+	d.pointRetry = dur("point_retry", c.PointRetry, DefaultPointRetry)
+	if c.PointRetry == 0 && c.SkipFor > 0 {
+		d.pointRetry = c.SkipFor
+	}
 	d.reportEvery = dur("report_every", c.ReportEvery, DefaultReportEvery)
 	d.maxGap = DefaultMaxGap
 	if c.MaxGap != nil {

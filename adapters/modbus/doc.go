@@ -34,7 +34,7 @@
 //     isolate: about log2(n)+4 extra requests, once); the good points in it
 //     are reported in that poll, and the poll plan keeps the pieces, so
 //     later polls read the good points in their own reads. A read that
-//     fails on its own is left alone for skip_for, then tried again; a
+//     fails on its own is left alone for point_retry, then tried again; a
 //     point that reads again is reported good. Bad states are reported like
 //     values: when they start or change, and every report_every. Other
 //     exceptions (busy, illegal function) make the points of the read bad
@@ -46,21 +46,34 @@
 //     closes the connection (goburrow's TCP client would otherwise pair the
 //     late answer with the next request) and the next request reconnects. A
 //     failed connect or a broken connection makes the link refuse requests
-//     for a backoff that doubles from 200 ms to 30 s and resets at the
-//     first success.
+//     for a backoff that doubles from 200 ms and resets at the first
+//     success: up to 30 s on TCP, up to 2 s on a serial port (reopening a
+//     device node costs nothing on the bus).
 //
 //   - A unit is reported offline (Sink.Status) after offline_after polls
-//     without an answer, and online at the first answer. A unit that is
-//     offline because it times out is skipped for skip_for, then probed,
-//     so a dead unit costs its bus one timeout per skip_for.
+//     without an answer, and online at the first answer. An offline unit
+//     is not polled but probed: one read of the first register (or bit)
+//     of its fastest poll group, bounded by its timeout and queued on the
+//     link in turn with the other units' requests. The first probe comes
+//     FirstProbe (1 s) after the poll that found it offline; the wait
+//     between the starts of two probes then doubles up to skip_for
+//     (default 4 s: probes at 1, 3, 7, 11, 15 s...). Any answer, an
+//     exception too, ends the probing and every poll group is read at
+//     once. So a dead unit costs its bus at most one timeout per probe
+//     interval (with the defaults 1 s in every 4 s once at the cap), and
+//     a unit back on the wire, or behind a serial port that came back, is
+//     polled again within skip_for of its return, plus its turn on the bus
+//     (with the defaults, online within 5 s).
 //
 //   - Run reports an attribute when it changes beyond its deadband, and at
 //     least every report_every. Values are bool, int64, float64 or string.
 //     Integer types without scale are int64; with scale or offset, float64.
 //     A uint64 beyond 2^63-1 is reported as a float64.
 //
-//   - A serial port that hangs up (USB adapter unplugged) fails the request
-//     and is reopened after the backoff; goburrow's own serial
+//   - A serial port that hangs up or whose device node is gone (USB
+//     adapter unplugged) fails the request and is reopened, at the next
+//     request after the backoff (a probe of its offline units); goburrow's
+//     own serial
 //     transporters would spin on it forever, so serial links use goburrow's
 //     RTU and ASCII framing over a transport of this package.
 //

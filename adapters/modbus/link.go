@@ -16,10 +16,14 @@ import (
 	"github.com/osapgw/osapgw/adapters"
 )
 
-// Backoff bounds of a link whose transport fails.
+// Backoff bounds of a link whose transport fails. A serial port is
+// reopened sooner than a TCP peer is reconnected: opening a device node
+// costs nothing on the bus and nothing to a peer, and a USB adapter
+// plugged back in should be used again within seconds.
 const (
-	minBackoff = 200 * time.Millisecond
-	maxBackoff = 30 * time.Second
+	minBackoff       = 200 * time.Millisecond
+	maxBackoff       = 30 * time.Second
+	maxSerialBackoff = 2 * time.Second
 )
 
 // errLinkDown is returned for requests refused while a failed link waits
@@ -278,7 +282,7 @@ func (c *conn) serve(ctx context.Context, j *job) bool {
 		if err := c.h.Connect(); err != nil {
 			c.close()
 			c.failures++
-			c.retryAt = time.Now().Add(backoff(c.failures))
+			c.retryAt = time.Now().Add(backoff(c.failures, sl.link.backoffLimit()))
 			c.lastError = err
 			j.done <- result{err: fmt.Errorf("connect %s: %w", sl.link.Address, errors.Join(errLinkDown, err))}
 			return true
@@ -306,7 +310,7 @@ func (c *conn) serve(ctx context.Context, j *job) bool {
 		// A broken connection or port, or a garbled answer.
 		c.close()
 		c.failures++
-		c.retryAt = time.Now().Add(backoff(c.failures))
+		c.retryAt = time.Now().Add(backoff(c.failures, sl.link.backoffLimit()))
 		c.lastError = err
 		err = fmt.Errorf("%w: %v", errLinkDown, err)
 	}
@@ -318,16 +322,22 @@ func (c *conn) serve(ctx context.Context, j *job) bool {
 }
 
 // backoff returns the wait after n consecutive failures: 200 ms doubling
-// up to 30 s.
-func backoff(n int) time.Duration {
+// up to limit.
+func backoff(n int, limit time.Duration) time.Duration {
 	d := minBackoff
-	for i := 1; i < n && d < maxBackoff; i++ {
+	for i := 1; i < n && d < limit; i++ {
 		d *= 2
 	}
-	if d > maxBackoff {
-		d = maxBackoff
+	return min(d, limit)
+}
+
+// backoffLimit returns the longest wait of l between two failed connects:
+// 2 s on a serial port, 30 s on TCP.
+func (l link) backoffLimit() time.Duration {
+	if l.serial() {
+		return maxSerialBackoff
 	}
-	return d
+	return maxBackoff
 }
 
 // isTimeout reports whether err is a timeout of the network or serial port.

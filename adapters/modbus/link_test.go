@@ -22,20 +22,28 @@ func TestSafeDo(t *testing.T) {
 
 func TestBackoff(t *testing.T) {
 	tests := []struct {
+		name     string
+		link     link
 		failures int
 		want     time.Duration
 	}{
-		{1, 200 * time.Millisecond},
-		{2, 400 * time.Millisecond},
-		{5, 3200 * time.Millisecond},
-		{8, 25600 * time.Millisecond},
-		{9, 30 * time.Second},
-		{100, 30 * time.Second},
+		{name: "tcp first", link: link{Scheme: "tcp"}, failures: 1, want: 200 * time.Millisecond},
+		{name: "tcp second", link: link{Scheme: "tcp"}, failures: 2, want: 400 * time.Millisecond},
+		{name: "tcp fifth", link: link{Scheme: "tcp"}, failures: 5, want: 3200 * time.Millisecond},
+		{name: "tcp eighth", link: link{Scheme: "tcp"}, failures: 8, want: 25600 * time.Millisecond},
+		{name: "tcp capped", link: link{Scheme: "tcp"}, failures: 9, want: 30 * time.Second},
+		{name: "tcp long outage", link: link{Scheme: "tcp"}, failures: 100, want: 30 * time.Second},
+		{name: "rtu first", link: link{Scheme: "rtu"}, failures: 1, want: 200 * time.Millisecond},
+		{name: "rtu fourth", link: link{Scheme: "rtu"}, failures: 4, want: 1600 * time.Millisecond},
+		{name: "rtu capped", link: link{Scheme: "rtu"}, failures: 5, want: 2 * time.Second},
+		{name: "ascii long outage", link: link{Scheme: "ascii"}, failures: 100, want: 2 * time.Second},
 	}
 	for _, tt := range tests {
-		if got := backoff(tt.failures); got != tt.want {
-			t.Errorf("backoff(%d) = %v, want %v", tt.failures, got, tt.want)
-		}
+		t.Run(tt.name, func(t *testing.T) {
+			if got := backoff(tt.failures, tt.link.backoffLimit()); got != tt.want {
+				t.Errorf("backoff(%d, %s) = %v, want %v", tt.failures, tt.link.Scheme, got, tt.want)
+			}
+		})
 	}
 }
 

@@ -139,6 +139,10 @@ func (a *Adapter) runSunSpec(ctx context.Context, sink adapters.Sink) error {
 		if next = next.Add(a.ss.poll); next.Before(now) {
 			next = now.Add(a.ss.poll)
 		}
+		if p.probing {
+			// Offline: woken for its probes, not its polls.
+			next = p.probeAt
+		}
 		timer.Reset(time.Until(next))
 	}
 }
@@ -160,8 +164,15 @@ type ssPoller struct {
 func (p *ssPoller) poll(ctx context.Context) bool {
 	a, sink := p.a, p.sink
 	now := time.Now()
-	if now.Before(p.skipUntil) {
-		return true
+	if p.probing {
+		// Offline: probed with the first register of the blocks; the
+		// poll follows at once when it answers.
+		if now.Before(p.probeAt) || len(p.lay.reads) == 0 {
+			return true
+		}
+		if !p.probe(ctx, a, p.sl, p.lay.reads[0]) {
+			return ctx.Err() == nil
+		}
 	}
 	regs, answered, pollErr := a.readSunSpec(ctx, p.sl, p.lay.reads)
 	if ctx.Err() != nil {
@@ -223,12 +234,7 @@ func (p *ssPoller) poll(ctx context.Context) bool {
 	for res, vs := range values {
 		sink.Attributes(a.dev.id, res, vs)
 	}
-	noAnswer := false
-	if !answered && pollErr != nil {
-		kind, _ := classify(pollErr, a.dev.timeout)
-		noAnswer = kind == failNoAnswer
-	}
-	p.polled(a, sink, answered, pollErr, noAnswer)
+	p.polled(a, sink, answered, pollErr)
 	return true
 }
 
