@@ -48,6 +48,9 @@ type fakeAuth struct {
 	keys   [][]byte // every session key issued, oldest first
 	stored []bool   // per call: whether credentials were passed in
 	fail   int      // fail this many calls first
+	// failErr is the error of a failing call: nil for one that does not
+	// carry the LBS's verdict (as when it cannot be reached).
+	failErr error
 }
 
 func (a *fakeAuth) Authenticate(ctx context.Context, stored *Credentials) (Credentials, error) {
@@ -59,7 +62,10 @@ func (a *fakeAuth) Authenticate(ctx context.Context, stored *Credentials) (Crede
 	a.stored = append(a.stored, stored != nil)
 	if a.fail > 0 {
 		a.fail--
-		return Credentials{}, errors.New("fake LBS: busy")
+		if a.failErr != nil {
+			return Credentials{}, a.failErr
+		}
+		return Credentials{}, errors.New("fake LBS: connection refused")
 	}
 	key := make([]byte, osap.KeySize)
 	_, _ = rand.Read(key)

@@ -137,9 +137,13 @@ func (s *Session) Publish(kind string, h osap.Header, body any, qos byte, done f
 	return l.publish(kind, h, body, qos, done, false)
 }
 
-// Run keeps the session up until ctx ends: it loads the stored credentials,
-// authenticates with the LBS when they are missing or their session key is
-// due for refresh, connects to the DAS (client id = user name = DevID, a
+// Run keeps the session up until ctx ends: it loads the stored credentials
+// and authenticates with the LBS (re-authentication, 0x4, when a DevID is
+// stored: binding 2.1). When the LBS cannot be reached (no connection, no
+// answer in time, busy or internal error) and the stored session key's
+// lifetime has not ended, it uses that key meanwhile and logs so; a
+// verdict of the LBS (another status, a response that does not verify)
+// retires it. It then connects to the DAS (client id = user name = DevID, a
 // fresh login password on every CONNECT, clean session false, will
 // {"online":false} on up/status with QoS 1, keep-alive = Config.Heartbeat),
 // subscribes to down/#, publishes {"online":true} and calls
@@ -175,22 +179,46 @@ func (s *Session) Run(ctx context.Context) error {
 
 	failures := 0 // consecutive failed attempts, for the backoff
 	fresh := false
+	// A start re-authenticates whenever the LBS answers (binding 2.1);
+	// the session key kept from the last run is only the fallback.
+	starting := creds != nil && creds.DevID != ""
 	for ctx.Err() == nil {
-		if creds == nil || !usable(creds, s.cfg.Now(), s.cfg.RefreshFraction) {
+		if starting || creds == nil || !usable(creds, s.cfg.Now(), s.cfg.RefreshFraction) {
 			s.setPhase(PhaseAuthenticating)
 			c, err := s.authenticate(ctx, creds)
-			if err != nil {
-				if ctx.Err() != nil {
-					break
+			switch {
+			case err == nil:
+				if starting {
+					s.log.Info("re-authenticated at start; the session key kept from the last run is not used", "dev_id", c.DevID)
 				}
+				creds, fresh = &c, true
+			case ctx.Err() != nil:
+				return nil
+			case !lbsAnswered(err) && alive(creds, s.cfg.Now()):
+				// The LBS cannot be reached and the key it issued last
+				// has not expired: go to the DAS with it meanwhile.
+				what := "LBS unreachable; using the session key it issued earlier until it can be reached"
+				if starting {
+					what = "LBS unreachable at start; using the session key kept from the last run"
+				}
+				s.log.Warn(what, "err", err, "key_expires", creds.SessionExpiry)
+				s.addKey(*creds)
+			default:
+				if lbsAnswered(err) && creds != nil && creds.SessionKey != nil {
+					// The LBS gave its verdict: the old key is not used.
+					refused := *creds
+					refused.SessionKey = nil
+					creds = &refused
+				}
+				starting = false
 				s.log.Warn("authentication failed", "err", err)
 				if !s.pause(ctx, failures) {
-					break
+					return nil
 				}
 				failures++
 				continue
 			}
-			creds, fresh = &c, true
+			starting = false
 		}
 
 		s.setPhase(PhaseConnecting)
@@ -244,6 +272,29 @@ func (s *Session) Run(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// lbsAnswered reports whether an authentication error carries the LBS's
+// verdict on the device: a status other than busy (5) or internal error
+// (7), or a response that did not verify. An LBS that cannot be dialled,
+// drops the connection, does not answer in time, is busy or fails
+// internally gave none: it "cannot be reached" in the sense of binding
+// 2.1.
+func lbsAnswered(err error) bool {
+	var se *osap.StatusError
+	if errors.As(err, &se) {
+		return se.Status != osap.StatusBusy && se.Status != osap.StatusInternal
+	}
+	return errors.Is(err, osap.ErrMalformed) || errors.Is(err, osap.ErrDecrypt)
+}
+
+// alive reports whether c holds a session key whose lifetime has not
+// ended at now, and a DAS to use it with.
+func alive(c *Credentials, now time.Time) bool {
+	if c == nil || c.DevID == "" || len(c.SessionKey) == 0 || c.DASAddress == "" {
+		return false
+	}
+	return (c.SessionExpiry.IsZero() && c.Lifetime <= 0) || now.Before(c.SessionExpiry)
 }
 
 // endReason says why a connection ended.

@@ -129,6 +129,7 @@ func TestSessionCredentials(t *testing.T) {
 		stored           *Credentials
 		knownKey         bool
 		lbsFailures      int
+		lbsErr           error // the failures' error; nil: the LBS cannot be reached
 		wantCalls        []bool // per Authenticate call: stored credentials passed in
 		wantLogins       []string
 		wantAuthFailures int64
@@ -139,25 +140,47 @@ func TestSessionCredentials(t *testing.T) {
 			wantLogins: []string{testDevID + ":true"},
 		},
 		{
-			name:       "stored credentials used as they are",
+			name:       "a start re-authenticates though the stored key is valid",
 			stored:     &Credentials{Lifetime: time.Hour, SessionExpiry: time.Now().Add(time.Hour)},
-			knownKey:   true,
-			wantCalls:  nil,
-			wantLogins: []string{testDevID + ":true"},
-		},
-		{
-			name:             "stored key refused by the DAS, re-authentication",
-			stored:           &Credentials{Lifetime: time.Hour, SessionExpiry: time.Now().Add(time.Hour)},
-			wantCalls:        []bool{true},
-			wantLogins:       []string{testDevID + ":false", testDevID + ":true"},
-			wantAuthFailures: 1,
-		},
-		{
-			name:       "stored key due for refresh",
-			stored:     &Credentials{Lifetime: time.Hour, SessionExpiry: time.Now().Add(10 * time.Minute)},
 			knownKey:   true,
 			wantCalls:  []bool{true},
 			wantLogins: []string{testDevID + ":true"},
+		},
+		{
+			name:             "LBS unreachable at start: the stored key is used",
+			stored:           &Credentials{Lifetime: time.Hour, SessionExpiry: time.Now().Add(time.Hour)},
+			knownKey:         true,
+			lbsFailures:      1,
+			wantCalls:        []bool{true},
+			wantLogins:       []string{testDevID + ":true"},
+			wantAuthFailures: 1,
+		},
+		{
+			name:             "LBS unreachable at start, stored key refused by the DAS, re-authentication",
+			stored:           &Credentials{Lifetime: time.Hour, SessionExpiry: time.Now().Add(time.Hour)},
+			lbsFailures:      1,
+			wantCalls:        []bool{true, true},
+			wantLogins:       []string{testDevID + ":false", testDevID + ":true"},
+			wantAuthFailures: 2,
+		},
+		{
+			name:             "LBS unreachable at start and the stored key expired: wait for the LBS",
+			stored:           &Credentials{Lifetime: time.Hour, SessionExpiry: time.Now().Add(-time.Minute)},
+			knownKey:         true,
+			lbsFailures:      2,
+			wantCalls:        []bool{true, true, true},
+			wantLogins:       []string{testDevID + ":true"},
+			wantAuthFailures: 2,
+		},
+		{
+			name:             "LBS refuses at start (unknown device): the stored key is not used",
+			stored:           &Credentials{Lifetime: time.Hour, SessionExpiry: time.Now().Add(time.Hour)},
+			knownKey:         true,
+			lbsFailures:      1,
+			lbsErr:           &osap.StatusError{Status: osap.StatusUnknown},
+			wantCalls:        []bool{true, true},
+			wantLogins:       []string{testDevID + ":true"},
+			wantAuthFailures: 1,
 		},
 		{
 			name:             "LBS fails twice",
@@ -170,7 +193,7 @@ func TestSessionCredentials(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			leaktest.Check(t)
-			a := &fakeAuth{fail: tt.lbsFailures}
+			a := &fakeAuth{fail: tt.lbsFailures, failErr: tt.lbsErr}
 			b := startMochi(t, a.acceptsLogin)
 			a.das = b.das()
 			st := &memStore{}
@@ -463,4 +486,49 @@ func TestSessionStopWhilePublishing(t *testing.T) {
 		}
 	}
 	t.Logf("%d accepted, %d refused after the stop began", accepted, refused)
+}
+
+// TestStartFallbackRules: which authentication errors carry the LBS's
+// verdict, and which kept keys may be used while it cannot be reached.
+func TestStartFallbackRules(t *testing.T) {
+	answered := []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"connection refused", errors.New("dial tcp 127.0.0.1:1: connect: connection refused"), false},
+		{"busy", fmt.Errorf("0x6: %w", &osap.StatusError{Status: osap.StatusBusy}), false},
+		{"internal error", &osap.StatusError{Status: osap.StatusInternal}, false},
+		{"unknown device", fmt.Errorf("0x6: %w", &osap.StatusError{Status: osap.StatusUnknown}), true},
+		{"master key unknown", &osap.StatusError{Status: osap.StatusNoMasterKey}, true},
+		{"does not open", fmt.Errorf("0x6: %w", osap.ErrDecrypt), true},
+		{"malformed", osap.ErrMalformed, true},
+	}
+	for _, tt := range answered {
+		if got := lbsAnswered(tt.err); got != tt.want {
+			t.Errorf("lbsAnswered(%s) = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+	now := time.Now()
+	key := make([]byte, osap.KeySize)
+	c := func(expiry time.Time, lifetime time.Duration) *Credentials {
+		return &Credentials{DevID: testDevID, SessionKey: key, DASAddress: "mqtt://127.0.0.1:1", SessionExpiry: expiry, Lifetime: lifetime}
+	}
+	keys := []struct {
+		name string
+		c    *Credentials
+		want bool
+	}{
+		{"none", nil, false},
+		{"alive", c(now.Add(time.Hour), 2*time.Hour), true},
+		{"past its refresh point, alive", c(now.Add(time.Minute), 2*time.Hour), true},
+		{"expired", c(now.Add(-time.Second), 2*time.Hour), false},
+		{"no lifetime", c(time.Time{}, 0), true},
+		{"no key", &Credentials{DevID: testDevID, DASAddress: "mqtt://127.0.0.1:1", SessionExpiry: now.Add(time.Hour)}, false},
+	}
+	for _, tt := range keys {
+		if got := alive(tt.c, now); got != tt.want {
+			t.Errorf("alive(%s) = %v, want %v", tt.name, got, tt.want)
+		}
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"io"
 	"log/slog"
@@ -518,5 +519,34 @@ func TestApplyCfmNotVerifying(t *testing.T) {
 	s.logs.waitLog(t, "authentication refused", 2)
 	if _, _, err := s.reg.SessionKeys(apply.DevID); !errors.Is(err, ErrUnknownDevice) {
 		t.Errorf("SessionKeys after a refused 0x9 = %v, want ErrUnknownDevice", err)
+	}
+}
+
+// TestBadMACWireBytes: the LBS answers a 0x1 whose MAC does not verify
+// with the frame docs/protocol.md shows (osap/testdata/golden.json's
+// "0x2 status 2 (bad MAC of 0x1, ...)"): status 2 and its message, on the
+// suite it chose, then closes.
+func TestBadMACWireBytes(t *testing.T) {
+	s := startLBS(t, LBSConfig{})
+	req, err := osap.AuthReq{Serial: "GW1", PublicKey: make([]byte, osap.PublicKeySize), Nonce: make([]byte, osap.NonceSize)}.Encode(1, osap.DefaultSuites, make([]byte, osap.KeySize))
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := net.Dial("tcp", s.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	nc.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := nc.Write(req); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := osap.ReadFrame(bufio.NewReader(nc))
+	if err != nil {
+		t.Fatalf("no response from the LBS: %v", err)
+	}
+	const want = "212301080001001d010006070001020800134d414320646f6573206e6f7420766572696679"
+	if got := hex.EncodeToString(raw); got != want {
+		t.Fatalf("response to a bad MAC = %s, want %s", got, want)
 	}
 }
