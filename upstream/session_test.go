@@ -129,7 +129,7 @@ func TestSessionCredentials(t *testing.T) {
 		stored           *Credentials
 		knownKey         bool
 		lbsFailures      int
-		lbsErr           error // the failures' error; nil: the LBS cannot be reached
+		lbsErr           error  // the failures' error; nil: the LBS cannot be reached
 		wantCalls        []bool // per Authenticate call: stored credentials passed in
 		wantLogins       []string
 		wantAuthFailures int64
