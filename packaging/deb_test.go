@@ -17,6 +17,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/osapgw/osapgw/internal/testenv"
 )
 
 // The versions of the two builds the tests make: the first is inspected
@@ -89,7 +91,7 @@ func needTools(t *testing.T, names ...string) {
 	t.Helper()
 	for _, n := range names {
 		if _, err := exec.LookPath(n); err != nil {
-			t.Skipf("%s is not installed (scripts/test-deps.sh installs it)", n)
+			testenv.Missing(t, "%s is not installed (scripts/test-deps.sh installs it)", n)
 		}
 	}
 }

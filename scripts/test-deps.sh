@@ -4,12 +4,14 @@
 # (an independent Modbus server, with python3-serial), and for packaging/: lintian, debootstrap,
 # systemd-container (systemd-nspawn), systemd (systemd-analyze) and
 # qemu-user-static with binfmt-support (arm64/armhf containers). Tests that
-# need one skip with a message when it is absent, so this script is a
-# convenience for a fresh machine.
+# need one skip with a message when it is absent, and fail under CI=true
+# (internal/testenv), where this script has run.
 set -euo pipefail
 need=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)
 command -v socat >/dev/null 2>&1 || need+=(socat)
+# ip sets up the loopback of the private network namespace of the ONVIF discovery test.
+command -v ip >/dev/null 2>&1 || need+=(iproute2)
 /usr/bin/python3 -c 'import pymodbus' >/dev/null 2>&1 || need+=(python3-pymodbus)
 # pymodbus.server imports serial, which Debian's python3-pymodbus does not pull in.
 /usr/bin/python3 -c 'import serial' >/dev/null 2>&1 || need+=(python3-serial)

@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/osapgw/osapgw/internal/leaktest"
+	"github.com/osapgw/osapgw/internal/testenv"
 	"github.com/osapgw/osapgw/osap"
 )
 
@@ -39,7 +40,7 @@ func startMosquitto(t *testing.T) *mosquitto {
 	bin, err := exec.LookPath("mosquitto")
 	if err != nil {
 		if _, serr := os.Stat("/usr/sbin/mosquitto"); serr != nil {
-			t.Skip("mosquitto is not installed (apt-get install mosquitto; scripts/test-deps.sh does it)")
+			testenv.Missing(t, "mosquitto is not installed (apt-get install mosquitto; scripts/test-deps.sh does it)")
 		}
 		bin = "/usr/sbin/mosquitto"
 	}

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/osapgw/osapgw/internal/testenv"
 	"github.com/osapgw/osapgw/model"
 	sim "github.com/osapgw/osapgw/sim/modbus"
 )
@@ -24,17 +25,13 @@ func needPymodbus(t *testing.T) {
 		t.Skip("real peer: skipped with -short")
 	}
 	if err := exec.Command(debianPython, "-c", "import pymodbus.server, serial").Run(); err != nil {
-		t.Skipf("pymodbus peer: %s cannot import pymodbus.server and serial (%v); install python3-pymodbus python3-serial (scripts/test-deps.sh)", debianPython, err)
+		testenv.Missing(t, "pymodbus peer: %s cannot import pymodbus.server and serial (%v); install python3-pymodbus python3-serial (scripts/test-deps.sh)", debianPython, err)
 	}
 }
 
 func needSocat(t *testing.T) string {
 	t.Helper()
-	p, err := exec.LookPath("socat")
-	if err != nil {
-		t.Skip("socat not found: cannot make a pty pair for RTU (install socat: scripts/test-deps.sh)")
-	}
-	return p
+	return testenv.LookPath(t, "socat", "it makes the pty pairs for RTU; scripts/test-deps.sh installs it")
 }
 
 // start runs a peer program until the test ends.

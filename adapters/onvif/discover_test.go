@@ -15,6 +15,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 
+	"github.com/osapgw/osapgw/internal/testenv"
 	sim "github.com/osapgw/osapgw/sim/onvif"
 	"github.com/osapgw/osapgw/sim/onvif/onviftest"
 )
@@ -133,13 +134,8 @@ func TestDiscoverInNamespace(t *testing.T) {
 	if testing.Short() {
 		t.Skip("skipped in -short mode")
 	}
-	unshare, err := exec.LookPath("unshare")
-	if err != nil {
-		t.Skip("unshare (util-linux) not installed: cannot make a private network namespace, so no probe is sent")
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("ip (iproute2) not installed: cannot set up the namespace's loopback")
-	}
+	unshare := testenv.LookPath(t, "unshare", "util-linux: without it no private network namespace, so no probe is sent")
+	testenv.LookPath(t, "ip", "iproute2, which scripts/test-deps.sh installs: it sets up the namespace's loopback")
 	script := `set -e; ip link set lo up; ip link set lo multicast on; ip route add 239.0.0.0/8 dev lo; exec "$0" -test.run '^TestDiscoverInNamespace$' -test.v -test.count=1`
 	var lastErr error
 	for _, flags := range [][]string{{"-n"}, {"-r", "-n"}} {
