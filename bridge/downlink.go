@@ -84,6 +84,23 @@ func (b *Bridge) Downlink(m osap.Message) {
 	}()
 }
 
+// Unreadable implements upstream.Handler: a downlink that opened but does
+// not decode is answered 400 with its id and dev (binding 2.4: the
+// platform is never left waiting for a reply), unless it is itself an
+// answer (topo.reply, reply), which is only logged.
+// Its type is not trusted as a metric label: they are counted as
+// "unreadable".
+func (b *Bridge) Unreadable(h osap.Header, err error) {
+	b.cfg.Metrics.MessagesIn.WithLabelValues("unreadable").Inc()
+	switch h.Type {
+	case osap.TypeTopoReply, osap.TypeReply:
+		b.log.Warn("unreadable answer from the platform dropped", "id", h.ID, "type", h.Type, "err", err)
+		return
+	}
+	b.log.Warn("unreadable downlink answered 400", "id", h.ID, "type", h.Type, "device", h.Dev, "err", err)
+	b.reply(osap.Message{Header: h}, osap.CodeBadRequest, fmt.Sprintf("unreadable request: %v", err), nil)
+}
+
 func (b *Bridge) reply(m osap.Message, code int, msg string, body any) {
 	h := osap.Header{ID: m.ID, Type: osap.TypeReply, Dev: m.Dev, Code: code, Msg: msg}
 	if err := b.publish(osap.KindReply, h, body, 1, nil); err != nil {
@@ -153,6 +170,9 @@ func (d *device) handle(ctx context.Context, m osap.Message) (body any, err erro
 		if err := m.DecodeBody(&req); err != nil {
 			return nil, fmt.Errorf("%w: %v", adapters.ErrBadRequest, err)
 		}
+		if req.Resource == "" {
+			return nil, fmt.Errorf("%w: %s body has no resource", adapters.ErrBadRequest, m.Type)
+		}
 		res, ok := desc.Resource(req.Resource)
 		if !ok {
 			return nil, fmt.Errorf("%w: sub-device %q has no resource %q", adapters.ErrNotFound, d.spec.ID, req.Resource)
@@ -185,6 +205,9 @@ func (d *device) handle(ctx context.Context, m osap.Message) (body any, err erro
 		if err := m.DecodeBody(&req); err != nil {
 			return nil, fmt.Errorf("%w: %v", adapters.ErrBadRequest, err)
 		}
+		if req.Resource == "" {
+			return nil, fmt.Errorf("%w: %s body has no resource", adapters.ErrBadRequest, m.Type)
+		}
 		res, ok := desc.Resource(req.Resource)
 		if !ok {
 			return nil, fmt.Errorf("%w: sub-device %q has no resource %q", adapters.ErrNotFound, d.spec.ID, req.Resource)
@@ -208,6 +231,9 @@ func (d *device) handle(ctx context.Context, m osap.Message) (body any, err erro
 		var req osap.OperationInvoke
 		if err := m.DecodeBody(&req); err != nil {
 			return nil, fmt.Errorf("%w: %v", adapters.ErrBadRequest, err)
+		}
+		if req.Resource == "" || req.Operation == "" {
+			return nil, fmt.Errorf("%w: %s body has no resource or no operation", adapters.ErrBadRequest, m.Type)
 		}
 		res, ok := desc.Resource(req.Resource)
 		if !ok {

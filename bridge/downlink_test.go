@@ -171,3 +171,82 @@ func TestRequestEndsWithItsDevice(t *testing.T) {
 		t.Fatalf("request on a removed device answered %d (%s), want 503", reply.h.Code, reply.h.Msg)
 	}
 }
+
+// TestDownlinkBadInput checks that a request the gateway cannot read is
+// answered 400 with its id and dev, never dropped (binding 2.4), and
+// that the device is not asked: bodies that are not JSON or not valid
+// for their type reach Downlink or, when the upstream could not decode
+// the message at all, Unreadable.
+func TestDownlinkBadInput(t *testing.T) {
+	h := newHarness(t, Config{}, "boiler-1")
+	h.connect()
+	tests := []struct {
+		name       string
+		typ        string
+		body       string // for Downlink
+		unreadable bool   // through Unreadable instead
+	}{
+		{name: "set body not JSON", typ: osap.TypeAttributeSet, body: `{"resource":"main",`},
+		{name: "get body not JSON", typ: osap.TypeAttributeGet, body: `resource=main`},
+		{name: "set unknown field", typ: osap.TypeAttributeSet, body: `{"resource":"main","values":{"setpoint":42},"force":true}`},
+		{name: "get unknown field", typ: osap.TypeAttributeGet, body: `{"resource":"main","attributes":["temperature"]}`},
+		{name: "invoke unknown field", typ: osap.TypeOperationInvoke, body: `{"resource":"main","operation":"reset","params":{"mode":2}}`},
+		{name: "set resource not a string", typ: osap.TypeAttributeSet, body: `{"resource":5,"values":{"setpoint":42}}`},
+		{name: "set values not an object", typ: osap.TypeAttributeSet, body: `{"resource":"main","values":[42]}`},
+		{name: "get names not a list", typ: osap.TypeAttributeGet, body: `{"resource":"main","names":"temperature"}`},
+		{name: "invoke input not an object", typ: osap.TypeOperationInvoke, body: `{"resource":"main","operation":"reset","input":[2]}`},
+		{name: "set value of the wrong type", typ: osap.TypeAttributeSet, body: `{"resource":"main","values":{"setpoint":"hot"}}`},
+		{name: "set no body", typ: osap.TypeAttributeSet, body: ``},
+		{name: "get no body", typ: osap.TypeAttributeGet, body: ``},
+		{name: "invoke no body", typ: osap.TypeOperationInvoke, body: ``},
+		{name: "set empty object", typ: osap.TypeAttributeSet, body: `{}`},
+		{name: "get null", typ: osap.TypeAttributeGet, body: `null`},
+		{name: "invoke no operation", typ: osap.TypeOperationInvoke, body: `{"resource":"main"}`},
+		{name: "set no values", typ: osap.TypeAttributeSet, body: `{"resource":"main","values":{}}`},
+		{name: "unreadable set", typ: osap.TypeAttributeSet, unreadable: true},
+		{name: "unreadable invoke", typ: osap.TypeOperationInvoke, unreadable: true},
+		{name: "unreadable without a type", typ: "", unreadable: true},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			id := fmt.Sprintf("bad-%d", i)
+			hdr := osap.Header{ID: id, Type: tt.typ, Dev: "boiler-1"}
+			if tt.unreadable {
+				h.b.Unreadable(hdr, fmt.Errorf("%w: %s: application payload is not JSON", osap.ErrMalformed, tt.typ))
+			} else {
+				h.b.Downlink(osap.Message{Header: hdr, Body: json.RawMessage(tt.body)})
+			}
+			reply := h.replyTo(t, id)
+			if reply.h.Code != osap.CodeBadRequest {
+				t.Errorf("reply code = %d (%s), want %d", reply.h.Code, reply.h.Msg, osap.CodeBadRequest)
+			}
+			if reply.kind != osap.KindReply || reply.h.Type != osap.TypeReply || reply.h.Dev != "boiler-1" || reply.h.Msg == "" {
+				t.Errorf("reply = %q %+v, want a reply for dev %q with a message", reply.kind, reply.h, "boiler-1")
+			}
+		})
+	}
+	a := h.devs["boiler-1"]
+	a.mu.Lock()
+	sets, gets := a.sets, a.gets
+	a.mu.Unlock()
+	if sets != 0 || gets != 0 {
+		t.Errorf("adapter asked %d sets and %d gets, want none", sets, gets)
+	}
+}
+
+// TestUnreadableAnswerNotAnswered checks that an unreadable topo.reply,
+// itself an answer, gets no reply.
+func TestUnreadableAnswerNotAnswered(t *testing.T) {
+	h := newHarness(t, Config{}, "boiler-1")
+	h.connect()
+	h.b.Unreadable(osap.Header{ID: "tr", Type: osap.TypeTopoReply}, osap.ErrMalformed)
+	// Downlinks are handled in order: once the next one is answered, the
+	// topo.reply would have been.
+	h.b.Unreadable(osap.Header{ID: "next", Type: osap.TypeAttributeGet, Dev: "boiler-1"}, osap.ErrMalformed)
+	h.replyTo(t, "next")
+	for _, m := range h.up.messages(osap.TypeReply) {
+		if m.h.ID == "tr" {
+			t.Errorf("unreadable topo.reply answered: %+v", m.h)
+		}
+	}
+}

@@ -219,6 +219,20 @@ every = "50ms"
 	if got != 21.5 {
 		t.Errorf("adapter got setpoint %v, want 21.5", got)
 	}
+	// A body that is not JSON is answered 400 on up/reply, never dropped
+	// (binding 2.4), and does not reach the device.
+	rctx, rcancel := context.WithTimeout(ctx, 20*time.Second)
+	reply, err = das.RequestRaw(rctx, devID, "s1", osap.TypeAttributeSet, []byte(`{"resource":"main","values":{"setpoint":`))
+	rcancel()
+	if err != nil || reply.Code != osap.CodeBadRequest || reply.Type != osap.TypeReply || reply.Dev != "s1" || reply.Msg == "" {
+		t.Errorf("attribute.set with a garbled body = %+v, %v, want a 400 reply for s1 with a message", reply.Header, err)
+	}
+	a.mu.Lock()
+	got = a.set["setpoint"].V
+	a.mu.Unlock()
+	if got != 21.5 {
+		t.Errorf("adapter got setpoint %v after the garbled set, want 21.5", got)
+	}
 
 	emit := func(from, to int) {
 		for i := from; i < to; i++ {

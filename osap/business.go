@@ -196,8 +196,11 @@ func (r AttributeReport) appendJSON(dst []byte) ([]byte, error) {
 }
 
 // DecodeMessage parses the plaintext of a business message. The general
-// payload must be a JSON object with a type; the application payload, when
-// present, must be valid JSON. Anything else is ErrMalformed.
+// payload must be a JSON object of Header's fields with a type; the
+// application payload, when present, must be valid JSON. Anything else is
+// ErrMalformed; when the general payload still gives the message's id (a
+// non-empty string), the error is an *UnreadableError with what could be
+// read, so that a request can be answered (binding 2.4: 400).
 func DecodeMessage(b []byte) (Message, error) {
 	if len(b) > MaxMessageSize {
 		return Message{}, fmt.Errorf("%w: %d bytes, over the %d-byte limit", ErrMalformed, len(b), MaxMessageSize)
@@ -213,21 +216,59 @@ func DecodeMessage(b []byte) (Message, error) {
 	dec := json.NewDecoder(bytes.NewReader(b[2 : 2+n]))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&m.Header); err != nil {
-		return Message{}, fmt.Errorf("%w: general payload: %v", ErrMalformed, err)
+		return Message{}, unreadable(b[2:2+n], fmt.Errorf("%w: general payload: %v", ErrMalformed, err))
 	}
 	if dec.More() {
-		return Message{}, fmt.Errorf("%w: general payload: trailing data", ErrMalformed)
+		return Message{}, unreadable(b[2:2+n], fmt.Errorf("%w: general payload: trailing data", ErrMalformed))
 	}
 	if m.Type == "" {
-		return Message{}, fmt.Errorf("%w: general payload has no type", ErrMalformed)
+		return Message{}, unreadable(b[2:2+n], fmt.Errorf("%w: general payload has no type", ErrMalformed))
 	}
 	if app := b[2+n:]; len(app) > 0 {
 		if !json.Valid(app) {
-			return Message{}, fmt.Errorf("%w: %s: application payload is not JSON", ErrMalformed, m.Type)
+			return Message{}, unreadable(b[2:2+n], fmt.Errorf("%w: %s: application payload is not JSON", ErrMalformed, m.Type))
 		}
 		m.Body = json.RawMessage(app)
 	}
 	return m, nil
+}
+
+// UnreadableError is the error of DecodeMessage (and OpenMessage) for a
+// message that opened but does not decode, whose general payload still
+// gives its id: the body is not JSON, or the general payload has a field
+// of the wrong type, an unknown field, trailing data or no type. Header
+// holds the id and, where they are strings, the type and dev; Err wraps
+// ErrMalformed with the reason.
+type UnreadableError struct {
+	Header Header
+	Err    error
+}
+
+func (e *UnreadableError) Error() string { return e.Err.Error() }
+
+// Unwrap returns Err.
+func (e *UnreadableError) Unwrap() error { return e.Err }
+
+// unreadable returns err as an *UnreadableError when gen, the general
+// payload, is a JSON object with a non-empty string id, and err otherwise.
+func unreadable(gen []byte, err error) error {
+	var fields map[string]json.RawMessage
+	if json.Unmarshal(gen, &fields) != nil {
+		// A valid object followed by trailing data: read its first value.
+		if json.NewDecoder(bytes.NewReader(gen)).Decode(&fields) != nil {
+			return err
+		}
+	}
+	str := func(name string) string {
+		var v string
+		_ = json.Unmarshal(fields[name], &v) // absent or not a string: ""
+		return v
+	}
+	h := Header{ID: str("id"), Type: str("type"), Dev: str("dev")}
+	if h.ID == "" {
+		return err
+	}
+	return &UnreadableError{Header: h, Err: err}
 }
 
 // DecodeBody decodes a message's application payload into v, refusing
@@ -278,7 +319,8 @@ const maxPooledPlaintext = 64 << 10
 
 // OpenMessage opens and decodes a business message received on topic. A
 // payload that does not open with c is ErrDecrypt; one too short to be
-// sealed, or that opens but does not decode, ErrMalformed.
+// sealed, or that opens but does not decode, ErrMalformed (an
+// *UnreadableError when its id can be read, see DecodeMessage).
 func (c *Cipher) OpenMessage(topic string, payload []byte) (Message, error) {
 	if len(payload) > MaxMessageSize+c.Overhead() {
 		return Message{}, fmt.Errorf("%w: %d bytes on %q", ErrMalformed, len(payload), topic)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -194,5 +195,51 @@ func BenchmarkSealAttributeReport(b *testing.B) {
 		if _, err := c.SealMessage(rnd, "osap/up/attribute", h, body); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestDecodeMessageUnreadable checks that a message whose general payload
+// gives its id, but that does not decode, is an *UnreadableError with the
+// id, type and dev (so that the gateway can answer it 400), and that one
+// without a readable id is only ErrMalformed.
+func TestDecodeMessageUnreadable(t *testing.T) {
+	msg := func(gen, body string) []byte {
+		b := binary.BigEndian.AppendUint16(nil, uint16(len(gen)))
+		return append(append(b, gen...), body...)
+	}
+	const set = `{"id":"r1","ts":1,"type":"attribute.set","dev":"boiler-1","code":0}`
+	tests := []struct {
+		name string
+		in   []byte
+		want *Header // nil: not an *UnreadableError
+	}{
+		{name: "body not JSON", in: msg(set, `{"resource":"main",`), want: &Header{ID: "r1", Type: TypeAttributeSet, Dev: "boiler-1"}},
+		{name: "body garbage", in: msg(set, "\x00\xff"), want: &Header{ID: "r1", Type: TypeAttributeSet, Dev: "boiler-1"}},
+		{name: "unknown general field", in: msg(`{"id":"r2","type":"attribute.get","dev":"d","ver":2}`, `{}`), want: &Header{ID: "r2", Type: TypeAttributeGet, Dev: "d"}},
+		{name: "general field of the wrong type", in: msg(`{"id":"r3","type":"operation.invoke","dev":"d","ts":"now"}`, `{}`), want: &Header{ID: "r3", Type: TypeOperationInvoke, Dev: "d"}},
+		{name: "general trailing data", in: msg(`{"id":"r4","type":"attribute.get"} x`, ``), want: &Header{ID: "r4", Type: TypeAttributeGet}},
+		{name: "no type", in: msg(`{"id":"r5","dev":"d"}`, ``), want: &Header{ID: "r5", Dev: "d"}},
+		{name: "dev not a string", in: msg(`{"id":"r6","type":"attribute.get","dev":7}`, ``), want: &Header{ID: "r6", Type: TypeAttributeGet}},
+		{name: "no id", in: msg(`{"type":"attribute.get","x":1}`, ``)},
+		{name: "id not a string", in: msg(`{"id":6,"type":"attribute.get"}`, ``)},
+		{name: "general not JSON", in: msg(`{"id":"r7",`, ``)},
+		{name: "general not an object", in: msg(`["r8"]`, ``)},
+		{name: "no LEN", in: []byte{1}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m, err := DecodeMessage(tt.in)
+			if !errors.Is(err, ErrMalformed) {
+				t.Fatalf("DecodeMessage(%q) = %+v, %v, want ErrMalformed", tt.in, m, err)
+			}
+			var ue *UnreadableError
+			got := errors.As(err, &ue)
+			if got != (tt.want != nil) {
+				t.Fatalf("DecodeMessage(%q) = %v (%T), UnreadableError %v, want %v", tt.in, err, err, got, tt.want != nil)
+			}
+			if got && ue.Header != *tt.want {
+				t.Errorf("DecodeMessage(%q) header = %+v, want %+v", tt.in, ue.Header, *tt.want)
+			}
+		})
 	}
 }

@@ -149,6 +149,9 @@ func FuzzDecodeMessage(f *testing.F) {
 			if !errors.Is(err, ErrMalformed) {
 				t.Fatalf("DecodeMessage(%q) = %v, want ErrMalformed", b, err)
 			}
+			if ue := (*UnreadableError)(nil); errors.As(err, &ue) && ue.Header.ID == "" {
+				t.Fatalf("DecodeMessage(%q) = %v, an UnreadableError without an id", b, err)
+			}
 			return
 		}
 		if m.Type == "" {

@@ -35,11 +35,17 @@ type CredentialStore interface {
 // for a key refresh, the cause for a loss). Disconnected and Downlink run
 // on the session's goroutines too and must return promptly: Downlink is
 // called one message at a time, and the message is acknowledged to the
-// broker only when it returns.
+// broker only when it returns. Unreadable is called in Downlink's place,
+// in the same way, for a downlink that opened with the session key but
+// does not decode, whose id could be read (see osap.UnreadableError): the
+// handler answers a request with code 400 (binding 2.4), so that the
+// platform is not left waiting for a reply. A downlink that does not open,
+// or whose id cannot be read, is logged and dropped.
 type Handler interface {
 	Connected(ctx context.Context)
 	Disconnected(err error)
 	Downlink(m osap.Message)
+	Unreadable(h osap.Header, err error)
 }
 
 // usable reports whether c can be used to connect at now, without asking

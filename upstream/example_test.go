@@ -39,6 +39,12 @@ func (b *bridge) Connected(ctx context.Context) {
 func (b *bridge) Disconnected(err error)  {}
 func (b *bridge) Downlink(m osap.Message) {}
 
+// Unreadable answers a downlink that does not decode 400 with its id.
+func (b *bridge) Unreadable(h osap.Header, err error) {
+	reply := osap.Header{ID: h.ID, TS: time.Now().UnixMilli(), Type: osap.TypeReply, Dev: h.Dev, Code: osap.CodeBadRequest, Msg: err.Error()}
+	_ = b.s.Publish(osap.KindReply, reply, nil, 1, func(error) {})
+}
+
 func Example() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()

@@ -149,6 +149,7 @@ type recorder struct {
 	connected    chan struct{}
 	disconnected chan error
 	downlinks    chan osap.Message
+	unreadable   chan *osap.UnreadableError
 }
 
 func newRecorder() *recorder {
@@ -156,6 +157,7 @@ func newRecorder() *recorder {
 		connected:    make(chan struct{}, 100),
 		disconnected: make(chan error, 100),
 		downlinks:    make(chan osap.Message, 1000),
+		unreadable:   make(chan *osap.UnreadableError, 100),
 	}
 }
 
@@ -168,6 +170,9 @@ func (r *recorder) Connected(ctx context.Context) {
 
 func (r *recorder) Disconnected(err error)  { r.disconnected <- err }
 func (r *recorder) Downlink(m osap.Message) { r.downlinks <- m }
+func (r *recorder) Unreadable(h osap.Header, err error) {
+	r.unreadable <- &osap.UnreadableError{Header: h, Err: err}
+}
 
 // recv waits for one value from ch.
 func recv[T any](t *testing.T, ch <-chan T, what string) T {

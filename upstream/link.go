@@ -279,6 +279,11 @@ func (l *link) deliver(m mqtt.Message) {
 	if err == nil {
 		msg, err = l.s.openDownlink(topic, m.Payload())
 	}
+	var ue *osap.UnreadableError
+	if errors.As(err, &ue) {
+		l.s.h.Unreadable(ue.Header, ue.Err) // it answers and logs
+		return
+	}
 	if err != nil {
 		// Acknowledged all the same: it would not open the next time.
 		l.log.Warn("downlink dropped", "topic", topic, "err", err)

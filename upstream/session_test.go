@@ -3,6 +3,7 @@ package upstream
 import (
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"strconv"
@@ -226,9 +227,11 @@ func TestSessionCredentials(t *testing.T) {
 	}
 }
 
-// TestSessionDownlink sends three downlinks: one that is not a sealed
-// message, one sealed under a key the gateway does not have, and a good
-// one; only the good one reaches Handler.Downlink, opened and decoded.
+// TestSessionDownlink sends four downlinks: one that is not a sealed
+// message, one sealed under a key the gateway does not have, one sealed
+// with the session key whose body is not JSON, and a good one; the good
+// one reaches Handler.Downlink, opened and decoded, the unreadable one
+// Handler.Unreadable with its id, and the others nothing.
 func TestSessionDownlink(t *testing.T) {
 	leaktest.Check(t)
 	a := &fakeAuth{}
@@ -246,6 +249,14 @@ func TestSessionDownlink(t *testing.T) {
 		t.Fatal(err)
 	}
 	p.publish(t, stranger, "request", osap.Header{ID: "x", Type: osap.TypeAttributeSet}, osap.AttributeSet{Resource: "main"})
+	gen := `{"id":"41","ts":1,"type":"attribute.set","dev":"boiler-1","code":0}`
+	pt := append(binary.BigEndian.AppendUint16(nil, uint16(len(gen))), gen+`{"resource":"main",`...)
+	topic := osap.Topic(testDevID, osap.DirDown, "request")
+	garbled, err := a.ciphers()[0].Seal(nil, rand.Reader, []byte(topic), pt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.raw(t, topic, garbled)
 	want := osap.AttributeSet{Resource: "main", Values: map[string]any{"setpoint": "21.5"}}
 	p.publish(t, a.ciphers()[0], "request", osap.Header{ID: "42", TS: 1764150000000, Type: osap.TypeAttributeSet, Dev: "boiler-1"}, want)
 
@@ -259,6 +270,17 @@ func TestSessionDownlink(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("downlink body (-want +got):\n%s", diff)
+	}
+	ue := recv(t, r.unreadable, "unreadable downlink")
+	if want := (osap.Header{ID: "41", Type: osap.TypeAttributeSet, Dev: "boiler-1"}); ue.Header != want || !errors.Is(ue.Err, osap.ErrMalformed) {
+		t.Errorf("Unreadable(%+v, %v), want %+v and ErrMalformed", ue.Header, ue.Err, want)
+	}
+	select {
+	case m := <-r.downlinks:
+		t.Errorf("another downlink reached Handler.Downlink: %+v", m.Header)
+	case ue := <-r.unreadable:
+		t.Errorf("another downlink reached Handler.Unreadable: %+v", ue.Header)
+	default:
 	}
 }
 

@@ -803,13 +803,16 @@ func readBackTolerance(at *attr) float64 {
 	return tol
 }
 
-// write encodes v and writes it.
+// write encodes v and writes it. A write the unit did not answer in time
+// fails with the reason from mayHaveApplied: it was sent, and the unit may
+// have carried it out. One whose ctx ended before it was sent is never
+// sent.
 func (a *Adapter) write(ctx context.Context, sl *sharedLink, w write, v any) error {
 	n := uint16(w.codec.Registers())
 	do := func(fn func(modbus.Client) ([]byte, error)) error {
 		_, err := sl.do(ctx, a.dev.unit, a.dev.timeout, fn)
 		if err != nil {
-			return a.wrapErr(w.table, w.addr, n, err)
+			return a.wrapErr(w.table, w.addr, n, mayHaveApplied(err))
 		}
 		return nil
 	}
@@ -851,6 +854,16 @@ func (a *Adapter) write(ctx context.Context, sl *sharedLink, w write, v any) err
 		return do(func(c modbus.Client) ([]byte, error) { return c.WriteSingleRegister(w.addr, val) })
 	}
 	return do(func(c modbus.Client) ([]byte, error) { return c.WriteMultipleRegisters(w.addr, n, data) })
+}
+
+// mayHaveApplied says so in err when err is that of a request sent but not
+// answered in time (the unit's timeout, or the caller's deadline while
+// the request was on the wire), whose outcome is unknown.
+func mayHaveApplied(err error) error {
+	if errors.Is(err, adapters.ErrTimeout) || errors.Is(err, errUnanswered) {
+		return fmt.Errorf("device did not answer in time; the write may have been applied: %w", err)
+	}
+	return err
 }
 
 // Invoke runs the write sequence of operation on resource with the

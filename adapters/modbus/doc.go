@@ -21,6 +21,15 @@
 //     Each request keeps its device's timeout on TCP; a serial port opens
 //     with the longest timeout its devices asked for.
 //
+//   - A request of Get, Set or Invoke whose context ends before its turn
+//     on the link (behind a stalled request, during request_delay or a
+//     reconnect) is never sent, even if the link had already taken it:
+//     a write answered as timed out (the bridge's 408) is not carried out
+//     when the unit comes back. A write that was sent and not answered in
+//     time, by the unit's timeout or before its context ended, fails with
+//     "device did not answer in time; the write may have been applied":
+//     Modbus cannot tell whether the unit carried it out.
+//
 //   - The attributes of a unit polled at one interval are read with as few
 //     requests as Plan allows (gaps up to max_gap are read and discarded,
 //     at most max_registers registers or max_bits bits a request).

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -52,13 +53,34 @@ func newHandler(l link, timeout time.Duration) (handler, func(byte), func(time.D
 	return h, func(u byte) { h.SlaveId = u }, func(d time.Duration) { h.Timeout = d }
 }
 
+// errNotSent is wrapped by the error of sharedLink.do when the caller's
+// context ended before the request reached the wire: the request was
+// never sent and never will be.
+var errNotSent = errors.New("request not sent")
+
+// errUnanswered is wrapped by the error of sharedLink.do when the caller's
+// context ended while the request was on the wire: the unit may have
+// carried it out.
+var errUnanswered = errors.New("request sent, no answer before its deadline")
+
+// Job states: a job handed to the link is queued until the link puts it
+// on the wire (sent) or its caller gives up on it (abandoned); whichever
+// moves it out of queued first decides, so an abandoned job is never sent.
+const (
+	jobQueued int32 = iota
+	jobSent
+	jobAbandoned
+)
+
 // job is one request to run on a link for a unit. Its caller's context
-// stays with the caller (see sharedLink.do).
+// stays with the caller (see sharedLink.do); state is how the caller and
+// the link agree on whether the request still goes out.
 type job struct {
 	unit    byte
 	timeout time.Duration
 	do      func(modbus.Client) ([]byte, error)
 	done    chan result
+	state   atomic.Int32
 }
 
 type result struct {
@@ -173,20 +195,24 @@ func (sl *sharedLink) Requests() uint64 {
 }
 
 // do runs fn for unit on the link and returns its response. It returns
-// ctx.Err() if ctx ends first, errLinkDown while the link backs off, and
-// otherwise what the request returned.
+// errLinkDown while the link backs off, and otherwise what the request
+// returned. If ctx ends first, the error wraps ctx.Err() and either
+// errNotSent (the request was never sent: a request whose caller gave up
+// is skipped, even one already handed to the link and waiting for the
+// bus) or errUnanswered (it was on the wire: the unit may have carried it
+// out).
 func (sl *sharedLink) do(ctx context.Context, unit byte, timeout time.Duration, fn func(modbus.Client) ([]byte, error)) ([]byte, error) {
-	// A caller whose ctx has ended hands nothing over: the link does not
-	// see ctx and would send a request nobody waits for. A job handed
-	// over runs (bounded by timeout) even if ctx ends meanwhile.
+	// A caller whose ctx has ended hands nothing over. A job handed over
+	// is sent only if the link claims it before the caller abandons it
+	// (see job.state); once sent it runs to its end, bounded by timeout.
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: %w", errNotSent, err)
 	}
 	j := &job{unit: unit, timeout: timeout, do: fn, done: make(chan result, 1)}
 	select {
 	case sl.jobs <- j:
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return nil, fmt.Errorf("%w: %w", errNotSent, ctx.Err())
 	case <-sl.stopped:
 		return nil, errLinkDown
 	}
@@ -194,9 +220,13 @@ func (sl *sharedLink) do(ctx context.Context, unit byte, timeout time.Duration, 
 	case r := <-j.done:
 		return r.b, r.err
 	case <-ctx.Done():
+		if j.state.CompareAndSwap(jobQueued, jobAbandoned) {
+			// The link skips it when its turn comes.
+			return nil, fmt.Errorf("%w: %w", errNotSent, ctx.Err())
+		}
 		// The link finishes the request (bounded by its timeout) and
 		// drops the answer into the buffered channel.
-		return nil, ctx.Err()
+		return nil, fmt.Errorf("%w: %w", errUnanswered, ctx.Err())
 	}
 }
 
@@ -248,6 +278,9 @@ func (c *conn) close() {
 // it waited for the bus.
 func (c *conn) serve(ctx context.Context, j *job) bool {
 	sl := c.sl
+	if j.state.Load() == jobAbandoned {
+		return true // nobody waits for it: not even a reconnect for it
+	}
 	now := time.Now()
 	if now.Before(c.retryAt) {
 		j.done <- result{err: fmt.Errorf("%w: retry in %v after %v", errLinkDown, c.retryAt.Sub(now).Round(time.Millisecond), c.lastError)}
@@ -287,6 +320,12 @@ func (c *conn) serve(ctx context.Context, j *job) bool {
 			j.done <- result{err: fmt.Errorf("connect %s: %w", sl.link.Address, errors.Join(errLinkDown, err))}
 			return true
 		}
+	}
+	// The caller may have given up while the job waited for the bus (the
+	// delay, a reconnect): a request answered as timed out must never be
+	// carried out afterwards.
+	if !j.state.CompareAndSwap(jobQueued, jobSent) {
+		return true
 	}
 	c.setUnit(j.unit)
 	c.setTime(j.timeout)

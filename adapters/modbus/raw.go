@@ -101,6 +101,9 @@ func (a *Adapter) invokeRaw(ctx context.Context, in map[string]any) (map[string]
 		return map[string]any{"exception": int64(mbErr.ExceptionCode), "exception_name": exceptionName(mbErr.ExceptionCode)}, nil
 	}
 	if err != nil {
+		if fc > 4 { // not one of the reads (1-4): it may write
+			err = mayHaveApplied(err)
+		}
 		return nil, fmt.Errorf("device %q: unit %d: operation %q: function %d: %w", a.dev.id, a.dev.unit, RawOperation, fc, err)
 	}
 	return map[string]any{"response": hex.EncodeToString(b[1:])}, nil

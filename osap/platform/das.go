@@ -478,6 +478,28 @@ const kindOperation = "operation"
 // code; ErrDeviceOffline when the device is not connected or goes away
 // before replying; ctx's error when ctx ends first.
 func (d *DAS) Request(ctx context.Context, devID, subDev, typ string, body any) (osap.Message, error) {
+	return d.request(ctx, devID, subDev, typ, func(c *osap.Cipher, topic string, h osap.Header) ([]byte, error) {
+		return c.SealMessage(rand.Reader, topic, h, body)
+	})
+}
+
+// RequestRaw is Request with an application payload sent as it is, JSON
+// or not: it shows how a gateway answers a body it cannot read (binding
+// 2.4: 400 with the request's id). Its errors are Request's.
+func (d *DAS) RequestRaw(ctx context.Context, devID, subDev, typ string, body []byte) (osap.Message, error) {
+	return d.request(ctx, devID, subDev, typ, func(c *osap.Cipher, topic string, h osap.Header) ([]byte, error) {
+		pt, err := osap.EncodeMessage(h, nil)
+		if err != nil {
+			return nil, err
+		}
+		pt = append(pt, body...)
+		return c.Seal(nil, rand.Reader, []byte(topic), pt)
+	})
+}
+
+// request sends a request sealed by seal and waits for its reply (see
+// Request).
+func (d *DAS) request(ctx context.Context, devID, subDev, typ string, seal func(c *osap.Cipher, topic string, h osap.Header) ([]byte, error)) (osap.Message, error) {
 	var kind string
 	switch typ {
 	case osap.TypeAttributeSet, osap.TypeAttributeGet:
@@ -508,7 +530,7 @@ func (d *DAS) Request(ctx context.Context, devID, subDev, typ string, body any) 
 
 	topic := osap.Topic(devID, osap.DirDown, kind)
 	h := osap.Header{ID: id, TS: d.now().UnixMilli(), Type: typ, Dev: subDev}
-	payload, err := c.ciphers[0].SealMessage(rand.Reader, topic, h, body)
+	payload, err := seal(c.ciphers[0], topic, h)
 	if err != nil {
 		return osap.Message{}, fmt.Errorf("request %s to %q: %w", typ, devID, err)
 	}

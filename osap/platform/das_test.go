@@ -622,6 +622,16 @@ func TestRequest(t *testing.T) {
 		t.Errorf("request seen by the device = %+v, reply id %q", sent.Header, reply.ID)
 	}
 
+	// RequestRaw sends the body's bytes as they are (the gateway's own
+	// tests send garbled ones: gateway.TestGatewayEndToEnd).
+	reply, err = d.RequestRaw(ctx, "gw-req", "cam-1", osap.TypeOperationInvoke, []byte(` {"resource":"ptz/1","operation":"goto_preset","input":{"preset":"7"}}`))
+	if err != nil || reply.Code != osap.CodeOK || reply.DecodeBody(&out) != nil || out.Output["preset"] != "7" {
+		t.Errorf("RequestRaw invoke = %+v %s, %v; want code 0 with preset 7", reply.Header, reply.Body, err)
+	}
+	if sent := td.recv(); sent.ID != reply.ID || string(sent.Body) != ` {"resource":"ptz/1","operation":"goto_preset","input":{"preset":"7"}}` {
+		t.Errorf("RequestRaw: the device got %+v %q, want the body as sent", sent.Header, sent.Body)
+	}
+
 	reply, err = d.Request(ctx, "gw-req", "cam-1", osap.TypeAttributeSet, osap.AttributeSet{Resource: "video/1", Values: map[string]any{"brightness": 1}})
 	if err != nil || reply.Code != osap.CodeNotWritable || reply.Msg != "brightness is read-only" {
 		t.Errorf("Request set = %+v, %v; want code 409 with its message", reply.Header, err)
