@@ -3,8 +3,8 @@ package model
 import (
 	"context"
 	"encoding/json"
-	"io"
 	"fmt"
+	"io"
 	"math"
 	"time"
 )
