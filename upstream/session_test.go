@@ -301,8 +301,10 @@ func TestSessionKeyRefresh(t *testing.T) {
 			break
 		}
 	}
-	if n := len(b.hook.loginLog()); n != refreshes+1 {
-		t.Errorf("%d logins after %d refreshes, want %d", n, refreshes, refreshes+1)
+	// One login per key: the first and each refresh's, but for a last
+	// refresh that the stop came before the reconnection of.
+	if n := len(b.hook.loginLog()); n != refreshes+1 && n != refreshes {
+		t.Errorf("%d logins after %d refreshes, want %d or %d", n, refreshes, refreshes, refreshes+1)
 	}
 }
 
@@ -316,7 +318,7 @@ func keyRefreshFlow(t *testing.T, a *fakeAuth, addr string) (refreshes int) {
 	p := newPlatform(t, addr)
 	r := newRecorder()
 	s := newSession(t, a, &memStore{}, r, 30*time.Second)
-	runSession(t, s)
+	stop := runSession(t, s)
 	recv(t, r.connected, "Handler.Connected")
 
 	const events, downlinks = 80, 40
@@ -352,18 +354,25 @@ func keyRefreshFlow(t *testing.T, a *fakeAuth, addr string) (refreshes int) {
 		got[recv(t, r.downlinks, "downlink").ID] = true
 	}
 
+	// Stop before counting: the key is refreshed every 1.6 s, so a
+	// running session could refresh between two of the counts below.
+	stop()
 	for len(r.disconnected) > 0 {
-		if err := <-r.disconnected; errors.Is(err, ErrKeyRefresh) {
+		switch err := <-r.disconnected; {
+		case errors.Is(err, ErrKeyRefresh):
 			refreshes++
-		} else {
-			t.Errorf("Disconnected(%v), want only key refreshes", err)
+		case err == nil: // the stop
+		default:
+			t.Errorf("Disconnected(%v), want only key refreshes and the stop", err)
 		}
 	}
 	if refreshes == 0 || len(keys) < 2 {
 		t.Errorf("%d refreshes, events sealed under %d keys; want at least 1 and 2", refreshes, len(keys))
 	}
-	if st := s.State(); st.Reconnects != int64(refreshes) {
-		t.Errorf("State().Reconnects = %d after %d refreshes", st.Reconnects, refreshes)
+	// The stop may come between a refresh and the reconnection with its
+	// key, so the last refresh may have no reconnection.
+	if st := s.State(); st.Reconnects != int64(refreshes) && st.Reconnects != int64(refreshes-1) {
+		t.Errorf("State().Reconnects = %d after %d refreshes, want %d or %d", st.Reconnects, refreshes, refreshes-1, refreshes)
 	}
 	if calls := a.calls(); len(calls) != refreshes+1 {
 		t.Errorf("%d Authenticate calls for %d refreshes, want %d", len(calls), refreshes, refreshes+1)
