@@ -200,6 +200,7 @@ func (s *Store) commit(batch []*request) {
 		}
 		return
 	}
+	s.noteWrite(err)
 	for _, r := range batch {
 		if err != nil {
 			r.err = wrapWrite(r.place, err)
@@ -346,7 +347,9 @@ func (s *Store) expire() {
 	if !old {
 		return
 	}
-	if err := s.commitTx(nil); err != nil {
+	err := s.commitTx(nil)
+	s.noteWrite(err)
+	if err != nil {
 		s.log.Warn("expire old events", "err", err)
 	}
 }

@@ -136,6 +136,12 @@ type Store struct {
 	// Commit figures for benchmarks: transactions, requests, time.
 	commits, commitReqs, commitNanos atomic.Int64
 
+	// noSpace counts writes refused for lack of space since Open; full
+	// is set by such a refusal and cleared by the next write that
+	// succeeds (Stats().NoSpace, Stats().DiskFull).
+	noSpace atomic.Uint64
+	full    atomic.Bool
+
 	// Owned by the committer goroutine.
 	overflowing      bool
 	episodeDrops     uint64
@@ -535,6 +541,19 @@ func oldest(ob *bolt.Bucket) time.Time {
 func isNoSpace(err error) bool {
 	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) ||
 		errors.Is(err, syscall.EFBIG) || errors.Is(err, berrors.ErrMaxSizeReached)
+}
+
+// noteWrite records the outcome of a write for Stats: a write refused
+// for lack of space counts and marks the disk full, any other outcome
+// clears the mark only when it succeeded.
+func (s *Store) noteWrite(err error) {
+	switch {
+	case err == nil:
+		s.full.Store(false)
+	case isNoSpace(err) || errors.Is(err, ErrNoSpace):
+		s.noSpace.Add(1)
+		s.full.Store(true)
+	}
 }
 
 // wrapWrite names the place and maps a full disk to ErrNoSpace.
