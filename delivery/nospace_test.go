@@ -53,6 +53,13 @@ func (o *fullOutbox) FailPicture(id uint64, reason string) error {
 	return o.Store.FailPicture(id, reason)
 }
 
+func (o *fullOutbox) Ack(ids ...uint64) error {
+	if o.full.Load() {
+		return noSpaceErr("ack")
+	}
+	return o.Store.Ack(ids...)
+}
+
 // syncBuffer is a log sink the test reads while the stream writes.
 type syncBuffer struct {
 	mu sync.Mutex
@@ -75,7 +82,8 @@ func (b *syncBuffer) String() string {
 // and logged at error once (not once per event); the events stored before
 // still go, in order; a picture that can be neither spooled nor given up
 // lets its event go with picture_error "no space" instead of holding the
-// stream; once there is space, events are stored and sent again.
+// stream; acknowledgements the outbox refuses are written once it can;
+// once there is space, events are stored and sent again.
 func TestFullDisk(t *testing.T) {
 	var logs syncBuffer
 	st := openStore(t, store.Options{})
@@ -115,7 +123,11 @@ func TestFullDisk(t *testing.T) {
 		t.Errorf("sent %+v, want overheat then motion with picture_error %q", got, reasonNoSpace)
 	}
 
+	if n := h.pending(t); n != 2 {
+		t.Errorf("outbox holds %d events after their acknowledgements were refused, want 2", n)
+	}
 	ob.full.Store(false)
+	waitFor(t, "the refused acknowledgements written again", func() bool { return h.pending(t) == 0 })
 	if n, err := h.s.Append("cam-1", []model.EventOccurrence{tick(6, now)}); n != 1 || err != nil {
 		t.Fatalf("Append once space is back = %d, %v", n, err)
 	}

@@ -418,16 +418,42 @@ func (s *Stream) published(epoch, id uint64, err error) {
 	s.kick()
 }
 
+// ackBatch is how many acknowledgements ackLoop gathers for one write.
+const ackBatch = 256
+
+// ackRetry is how long ackLoop waits before writing again the
+// acknowledgements the outbox refused (a full disk).
+const ackRetry = time.Second
+
 // ackLoop removes acknowledged events from the outbox, many per write.
-// When ctx ends it writes what has arrived, then returns.
+// Acknowledgements the outbox refuses (a full disk: removing events needs
+// a page or two) are kept and written again with the next ones or after
+// ackRetry, so that delivered events do not wait in the outbox for the
+// next connection to be sent again. When ctx ends it writes what has
+// arrived, then returns.
 func (s *Stream) ackLoop(ctx context.Context) {
-	ids := make([]uint64, 0, 256)
+	ids := make([]uint64, 0, ackBatch)
+	retry := time.NewTimer(time.Hour)
+	retry.Stop()
+	defer retry.Stop()
+	failing := false
 	flush := func() {
 		if len(ids) == 0 {
 			return
 		}
 		if err := s.ob.Ack(ids...); err != nil {
-			s.log.Error("acknowledge events in the outbox", "n", len(ids), "err", err)
+			if !failing {
+				s.log.Error("acknowledge events in the outbox; keeping them to try again", "n", len(ids), "retry_in_seconds", ackRetry.Seconds(), "err", err)
+			} else {
+				s.log.Debug("acknowledge events in the outbox", "n", len(ids), "err", err)
+			}
+			failing = true
+			retry.Reset(ackRetry)
+			return
+		}
+		if failing {
+			s.log.Info("acknowledgements written to the outbox again", "n", len(ids))
+			failing = false
 		}
 		ids = ids[:0]
 	}
@@ -443,10 +469,12 @@ func (s *Stream) ackLoop(ctx context.Context) {
 					return
 				}
 			}
+		case <-retry.C:
+			flush()
 		case id := <-s.acks:
 			ids = append(ids, id)
 		drain:
-			for len(ids) < cap(ids) {
+			for len(ids) < ackBatch {
 				select {
 				case id := <-s.acks:
 					ids = append(ids, id)
