@@ -3,6 +3,7 @@ package store
 import (
 	"fmt"
 	"os"
+	"slices"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -200,7 +201,8 @@ func (s *Store) commit(batch []*request) {
 		}
 		return
 	}
-	s.noteWrite(err)
+	appends := slices.ContainsFunc(batch, func(r *request) bool { return r.enc != nil })
+	s.noteWrite(err, appends)
 	for _, r := range batch {
 		if err != nil {
 			r.err = wrapWrite(r.place, err)
@@ -348,7 +350,7 @@ func (s *Store) expire() {
 		return
 	}
 	err := s.commitTx(nil)
-	s.noteWrite(err)
+	s.noteWrite(err, false)
 	if err != nil {
 		s.log.Warn("expire old events", "err", err)
 	}

@@ -47,8 +47,8 @@ type Record struct {
 //
 // NoSpace counts writes of any kind (appends, acknowledgements, values,
 // pictures) refused for lack of space since Open (not stored: the disk
-// was full); DiskFull says the latest write was refused so and none has
-// succeeded since.
+// was full); DiskFull says the latest append was refused so (events are
+// being lost) and none has succeeded since.
 type OutboxStats struct {
 	Count       int
 	Bytes       int64

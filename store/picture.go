@@ -161,7 +161,7 @@ func (s *Store) AttachPicture(ctx context.Context, id uint64, r io.Reader) (err 
 	tmp := strings.TrimSuffix(final, ".jpg") + ".tmp"
 	size, sum, err := s.writeSpoolFile(ctx, tmp, r)
 	if errors.Is(err, ErrNoSpace) {
-		s.noteWrite(err)
+		s.noteWrite(err, false)
 	}
 	if err != nil {
 		os.Remove(tmp)
@@ -169,12 +169,12 @@ func (s *Store) AttachPicture(ctx context.Context, id uint64, r io.Reader) (err 
 	}
 	if err := os.Rename(tmp, final); err != nil {
 		os.Remove(tmp)
-		s.noteWrite(err)
+		s.noteWrite(err, false)
 		return wrapWrite("attach picture", err)
 	}
 	if err := syncDir(s.spoolDir()); err != nil {
 		os.Remove(final)
-		s.noteWrite(err)
+		s.noteWrite(err, false)
 		return wrapWrite("attach picture", err)
 	}
 	var gone bool

@@ -137,8 +137,8 @@ type Store struct {
 	commits, commitReqs, commitNanos atomic.Int64
 
 	// noSpace counts writes refused for lack of space since Open; full
-	// is set by such a refusal and cleared by the next write that
-	// succeeds (Stats().NoSpace, Stats().DiskFull).
+	// is set when an append is refused so and cleared by the next append
+	// that succeeds (Stats().NoSpace, Stats().DiskFull).
 	noSpace atomic.Uint64
 	full    atomic.Bool
 
@@ -543,16 +543,16 @@ func isNoSpace(err error) bool {
 		errors.Is(err, syscall.EFBIG) || errors.Is(err, berrors.ErrMaxSizeReached)
 }
 
-// noteWrite records the outcome of a write for Stats: a write refused
-// for lack of space counts and marks the disk full, any other outcome
-// clears the mark only when it succeeded.
-func (s *Store) noteWrite(err error) {
-	switch {
-	case err == nil:
-		s.full.Store(false)
-	case isNoSpace(err) || errors.Is(err, ErrNoSpace):
+// noteWrite records the outcome of a write for Stats: every write
+// refused for lack of space counts in NoSpace; only appends (isAppend)
+// set DiskFull, when refused so, or clear it, when they succeed.
+func (s *Store) noteWrite(err error, isAppend bool) {
+	full := err != nil && (isNoSpace(err) || errors.Is(err, ErrNoSpace))
+	if full {
 		s.noSpace.Add(1)
-		s.full.Store(true)
+	}
+	if isAppend && (err == nil || full) {
+		s.full.Store(full)
 	}
 }
 
