@@ -1,6 +1,12 @@
 package delivery
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"errors"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/osapgw/osapgw/store"
+)
 
 // Metrics are the event stream's Prometheus metrics.
 type Metrics struct {
@@ -14,6 +20,26 @@ type Metrics struct {
 	// Pictures counts events' pictures by result: taken (attached to
 	// their event), uploaded, error (the event went with picture_error).
 	Pictures *prometheus.CounterVec
+	// AppendErrors counts events the outbox refused, by reason: no_space
+	// (the disk is full), invalid (parameters that do not encode),
+	// too_large, closed (the daemon is stopping), other. Each is also
+	// counted in Lost.
+	AppendErrors *prometheus.CounterVec
+}
+
+// appendReason is the AppendErrors label of an append's error.
+func appendReason(err error) string {
+	switch {
+	case errors.Is(err, store.ErrNoSpace):
+		return "no_space"
+	case errors.Is(err, store.ErrInvalid):
+		return "invalid"
+	case errors.Is(err, store.ErrTooLarge):
+		return "too_large"
+	case errors.Is(err, store.ErrClosed):
+		return "closed"
+	}
+	return "other"
 }
 
 // NewMetrics creates the metrics and registers them with reg (nil: not
@@ -32,9 +58,15 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Pictures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "osapgw_pictures_total", Help: "Events' pictures by result: taken, uploaded, error (the event went with picture_error).",
 		}, []string{"result"}),
+		AppendErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "osapgw_outbox_append_errors_total", Help: "Events the outbox could not store, by reason: no_space (disk full), invalid, too_large, closed, other.",
+		}, []string{"reason"}),
+	}
+	for _, r := range []string{"no_space", "invalid", "too_large", "closed", "other"} {
+		m.AppendErrors.WithLabelValues(r)
 	}
 	if reg != nil {
-		reg.MustRegister(m.Captured, m.Delivered, m.Lost, m.Pictures)
+		reg.MustRegister(m.Captured, m.Delivered, m.Lost, m.Pictures, m.AppendErrors)
 	}
 	return m
 }

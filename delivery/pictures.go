@@ -52,6 +52,7 @@ const (
 	reasonNoService = "no picture service"
 	reasonBusy      = "busy: too many pictures being taken"
 	reasonNoSpool   = "no picture spool"
+	reasonNoSpace   = "no space"
 )
 
 // capture is a picture to take for a stored event.
@@ -122,8 +123,11 @@ func (s *Stream) takePicture(ctx context.Context, c capture) {
 		s.log.Debug("picture taken too late", "id", c.id)
 	default:
 		reason := err.Error()
-		if errors.Is(err, context.DeadlineExceeded) {
+		switch {
+		case errors.Is(err, context.DeadlineExceeded):
 			reason = reasonTimeout
+		case errors.Is(err, store.ErrNoSpace):
+			reason = reasonNoSpace
 		}
 		s.log.Info("picture not taken", "id", c.id, "err", err)
 		s.failPicture(c.id, reason)
@@ -175,7 +179,17 @@ func (s *Stream) pictureOf(ctx context.Context, up Publisher, r store.Record) (i
 		if deadline := r.At.Add(s.cfg.PictureWait); now.Before(deadline) {
 			return nil, "", deadline, true
 		}
-		if err := s.pics.FailPicture(r.ID, reasonTimeout); err != nil {
+		err := s.pics.FailPicture(r.ID, reasonTimeout)
+		if errors.Is(err, store.ErrNoSpace) {
+			// The disk is full: the picture could not be kept, nor its
+			// loss recorded. The event goes without it rather than hold
+			// the stream until there is space; if the gateway restarts
+			// before its acknowledgement, it goes again, with
+			// PictureRestarted.
+			s.cfg.Metrics.Pictures.WithLabelValues("error").Inc()
+			return nil, reasonNoSpace, time.Time{}, true
+		}
+		if err != nil {
 			// Attached meanwhile (or the store failed): look again.
 			s.log.Debug("give up a picture", "id", r.ID, "err", err)
 			return nil, "", now, true

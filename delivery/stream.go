@@ -114,6 +114,52 @@ type Stream struct {
 	epoch    uint64 // counts connections and failed publishes
 	sentUpTo uint64 // highest id published in this epoch
 	inflight int    // events of this epoch awaiting their PUBACK
+
+	// full logs the appends lost while the disk is full.
+	full fullDisk
+}
+
+// fullDisk logs failed appends without flooding the log while the disk
+// is full: the first loss of an episode at error, then a summary at most
+// once a minute, and at info when an append succeeds again. Other
+// failures are logged each time.
+type fullDisk struct {
+	mu       sync.Mutex
+	since    time.Time // start of the episode; zero: none
+	lastLog  time.Time
+	lost     int // events lost in the episode
+	sinceLog int // lost since the last log line
+}
+
+// fullLogEvery bounds how often a full disk is logged.
+const fullLogEvery = time.Minute
+
+// note records the outcome of an append of events of dev: err, and the
+// number of events lost.
+func (f *fullDisk) note(log *slog.Logger, now time.Time, dev string, lost int, err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	switch {
+	case err == nil:
+		if !f.since.IsZero() {
+			log.Info("outbox writable again after a full disk", "lost", f.lost, "full_seconds", now.Sub(f.since).Seconds())
+			f.since = time.Time{}
+		}
+	case !errors.Is(err, store.ErrNoSpace):
+		log.Error("events lost: outbox append failed", "device", dev, "lost", lost, "err", err)
+	case f.since.IsZero():
+		log.Error("events lost: disk full, the outbox cannot store them; free space on the store's file system (they will be stored again once there is)",
+			"device", dev, "lost", lost, "err", err)
+		f.since, f.lastLog, f.lost, f.sinceLog = now, now, lost, 0
+	default:
+		f.lost += lost
+		f.sinceLog += lost
+		if now.Sub(f.lastLog) >= fullLogEvery {
+			log.Error("events lost: disk still full", "lost", f.sinceLog, "lost_in_episode", f.lost,
+				"full_seconds", now.Sub(f.since).Seconds(), "err", err)
+			f.lastLog, f.sinceLog = now, 0
+		}
+	}
 }
 
 // New returns a stream over the outbox. Run it to send.
@@ -166,8 +212,9 @@ func (s *Stream) Append(dev string, evs []model.EventOccurrence) (int, error) {
 	if err != nil {
 		lost := len(recs) - len(ids)
 		s.cfg.Metrics.Lost.Add(float64(lost))
-		s.log.Error("events lost: outbox append failed", "device", dev, "lost", lost, "err", err)
+		s.cfg.Metrics.AppendErrors.WithLabelValues(appendReason(err)).Add(float64(lost))
 	}
+	s.full.note(s.log, s.cfg.Now(), dev, len(recs)-len(ids), err)
 	if s.pics != nil && len(ids) == len(recs) {
 		// (With some events left out, which id is whose is not known:
 		// their pictures time out.)
@@ -371,16 +418,42 @@ func (s *Stream) published(epoch, id uint64, err error) {
 	s.kick()
 }
 
+// ackBatch is how many acknowledgements ackLoop gathers for one write.
+const ackBatch = 256
+
+// ackRetry is how long ackLoop waits before writing again the
+// acknowledgements the outbox refused (a full disk).
+const ackRetry = time.Second
+
 // ackLoop removes acknowledged events from the outbox, many per write.
-// When ctx ends it writes what has arrived, then returns.
+// Acknowledgements the outbox refuses (a full disk: removing events needs
+// a page or two) are kept and written again with the next ones or after
+// ackRetry, so that delivered events do not wait in the outbox for the
+// next connection to be sent again. When ctx ends it writes what has
+// arrived, then returns.
 func (s *Stream) ackLoop(ctx context.Context) {
-	ids := make([]uint64, 0, 256)
+	ids := make([]uint64, 0, ackBatch)
+	retry := time.NewTimer(time.Hour)
+	retry.Stop()
+	defer retry.Stop()
+	failing := false
 	flush := func() {
 		if len(ids) == 0 {
 			return
 		}
 		if err := s.ob.Ack(ids...); err != nil {
-			s.log.Error("acknowledge events in the outbox", "n", len(ids), "err", err)
+			if !failing {
+				s.log.Error("acknowledge events in the outbox; keeping them to try again", "n", len(ids), "retry_in_seconds", ackRetry.Seconds(), "err", err)
+			} else {
+				s.log.Debug("acknowledge events in the outbox", "n", len(ids), "err", err)
+			}
+			failing = true
+			retry.Reset(ackRetry)
+			return
+		}
+		if failing {
+			s.log.Info("acknowledgements written to the outbox again", "n", len(ids))
+			failing = false
 		}
 		ids = ids[:0]
 	}
@@ -396,10 +469,12 @@ func (s *Stream) ackLoop(ctx context.Context) {
 					return
 				}
 			}
+		case <-retry.C:
+			flush()
 		case id := <-s.acks:
 			ids = append(ids, id)
 		drain:
-			for len(ids) < cap(ids) {
+			for len(ids) < ackBatch {
 				select {
 				case id := <-s.acks:
 					ids = append(ids, id)

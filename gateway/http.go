@@ -33,6 +33,11 @@ type OutboxStatus struct {
 	Pictures        int    `json:"pictures"`
 	PictureBytes    int64  `json:"picture_bytes"`
 	PicturesDropped uint64 `json:"pictures_dropped"`
+	// DiskFull says the store's latest append was refused for lack of
+	// space (events are being lost); NoSpaceErrors counts the store's
+	// writes refused so since the daemon started.
+	DiskFull      bool   `json:"disk_full"`
+	NoSpaceErrors uint64 `json:"no_space_errors"`
 }
 
 // Status returns what /status shows.
@@ -46,7 +51,8 @@ func (g *Gateway) Status() Status {
 		Version:  version.Version,
 		Upstream: g.session.State(),
 		Outbox: OutboxStatus{Events: st.Count, Bytes: st.Bytes, OldestAgeSecs: age, Dropped: st.Dropped,
-			Pictures: st.Pictures, PictureBytes: st.PictureBytes, PicturesDropped: st.PicturesDropped},
+			Pictures: st.Pictures, PictureBytes: st.PictureBytes, PicturesDropped: st.PicturesDropped,
+			DiskFull: st.DiskFull, NoSpaceErrors: st.NoSpace},
 		Devices: g.bridge.Devices(),
 	}
 }
@@ -98,6 +104,13 @@ func (g *Gateway) registerMetrics(reg prometheus.Registerer) {
 		}),
 		counter("osapgw_store_corruptions_total", "Damaged store files moved aside and damaged records removed.", func() float64 { return float64(g.store.Stats().Corruptions) }),
 		counter("osapgw_outbox_dropped_total", "Events dropped from the outbox because it was full or they were too old.", func() float64 { return float64(g.store.Stats().Dropped) }),
+		counter("osapgw_store_no_space_errors_total", "Store writes (appends, acknowledgements, values, pictures) refused because its file system was full, since the daemon started.", func() float64 { return float64(g.store.Stats().NoSpace) }),
+		gauge("osapgw_store_disk_full", "1 when the store's latest append was refused because its file system was full: events are being lost.", func() float64 {
+			if g.store.Stats().DiskFull {
+				return 1
+			}
+			return 0
+		}),
 		gauge("osapgw_pictures_spooled", "Pictures kept in the spool until their events are acknowledged.", func() float64 { return float64(g.store.Stats().Pictures) }),
 		gauge("osapgw_pictures_spooled_bytes", "Bytes of the pictures in the spool (counted against store.max_bytes with the outbox).", func() float64 { return float64(g.store.Stats().PictureBytes) }),
 		counter("osapgw_pictures_dropped_total", "Pictures dropped from the spool to keep within store.max_bytes; their events went with picture_error.", func() float64 { return float64(g.store.Stats().PicturesDropped) }),

@@ -3,6 +3,7 @@ package store
 import (
 	"fmt"
 	"os"
+	"slices"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -200,6 +201,8 @@ func (s *Store) commit(batch []*request) {
 		}
 		return
 	}
+	appends := slices.ContainsFunc(batch, func(r *request) bool { return r.enc != nil })
+	s.noteWrite(err, appends)
 	for _, r := range batch {
 		if err != nil {
 			r.err = wrapWrite(r.place, err)
@@ -346,7 +349,9 @@ func (s *Store) expire() {
 	if !old {
 		return
 	}
-	if err := s.commitTx(nil); err != nil {
+	err := s.commitTx(nil)
+	s.noteWrite(err, false)
+	if err != nil {
 		s.log.Warn("expire old events", "err", err)
 	}
 }

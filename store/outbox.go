@@ -44,6 +44,11 @@ type Record struct {
 // Pictures and PictureBytes describe the picture spool, and
 // PicturesDropped counts pictures dropped by the bound over the file's
 // life (their events stay).
+//
+// NoSpace counts writes of any kind (appends, acknowledgements, values,
+// pictures) refused for lack of space since Open (not stored: the disk
+// was full); DiskFull says the latest append was refused so (events are
+// being lost) and none has succeeded since.
 type OutboxStats struct {
 	Count       int
 	Bytes       int64
@@ -54,6 +59,9 @@ type OutboxStats struct {
 	Pictures        int
 	PictureBytes    int64
 	PicturesDropped uint64
+
+	NoSpace  uint64
+	DiskFull bool
 }
 
 // Append stores ev and returns its id, once it is durable (fsync'd):
@@ -173,6 +181,9 @@ func (s *Store) Stats() OutboxStats {
 		Pictures:        s.state.pictures,
 		PictureBytes:    s.state.picBytes,
 		PicturesDropped: s.state.picDropped,
+
+		NoSpace:  s.noSpace.Load(),
+		DiskFull: s.full.Load(),
 	}
 }
 

@@ -160,16 +160,21 @@ func (s *Store) AttachPicture(ctx context.Context, id uint64, r io.Reader) (err 
 	final := s.pictureFile(id)
 	tmp := strings.TrimSuffix(final, ".jpg") + ".tmp"
 	size, sum, err := s.writeSpoolFile(ctx, tmp, r)
+	if errors.Is(err, ErrNoSpace) {
+		s.noteWrite(err, false)
+	}
 	if err != nil {
 		os.Remove(tmp)
 		return fmt.Errorf("store: attach picture of event %d: %w", id, err)
 	}
 	if err := os.Rename(tmp, final); err != nil {
 		os.Remove(tmp)
+		s.noteWrite(err, false)
 		return wrapWrite("attach picture", err)
 	}
 	if err := syncDir(s.spoolDir()); err != nil {
 		os.Remove(final)
+		s.noteWrite(err, false)
 		return wrapWrite("attach picture", err)
 	}
 	var gone bool

@@ -136,6 +136,12 @@ type Store struct {
 	// Commit figures for benchmarks: transactions, requests, time.
 	commits, commitReqs, commitNanos atomic.Int64
 
+	// noSpace counts writes refused for lack of space since Open; full
+	// is set when an append is refused so and cleared by the next append
+	// that succeeds (Stats().NoSpace, Stats().DiskFull).
+	noSpace atomic.Uint64
+	full    atomic.Bool
+
 	// Owned by the committer goroutine.
 	overflowing      bool
 	episodeDrops     uint64
@@ -535,6 +541,19 @@ func oldest(ob *bolt.Bucket) time.Time {
 func isNoSpace(err error) bool {
 	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) ||
 		errors.Is(err, syscall.EFBIG) || errors.Is(err, berrors.ErrMaxSizeReached)
+}
+
+// noteWrite records the outcome of a write for Stats: every write
+// refused for lack of space counts in NoSpace; only appends (isAppend)
+// set DiskFull, when refused so, or clear it, when they succeed.
+func (s *Store) noteWrite(err error, isAppend bool) {
+	full := err != nil && (isNoSpace(err) || errors.Is(err, ErrNoSpace))
+	if full {
+		s.noSpace.Add(1)
+	}
+	if isAppend && (err == nil || full) {
+		s.full.Store(full)
+	}
 }
 
 // wrapWrite names the place and maps a full disk to ErrNoSpace.
