@@ -15,6 +15,8 @@ import (
 	"runtime"
 	"syscall"
 	"testing"
+
+	"github.com/osapgw/osapgw/internal/testenv"
 )
 
 // Mount mounts a tmpfs of size bytes (rounded up to pages by the kernel)
@@ -29,10 +31,7 @@ func Mount(t testing.TB, size int64) string {
 		t.Fatal(err)
 	}
 	if err := mount(dir, size); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("cannot mount a %d-byte tmpfs on %s (CI=true: these tests must run; run them as root): %v", size, dir, err)
-		}
-		t.Skipf("cannot mount a %d-byte tmpfs on %s (needs root on Linux; set CI=true to fail instead): %v", size, dir, err)
+		testenv.Missing(t, "cannot mount a %d-byte tmpfs on %s (needs root on Linux): %v", size, dir, err)
 	}
 	t.Cleanup(func() {
 		if err := unmount(dir); err != nil {
