@@ -6,12 +6,16 @@ import (
 	"encoding/hex"
 	"errors"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"unicode/utf8"
 
 	"github.com/goburrow/modbus"
 	"github.com/goburrow/serial"
+
+	"github.com/osapgw/osapgw/profiles"
 )
 
 // fakePort is a serial port whose answer is given: each read returns at
@@ -401,4 +405,38 @@ func frameFor(t testing.TB, scheme int, pdu []byte) []byte {
 		t.Fatal(err)
 	}
 	return frame
+}
+
+// FuzzCheckProfile runs `osapgw profile check` on arbitrary Modbus
+// profiles, from every embedded profile (profiles/data): nothing panics
+// in decoding, compiling the points or checking the class, and every
+// problem names the profile's file.
+func FuzzCheckProfile(f *testing.F) {
+	files, err := filepath.Glob("../../profiles/data/*.toml")
+	if err != nil || len(files) < 10 {
+		f.Fatalf("%d embedded profiles (%v), want at least 10", len(files), err)
+	}
+	for _, file := range files {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(strings.TrimSuffix(filepath.Base(file), ".toml"), b)
+	}
+	f.Fuzz(func(t *testing.T, name string, data []byte) {
+		path := filepath.Join("profiles.d", name+".toml")
+		hdr, err := profiles.Parse(path, data)
+		if err != nil || hdr.Kind != "modbus" {
+			return
+		}
+		err = CheckProfile(hdr)
+		if err == nil {
+			return
+		}
+		for _, msg := range strings.Split(err.Error(), "\n") {
+			if !strings.HasPrefix(msg, path+":") {
+				t.Fatalf("problem %q does not name the file %s", msg, path)
+			}
+		}
+	})
 }
