@@ -28,7 +28,7 @@ test: test-deps
 # time: a short pass in `make test`, a long one before a release, on a
 # quiet machine. A crasher fails the run; its input is left in the
 # package's testdata/fuzz/FuzzXxx/ to commit with the fix.
-FUZZTIME_SHORT ?= 3s
+FUZZTIME_SHORT ?= 2s
 FUZZTIME ?= 10m
 fuzz-short:
 	GO=$(GO) ./scripts/fuzz.sh $(FUZZTIME_SHORT)
