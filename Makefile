@@ -3,7 +3,7 @@ GO ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/osapgw/osapgw/internal/version.Version=$(VERSION)
 
-.PHONY: all build test test-deps demo clean
+.PHONY: all build test test-deps fuzz fuzz-short demo clean
 
 all: build
 
@@ -22,6 +22,19 @@ test: test-deps
 	# The store's crash test again as an armhf binary under qemu, where
 	# binfmt allows it (the box is often armhf); skips with a message else.
 	./scripts/store-arm-test.sh
+	$(MAKE) fuzz-short
+
+# Every fuzz target of the module (scripts/fuzz.sh finds them), one at a
+# time: a short pass in `make test`, a long one before a release, on a
+# quiet machine. A crasher fails the run; its input is left in the
+# package's testdata/fuzz/FuzzXxx/ to commit with the fix.
+FUZZTIME_SHORT ?= 2s
+FUZZTIME ?= 10m
+fuzz-short:
+	GO=$(GO) ./scripts/fuzz.sh $(FUZZTIME_SHORT)
+
+fuzz:
+	GO=$(GO) ./scripts/fuzz.sh $(FUZZTIME)
 
 # The demo is its own program, so that the daemon does not link the
 # platform emulator and the simulators.

@@ -207,14 +207,19 @@ func (a *Adapter) doRead(ctx context.Context, sl *sharedLink, r Read) ([]byte, e
 	if err != nil {
 		return nil, a.wrapErr(r.Table, r.Address, r.Count, err)
 	}
-	want := int(r.Count) * 2
-	if r.Table.bits() {
-		want = (int(r.Count) + 7) / 8
-	}
-	if len(b) < want {
+	if want := answerBytes(r); len(b) < want {
 		return nil, fmt.Errorf("%s: %w of %d bytes, want %d", a.where(r.Table, r.Address, r.Count), errShortAnswer, len(b), want)
 	}
 	return b, nil
+}
+
+// answerBytes returns how many data bytes a full answer to r holds: two
+// per register, one per eight bits. decodeAttr indexes no further.
+func answerBytes(r Read) int {
+	if r.Table.bits() {
+		return (int(r.Count) + 7) / 8
+	}
+	return int(r.Count) * 2
 }
 
 // isolate finds the spans at fault in r, a read on sl that failed with

@@ -21,7 +21,45 @@ type pduClient struct {
 }
 
 func newPDUClient(h modbus.ClientHandler) pduClient {
-	return pduClient{Client: modbus.NewClient(h), h: h}
+	ch := &checkedHandler{ClientHandler: h}
+	return pduClient{Client: modbus.NewClient(ch), h: ch}
+}
+
+// checkedHandler refuses, as a garbled answer, an answer PDU that is
+// neither of the request's function nor an exception to it with its code.
+// goburrow's client takes any answer of another function for an exception
+// whose code is the answer's first data byte: a stale answer to a Read
+// Coils of two bytes, met by a Read Holding Registers, would be exception
+// 2 (illegal data address), and the points it covers marked bad.
+type checkedHandler struct {
+	modbus.ClientHandler
+	fc byte // of the last request encoded
+}
+
+// Encode frames the request PDU and remembers its function code.
+func (h *checkedHandler) Encode(pdu *modbus.ProtocolDataUnit) ([]byte, error) {
+	h.fc = pdu.FunctionCode
+	return h.ClientHandler.Encode(pdu)
+}
+
+// Decode unframes the answer and checks its function code against the
+// request's; it returns an error for an answer of another function, and
+// for an exception without exactly its one-byte code.
+func (h *checkedHandler) Decode(adu []byte) (*modbus.ProtocolDataUnit, error) {
+	pdu, err := h.ClientHandler.Decode(adu)
+	if err != nil {
+		return nil, err
+	}
+	switch pdu.FunctionCode {
+	case h.fc:
+		return pdu, nil
+	case h.fc | 0x80:
+		if len(pdu.Data) != 1 {
+			return nil, fmt.Errorf("modbus: exception answer to function %d with %d bytes of data, want its code alone", h.fc, len(pdu.Data))
+		}
+		return pdu, nil
+	}
+	return nil, fmt.Errorf("modbus: answer of function %d to a request of function %d", pdu.FunctionCode, h.fc)
 }
 
 // sendPDU sends a request PDU (function code fc and data) to the unit the

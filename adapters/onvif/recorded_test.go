@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -264,21 +265,65 @@ func TestRecordedReplay(t *testing.T) {
 	}
 }
 
+// FuzzParsePullMessages checks the event parser and the topic
+// classification from every recorded response: a parsed response has both
+// its times; each message's topic is trimmed; classify gives one of the
+// mapped events, a generic event its topic, a state only as a bool; and
+// dedup takes every message.
 func FuzzParsePullMessages(f *testing.F) {
-	f.Add(recorded(f, "PullMessages.xml"))
+	for _, name := range recordedNames(f) {
+		f.Add(recorded(f, name))
+	}
 	f.Add([]byte(`<e:Envelope xmlns:e="x"><e:Body><r><CurrentTime>2020-01-01T00:00:00Z</CurrentTime><TerminationTime>2020-01-01T00:01:00Z</TerminationTime><NotificationMessage><Topic>a:b/c:d</Topic></NotificationMessage></r></e:Body></e:Envelope>`))
+	f.Add([]byte(`<e:Envelope xmlns:e="x"><e:Body><r><CurrentTime>2020-01-01T00:00:00</CurrentTime><TerminationTime>2020-01-01T00:01:00.5</TerminationTime><NotificationMessage><Topic> tns1:RuleEngine/tnsaxis:VMD3/vmd3_video_1 </Topic><Message><Message UtcTime="x" PropertyOperation="Changed"><Source><SimpleItem Name="source" Value="0"/></Source><Data><SimpleItem Name="active" Value="ON"/></Data></Message></Message></NotificationMessage></r></e:Body></e:Envelope>`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		res, err := ParsePullMessages(data)
 		if err != nil {
 			return
 		}
+		if res.Current.IsZero() || res.Termination.IsZero() {
+			t.Fatalf("ParsePullMessages = %+v without its times", res)
+		}
+		dd := newDedup()
 		for _, m := range res.Messages {
-			name, _ := classify(m)
-			if name == "" {
-				t.Fatalf("classify(%+v) gave no name", m)
+			if strings.TrimSpace(m.Topic) != m.Topic {
+				t.Fatalf("topic %q not trimmed", m.Topic)
 			}
+			name, p := classify(m)
+			if !slices.Contains(mappedEvents, name) {
+				t.Fatalf("classify(%+v) = %q, not a mapped event", m, name)
+			}
+			if name == EventGeneric && p["topic"] != m.Topic {
+				t.Fatalf("classify(%+v) = generic with topic %v", m, p["topic"])
+			}
+			if s, ok := p["state"]; ok {
+				if _, ok := s.(bool); !ok {
+					t.Fatalf("classify(%+v) state = %#v, want a bool", m, s)
+				}
+			}
+			dd.keep(m, name, "video/1", p)
 		}
 	})
+}
+
+// recordedNames returns the recorded responses under testdata/recorded,
+// relative to it.
+func recordedNames(t testing.TB) []string {
+	t.Helper()
+	var out []string
+	for _, pattern := range []string{"*.xml", "*/*/*.xml"} {
+		files, err := filepath.Glob(filepath.Join("testdata", "recorded", pattern))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range files {
+			out = append(out, strings.TrimPrefix(filepath.ToSlash(f), "testdata/recorded/"))
+		}
+	}
+	if len(out) < 20 {
+		t.Fatalf("%d recorded responses, want at least 20", len(out))
+	}
+	return out
 }
 
 // A camera that names the schema namespace with another prefix gets it

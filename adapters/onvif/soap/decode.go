@@ -122,7 +122,10 @@ func decode(data []byte, resp any) (*Fault, error) {
 				return f.fault(), nil
 			}
 			if resp == nil {
-				return nil, d.Skip()
+				if err := d.Skip(); err != nil {
+					return nil, fmt.Errorf("%w: %s: %w", ErrMalformed, t.Name.Local, err)
+				}
+				return nil, nil
 			}
 			if err := d.DecodeElement(resp, &t); err != nil {
 				return nil, fmt.Errorf("%w: %s: %w", ErrMalformed, t.Name.Local, err)

@@ -6,6 +6,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -175,15 +177,51 @@ func TestDecodeEmptyBody(t *testing.T) {
 	}
 }
 
+// FuzzDecode checks the envelope and fault decoder on every recorded
+// camera response (../testdata/recorded) and what the fuzzer makes of
+// them: it never gives both a fault and an error; its errors wrap
+// ErrMalformed, whether the body is decoded or skipped; a fault's fields
+// are trimmed and its detail's whitespace collapsed.
 func FuzzDecode(f *testing.F) {
-	f.Add([]byte(`<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope"><s:Body><x><Model>m</Model></x></s:Body></s:Envelope>`))
-	f.Add([]byte(`<e:Envelope xmlns:e="x"><e:Body><e:Fault><e:Code><e:Value>a</e:Value><e:Subcode><e:Value>b</e:Value></e:Subcode></e:Code></e:Fault></e:Body></e:Envelope>`))
-	f.Fuzz(func(t *testing.T, data []byte) {
+	f.Add([]byte(`<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope"><s:Body><x><Model>m</Model></x></s:Body></s:Envelope>`), false)
+	f.Add([]byte(`<e:Envelope xmlns:e="x"><e:Body><e:Fault><e:Code><e:Value>a</e:Value><e:Subcode><e:Value>b</e:Value></e:Subcode></e:Code></e:Fault></e:Body></e:Envelope>`), false)
+	f.Add([]byte(`<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><s:Fault><faultcode>s:Client</faultcode><faultstring> bad </faultstring><detail><x>one</x>
+	two</detail></s:Fault></s:Body></s:Envelope>`), true)
+	files, _ := filepath.Glob("../testdata/recorded/*.xml")
+	more, _ := filepath.Glob("../testdata/recorded/*/*/*.xml")
+	for _, file := range append(files, more...) {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b, false)
+		f.Add(b, true)
+	}
+	f.Fuzz(func(t *testing.T, data []byte, skip bool) {
 		var got info
-		fault, err := soap.Decode(data, &got)
+		var resp any = &got
+		if skip {
+			resp = nil
+		}
+		fault, err := soap.Decode(data, resp)
 		if fault != nil && err != nil {
 			t.Fatalf("Decode returned both a fault and an error")
 		}
+		if err != nil && !errors.Is(err, soap.ErrMalformed) {
+			t.Fatalf("Decode(resp nil: %v) = %v, not wrapping ErrMalformed", skip, err)
+		}
+		if fault == nil {
+			return
+		}
+		for _, s := range []string{fault.Code, fault.Subcode, fault.Reason, fault.Detail} {
+			if strings.TrimSpace(s) != s {
+				t.Fatalf("fault %+v: %q not trimmed", fault, s)
+			}
+		}
+		if strings.Join(strings.Fields(fault.Detail), " ") != fault.Detail {
+			t.Fatalf("fault detail %q: whitespace not collapsed", fault.Detail)
+		}
+		_ = fault.Error()
 	})
 }
 
@@ -350,5 +388,17 @@ func TestOpenStreamsWithinLimit(t *testing.T) {
 	defer c.Close()
 	if _, err := c.Open(context.Background(), srv.URL+"/s.jpg", 2000); !errors.Is(err, soap.ErrUnauthorized) {
 		t.Fatalf("Open with a wrong password = %v, want ErrUnauthorized", err)
+	}
+}
+
+// TestDecodeTruncatedSkippedBody is the regression test of what FuzzDecode
+// found: a body cut short in a response whose content is not wanted (resp
+// nil) gave the XML error alone, which the adapter took for a camera
+// offline; it wraps ErrMalformed like every other.
+func TestDecodeTruncatedSkippedBody(t *testing.T) {
+	data := []byte(`<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope"><s:Body><SystemRebootResponse><Message>rebooting`)
+	f, err := soap.Decode(data, nil)
+	if f != nil || !errors.Is(err, soap.ErrMalformed) {
+		t.Fatalf("Decode(truncated body, nil) = %v, %v, want an error wrapping ErrMalformed", f, err)
 	}
 }
