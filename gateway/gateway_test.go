@@ -262,27 +262,8 @@ every = "50ms"
 	if len(evs) != 25 {
 		t.Fatalf("platform holds %d events, want exactly 25", len(evs))
 	}
-	var last uint64
-	seen := map[int]bool{}
+	deliveredOnce(t, evs)
 	for _, e := range evs {
-		id, err := strconv.ParseUint(e.ID, 10, 64)
-		if err != nil || id <= last {
-			t.Fatalf("event id %q after %d: want strictly increasing ids", e.ID, last)
-		}
-		last = id
-		var rep osap.EventReport
-		if err := json.Unmarshal(e.Body, &rep); err != nil {
-			t.Fatal(err)
-		}
-		body, err := rep.Occurrence()
-		if err != nil {
-			t.Fatal(err)
-		}
-		n := int(body.Params["n"].(float64))
-		if seen[n] {
-			t.Errorf("event n=%d stored twice", n)
-		}
-		seen[n] = true
 		if e.Dev != "s1" {
 			t.Errorf("event %s from %q, want s1", e.ID, e.Dev)
 		}
@@ -413,4 +394,34 @@ password_file = %q
 		st := status("cam")
 		return st.State == "offline" && strings.Contains(st.LastError, "password_file") && strings.Contains(st.LastError, "no such file")
 	})
+}
+
+// deliveredOnce checks that the platform's events have strictly
+// increasing ids and that no tick (param "n") is there twice, and returns
+// the ticks it holds.
+func deliveredOnce(t *testing.T, evs []platform.Event) map[int]bool {
+	t.Helper()
+	seen := map[int]bool{}
+	var last uint64
+	for _, e := range evs {
+		id, err := strconv.ParseUint(e.ID, 10, 64)
+		if err != nil || id <= last {
+			t.Fatalf("event id %q after %d: want strictly increasing ids", e.ID, last)
+		}
+		last = id
+		var rep osap.EventReport
+		if err := json.Unmarshal(e.Body, &rep); err != nil {
+			t.Fatal(err)
+		}
+		body, err := rep.Occurrence()
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := int(body.Params["n"].(float64))
+		if seen[n] {
+			t.Errorf("event n=%d delivered twice", n)
+		}
+		seen[n] = true
+	}
+	return seen
 }

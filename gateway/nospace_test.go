@@ -18,7 +18,6 @@ import (
 	"github.com/osapgw/osapgw/config"
 	"github.com/osapgw/osapgw/internal/tmpfs"
 	"github.com/osapgw/osapgw/model"
-	"github.com/osapgw/osapgw/osap"
 	"github.com/osapgw/osapgw/osap/platform"
 )
 
@@ -188,28 +187,7 @@ kind = "loop"
 		t.Errorf("the store still says the disk is full once appends succeed")
 	}
 	evs := emu.Events.Events(devID, 0, 10000)
-	seen := map[int]bool{}
-	var last uint64
-	for _, e := range evs {
-		id, err := strconv.ParseUint(e.ID, 10, 64)
-		if err != nil || id <= last {
-			t.Fatalf("event id %q after %d: want strictly increasing ids", e.ID, last)
-		}
-		last = id
-		var rep osap.EventReport
-		if err := json.Unmarshal(e.Body, &rep); err != nil {
-			t.Fatal(err)
-		}
-		body, err := rep.Occurrence()
-		if err != nil {
-			t.Fatal(err)
-		}
-		k := int(body.Params["n"].(float64))
-		if seen[k] {
-			t.Errorf("event n=%d delivered twice", k)
-		}
-		seen[k] = true
-	}
+	seen := deliveredOnce(t, evs)
 	for _, k := range []int{0, 1, 2, 3, 4, 1000} {
 		if !seen[k] {
 			t.Errorf("event n=%d not delivered", k)
