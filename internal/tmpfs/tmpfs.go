@@ -80,5 +80,5 @@ func Free(t testing.TB, path string) int64 {
 	if err := syscall.Statfs(path, &st); err != nil {
 		t.Fatalf("statfs %s: %v", path, err)
 	}
-	return int64(st.Bavail) * st.Bsize
+	return int64(st.Bavail) * int64(st.Bsize) // Bsize is int32 on 32-bit ARM
 }
