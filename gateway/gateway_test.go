@@ -122,22 +122,12 @@ func TestGatewayEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	emu.Registry.Add("GW-E2E", "ABCDEF")
+	runEmulator(t, emu)
+	code := writeCode(t, dir)
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer cancel()
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		if err := emu.Run(ctx); err != nil {
-			t.Errorf("emulator Run() = %v", err)
-		}
-	}()
-
-	code := filepath.Join(dir, "code")
-	if err := os.WriteFile(code, []byte("ABCDEF\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
 	text := fmt.Sprintf(`
 [gateway]
 serial = "GW-E2E"
@@ -424,4 +414,28 @@ func deliveredOnce(t *testing.T, evs []platform.Event) map[int]bool {
 		seen[n] = true
 	}
 	return seen
+}
+
+// runEmulator runs emu until the test ends.
+func runEmulator(t *testing.T, emu *platform.Emulator) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if err := emu.Run(ctx); err != nil {
+			t.Errorf("emulator Run() = %v", err)
+		}
+	})
+	t.Cleanup(func() { cancel(); wg.Wait() })
+}
+
+// writeCode writes the verification code ABCDEF to dir/code and returns
+// its path.
+func writeCode(t *testing.T, dir string) string {
+	t.Helper()
+	code := filepath.Join(dir, "code")
+	if err := os.WriteFile(code, []byte("ABCDEF\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return code
 }
